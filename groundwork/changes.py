@@ -1,0 +1,155 @@
+"""The shape every stage shares: desired state -> a plan of changes -> applied unless dry run -> a report.
+
+A stage's decision function is pure: facts and settings in, a list of changes out, and no change when the
+host is already as wanted. `apply_plan` carries a plan out through the remote layer and records, per change,
+what it did, its diff and how long it took, keeping what was done when a later change fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from groundwork.facts import FileInfo
+from groundwork.remote import CommandResult, Remote, unified_diff
+
+
+class StageError(Exception):
+    """A stage cannot go on for this host; the message says why in the operator's terms."""
+
+
+@dataclass(frozen=True)
+class DesiredFile:
+    path: str
+    content: bytes
+    mode: str = "644"
+    owner: str = "root"
+    group: str = "root"
+    validate: str | None = None  # command run on the new file before it takes effect, {path} = the file
+    sensitive: bool = False  # never show the content in diffs
+
+    def matches(self, current: FileInfo | None) -> tuple[bool, bool]:
+        """(content matches, attributes match) against the host's file."""
+        if current is None:
+            return False, False
+        same_content = current.sha256 == hashlib.sha256(self.content).hexdigest()
+        same_attrs = (current.mode.lstrip("0") == self.mode.lstrip("0") and current.owner == self.owner
+                      and current.group == self.group)
+        return same_content, same_attrs
+
+
+@dataclass
+class FileChange:
+    want: DesiredFile
+    before: bytes | None  # content on the host now; None when the file does not exist
+    attrs_before: FileInfo | None
+
+    @property
+    def summary(self) -> str:
+        return f"{'create' if self.before is None and self.attrs_before is None else 'update'} {self.want.path}"
+
+    @property
+    def diff(self) -> str:
+        text = ""
+        if self.before != self.want.content:
+            text = unified_diff(self.want.path, self.before, self.want.content, self.want.sensitive)
+        if self.attrs_before is not None:
+            a, w = self.attrs_before, self.want
+            if (a.mode.lstrip("0"), a.owner, a.group) != (w.mode.lstrip("0"), w.owner, w.group):
+                text += (f"--- {w.path} (attributes on host)\n+++ {w.path} (wanted)\n"
+                         f"-mode {a.mode} owner {a.owner}:{a.group}\n+mode {w.mode} owner {w.owner}:{w.group}\n")
+        return text
+
+
+@dataclass
+class CommandChange:
+    summary: str
+    commands: list[str]
+    diff: str  # what changes, in diff form ("-old" / "+new" lines), for plans and reports
+
+
+Change = FileChange | CommandChange
+
+
+def value_diff(label: str, before: str | None, after: str | None) -> str:
+    """A small diff for a value that is not a file (a running hostname, a sysctl value, a package)."""
+    lines = [f"--- {label} (on host)", f"+++ {label} (wanted)"]
+    if before is not None:
+        lines.append(f"-{before}")
+    if after is not None:
+        lines.append(f"+{after}")
+    return "\n".join(lines) + "\n"
+
+
+def file_changes(remote: Remote, desired: list[DesiredFile], current: dict[str, FileInfo | None]) -> list[FileChange]:
+    """Changes for the desired files that differ on the host; reads only those files, in one round trip."""
+    pending = []
+    for want in desired:
+        same_content, same_attrs = want.matches(current.get(want.path))
+        if not (same_content and same_attrs):
+            pending.append((want, same_content))
+    to_read = [w.path for w, same_content in pending if not same_content and current.get(w.path) is not None]
+    contents = remote.read_files(to_read) if to_read else {}
+    return [FileChange(want=w, before=w.content if same else contents.get(w.path),
+                       attrs_before=current.get(w.path)) for w, same in pending]
+
+
+@dataclass
+class ChangeRecord:
+    summary: str
+    diff: str
+    applied: bool
+    duration: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class StageReport:
+    """What a stage found and did on one host."""
+
+    changes: list[ChangeRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why nothing was done, what was checked
+    commands: list[CommandResult] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def diff(self) -> str:
+        return "".join(c.diff for c in self.changes)
+
+
+class PlanFailed(Exception):
+    def __init__(self, message: str, report: StageReport):
+        super().__init__(message)
+        self.report = report
+
+
+def apply_plan(remote: Remote, plan: list[Change], dry_run: bool, report: StageReport | None = None) -> StageReport:
+    """Carry out a plan in order (or only record it in a dry run). Stops at the first failing change."""
+    report = report or StageReport()
+    for change in plan:
+        record = ChangeRecord(summary=change.summary, diff=change.diff, applied=not dry_run)
+        report.changes.append(record)
+        if dry_run:
+            continue
+        started = time.monotonic()
+        try:
+            if isinstance(change, FileChange):
+                w = change.want
+                remote.write_file(w.path, w.content, mode=w.mode, owner=w.owner, group=w.group,
+                                  previous=change.before, validate=w.validate, sensitive=w.sensitive)
+            else:
+                for command in change.commands:
+                    remote.run(command, what=change.summary)
+        except Exception as exc:  # noqa: BLE001 - recorded, then the stage fails with it
+            record.applied = False
+            record.error = str(exc)
+            report.error = f"{change.summary}: {exc}"
+            raise PlanFailed(report.error, report) from exc
+        finally:
+            record.duration = time.monotonic() - started
+    return report

@@ -1,0 +1,225 @@
+"""Read-only probes of a host's state. Only this module parses shell output.
+
+A stage lists the probes it needs; `Remote.gather` joins their scripts into one round trip and hands each
+probe back its own part of the output. Every probe works on Debian-family and EL hosts alike.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any, Callable
+
+MARK = "@@gw-probe "
+
+
+@dataclass(frozen=True)
+class Probe:
+    key: str
+    script: str
+    parse: Callable[[str], Any]
+
+
+class Facts(dict):
+    """The parsed result of a gather: probe key -> value."""
+
+
+def gather_script(probes: list[Probe]) -> str:
+    # Each probe runs in a subshell so that one probe's failure or `exit` cannot hide the next one.
+    return "".join(f"echo '{MARK}{p.key}'; ( {p.script} ) 2>/dev/null; " for p in probes) + f"echo '{MARK}end'"
+
+
+def parse_gathered(probes: list[Probe], output: str) -> Facts:
+    sections: dict[str, str] = {}
+    current = None
+    lines: list[str] = []
+    for line in output.splitlines():
+        if line.startswith(MARK):
+            if current is not None:
+                sections[current] = "\n".join(lines)
+            current, lines = line[len(MARK):], []
+        else:
+            lines.append(line)
+    facts = Facts()
+    for probe in probes:
+        if probe.key not in sections:
+            raise ValueError(f"probe {probe.key!r} printed nothing; output was cut short")
+        facts[probe.key] = probe.parse(sections[probe.key])
+    return facts
+
+
+def _q(values: list[str]) -> str:
+    return " ".join(shlex.quote(v) for v in values)
+
+
+# -- operating system -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OsInfo:
+    id: str
+    id_like: tuple[str, ...]
+    version_id: str
+    pretty_name: str
+    kernel: str
+
+    @property
+    def family(self) -> str:
+        """'debian', 'el', or 'unknown': the one switch for package and path differences."""
+        ids = {self.id, *self.id_like}
+        if ids & {"debian", "ubuntu"}:
+            return "debian"
+        if ids & {"rhel", "centos", "fedora", "rocky", "almalinux", "ol"}:
+            return "el"
+        return "unknown"
+
+
+def _parse_os(text: str) -> OsInfo:
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip().strip('"').strip("'")
+    return OsInfo(id=values.get("ID", "").lower(), id_like=tuple(values.get("ID_LIKE", "").lower().split()),
+                  version_id=values.get("VERSION_ID", ""), pretty_name=values.get("PRETTY_NAME", ""),
+                  kernel=values.get("GW_KERNEL", ""))
+
+
+def os_info() -> Probe:
+    return Probe("os", "cat /etc/os-release; echo GW_KERNEL=$(uname -r)", _parse_os)
+
+
+# -- hostname ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HostnameInfo:
+    static: str | None  # /etc/hostname, None when the file is missing
+    running: str
+
+
+def _parse_hostname(text: str) -> HostnameInfo:
+    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    static = values.get("static")
+    return HostnameInfo(static=None if static == "@absent" else static, running=values.get("running", ""))
+
+
+def hostname() -> Probe:
+    return Probe("hostname",
+                 "if [ -f /etc/hostname ]; then echo static=$(cat /etc/hostname); else echo static=@absent; fi; "
+                 "echo running=$(cat /proc/sys/kernel/hostname)", _parse_hostname)
+
+
+# -- packages ---------------------------------------------------------------------------------------
+
+def _parse_packages(names: list[str]) -> Callable[[str], dict[str, str | None]]:
+    def parse(text: str) -> dict[str, str | None]:
+        found: dict[str, str | None] = {n: None for n in names}
+        for line in text.splitlines():
+            parts = line.split(" ", 2)
+            if len(parts) == 3 and parts[1].startswith("ii") and parts[0] in found:
+                found[parts[0]] = parts[2]
+        return found
+    return parse
+
+
+def packages(names: list[str]) -> Probe:
+    """Installed version of each package, None when not installed."""
+    names = list(names)
+    script = (f"if command -v dpkg-query >/dev/null; then "
+              f"dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}${{Version}}\\n' {_q(names)}; "
+              f"elif command -v rpm >/dev/null; then "
+              f"rpm -q --qf '%{{NAME}} ii %{{VERSION}}-%{{RELEASE}}\\n' {_q(names)} | grep -v 'is not installed'; fi; true")
+    return Probe("packages", script if names else "true", _parse_packages(names))
+
+
+# -- files ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileInfo:
+    sha256: str
+    mode: str  # octal, like "644"
+    owner: str
+    group: str
+
+
+def _parse_files(text: str) -> dict[str, FileInfo | None]:
+    result: dict[str, FileInfo | None] = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[1] == "-":
+            result[parts[0]] = None
+        elif len(parts) == 5:
+            result[parts[0]] = FileInfo(sha256=parts[1], mode=parts[2], owner=parts[3], group=parts[4])
+    return result
+
+
+def files(paths: list[str]) -> Probe:
+    """sha256, mode and ownership of each file, None when it does not exist."""
+    script = (f"for p in {_q(list(paths))}; do if [ -f \"$p\" ]; then "
+              "printf '%s\\t%s\\t%s\\n' \"$p\" \"$(sha256sum < \"$p\" | cut -d' ' -f1)\" \"$(stat -c '%a\t%U\t%G' \"$p\")\"; "
+              "else printf '%s\\t-\\n' \"$p\"; fi; done")
+    return Probe("files", script if paths else "true", _parse_files)
+
+
+# -- services ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    exists: bool
+    active: str   # active, inactive, failed, ...
+    enabled: str  # enabled, disabled, masked, static, ...
+
+
+def _parse_services(text: str) -> dict[str, ServiceInfo]:
+    result = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 4:
+            name, load, active, enabled = parts[:4]
+            result[name] = ServiceInfo(exists=load == "loaded", active=active, enabled=enabled)
+    return result
+
+
+def services(names: list[str]) -> Probe:
+    script = (f"for s in {_q(list(names))}; do "
+              "l=$(systemctl show -p LoadState --value \"$s\" 2>/dev/null); a=$(systemctl is-active \"$s\" 2>/dev/null); "
+              "e=$(systemctl is-enabled \"$s\" 2>/dev/null); echo \"$s ${l:-none} ${a:-unknown} ${e:-none}\"; done")
+    return Probe("services", script if names else "true", _parse_services)
+
+
+# -- kernel settings --------------------------------------------------------------------------------
+
+def _parse_keyvalues(text: str) -> dict[str, str | None]:
+    result: dict[str, str | None] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            result[key] = None if value == "@absent" else value
+    return result
+
+
+def sysctl(keys: list[str]) -> Probe:
+    """Running value of each sysctl key, None when the key does not exist (its module is not loaded)."""
+    script = (f"for k in {_q(list(keys))}; do f=/proc/sys/$(echo \"$k\" | tr . /); "
+              "if [ -r \"$f\" ]; then echo \"$k=$(cat \"$f\")\"; else echo \"$k=@absent\"; fi; done")
+    return Probe("sysctl", script if keys else "true", _parse_keyvalues)
+
+
+def selinux() -> Probe:
+    """Running and configured SELinux mode; both None on hosts without SELinux."""
+    script = ("if command -v getenforce >/dev/null; then echo running=$(getenforce | tr A-Z a-z); "
+              "else echo running=@absent; fi; "
+              "if [ -f /etc/selinux/config ]; then echo config=$(sed -n 's/^SELINUX=//p' /etc/selinux/config); "
+              "else echo config=@absent; fi")
+    return Probe("selinux", script, _parse_keyvalues)
+
+
+def commands(names: list[str]) -> Probe:
+    """Which of these commands exist on the host."""
+    script = f"for c in {_q(list(names))}; do command -v \"$c\" >/dev/null && echo \"$c\"; done; true"
+    return Probe("commands", script, lambda text: set(text.split()))
+
+
+def paths_exist(paths: list[str]) -> Probe:
+    """Which of these paths exist on the host."""
+    script = f"for p in {_q(list(paths))}; do [ -e \"$p\" ] && echo \"$p\"; done; true"
+    return Probe("paths", script, lambda text: set(text.splitlines()))

@@ -1,0 +1,316 @@
+"""Load the inventory, validate all of it in one pass, and compute derived values once.
+
+Nothing here opens a connection: a run refuses to start while any problem is found, and every problem
+is reported at once, naming the file, the host (or group) and the field.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from groundwork.settings import Settings
+
+# The pipeline's order of groups; each inventory group must be one of these.
+KNOWN_GROUPS = ("proxy", "ops", "master_compute")
+HOST_KEYS = {"hostname", "groups", "data", "username", "port", "platform", "connection_options"}
+GROUP_KEYS = {"data", "username", "port", "platform", "connection_options", "groups"}
+SECRET_KEYS = {"password"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    where: str  # host or group name, or "" for the file as a whole
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        parts = [self.file, self.where, self.field]
+        return ": ".join(p for p in parts if p) + f": {self.message}"
+
+
+class InventoryError(Exception):
+    """The inventory cannot be used; `problems` lists everything found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the inventory")
+
+    def report(self) -> str:
+        lines = [f"inventory is invalid ({len(self.problems)} problem(s)); no host was contacted:"]
+        lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class HostModel:
+    name: str
+    address: IPv4Address
+    groups: tuple[str, ...]
+    settings: Settings
+    fqdn: str
+    docker_bip: IPv4Interface  # docker0's address, the seeds' 172.7.NN.1/24
+
+    def in_group(self, group: str) -> bool:
+        return group in self.groups
+
+
+@dataclass(frozen=True)
+class Inventory:
+    directory: Path
+    hosts: dict[str, HostModel]
+    defaults: Settings
+    digest_source: bytes = field(repr=False, default=b"")
+
+    def group_members(self, group: str) -> list[HostModel]:
+        return [h for h in self.hosts.values() if group in h.groups]
+
+    @property
+    def ops_host(self) -> HostModel:
+        return self.group_members("ops")[0]
+
+    def host_zone_records(self) -> dict[str, IPv4Address]:
+        """The host.com zone as in the seeds: HDSS7-NN for every host, and `dns` on the first proxy host."""
+        records = {h.name.upper(): h.address for h in self.hosts.values()}
+        records["dns"] = self.group_members("proxy")[0].address
+        return records
+
+    def service_zone_records(self) -> dict[str, IPv4Address]:
+        """The od.com zone: `dns`, the registry's name on the ops host, and extra records from inventory."""
+        records = {"dns": self.group_members("proxy")[0].address}
+        registry = self.defaults.registry.name
+        domain = "." + self.defaults.service_domain
+        if registry.endswith(domain):
+            records[registry[: -len(domain)]] = self.ops_host.address
+        records.update(self.defaults.dns.records)
+        return records
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a duplicate host name must be an error instead."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            loader.duplicates.append((key, seen[key], key_node.start_mark.line + 1))
+        else:
+            seen[key] = key_node.start_mark.line + 1
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _load_yaml(path: Path, problems: list[Problem]) -> dict:
+    rel = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        problems.append(Problem(rel, "", "", f"cannot read: {exc.strerror}"))
+        return {}
+    loader = _UniqueKeyLoader(text)
+    loader.duplicates = []
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        problems.append(Problem(rel, where, "", f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        return {}
+    finally:
+        loader.dispose()
+    for key, first, again in loader.duplicates:
+        problems.append(Problem(rel, str(key), "", f"defined twice (lines {first} and {again})"))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(Problem(rel, "", "", f"must be a mapping, found {type(data).__name__}"))
+        return {}
+    return data
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _settings_problems(exc: ValidationError, file: str, where: str) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if p != "[key]"]
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif "input" in err and err["type"] not in ("missing",):
+            message = f"{message} (got {err['input']!r})"
+        out.append(Problem(file, where, "data." + ".".join(loc), message))
+    return out
+
+
+def _check_entry_keys(entry: Any, allowed: set[str], file: str, where: str, problems: list[Problem]) -> dict:
+    if entry is None:
+        return {}
+    if not isinstance(entry, dict):
+        problems.append(Problem(file, where, "", f"must be a mapping, found {type(entry).__name__}"))
+        return {}
+    for key in entry:
+        if key in SECRET_KEYS:
+            problems.append(Problem(file, where, key, "secrets do not belong in the inventory; "
+                                    "set GROUNDWORK_SSH_PASSWORD in the environment instead"))
+        elif key not in allowed:
+            problems.append(Problem(file, where, str(key), "unknown key"))
+    if "data" in entry and not isinstance(entry["data"] or {}, dict):
+        problems.append(Problem(file, where, "data", "must be a mapping"))
+    return entry
+
+
+def docker_bip(address: IPv4Address, bip_octet: int) -> IPv4Interface:
+    """The seeds' rule: 10.4.7.21 gets 172.7.21.1/24, so a container's address names its host."""
+    return IPv4Interface(f"172.{bip_octet}.{address.packed[3]}.1/24")
+
+
+def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_file: str = "groups.yaml",
+                   defaults_file: str = "defaults.yaml") -> Inventory:
+    """Read and validate an inventory directory; raise InventoryError listing every problem found."""
+    directory = Path(directory)
+    problems: list[Problem] = []
+    paths = {name: directory / fname for name, fname in
+             (("hosts", host_file), ("groups", group_file), ("defaults", defaults_file))}
+    raw = {name: _load_yaml(path, problems) for name, path in paths.items()}
+    files = {name: str(path) for name, path in paths.items()}
+
+    defaults_entry = _check_entry_keys(raw["defaults"], GROUP_KEYS - {"groups"}, files["defaults"], "", problems)
+    defaults_data = (defaults_entry.get("data") or {}) if isinstance(defaults_entry.get("data"), dict) else {}
+    try:
+        defaults = Settings.model_validate(defaults_data)
+    except ValidationError as exc:
+        problems += _settings_problems(exc, files["defaults"], "")
+        defaults = Settings()
+
+    groups: dict[str, dict] = {}
+    for name, entry in raw["groups"].items():
+        entry = _check_entry_keys(entry, GROUP_KEYS, files["groups"], str(name), problems)
+        if name not in KNOWN_GROUPS:
+            problems.append(Problem(files["groups"], str(name), "", f"unknown group (known: {', '.join(KNOWN_GROUPS)})"))
+        groups[str(name)] = entry
+        data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
+        try:
+            Settings.model_validate(_deep_merge(defaults_data, data))
+        except ValidationError as exc:
+            problems += _settings_problems(exc, files["groups"], str(name))
+
+    hosts: dict[str, HostModel] = {}
+    by_address: dict[IPv4Address, str] = {}
+    for name, entry in raw["hosts"].items():
+        name = str(name)
+        hfile = files["hosts"]
+        entry = _check_entry_keys(entry, HOST_KEYS, hfile, name, problems)
+        if not _valid_host_name(name):
+            problems.append(Problem(hfile, name, "", "host name must be a DNS label (letters, digits, hyphens)"))
+
+        address = None
+        hostname = entry.get("hostname")
+        if hostname is None:
+            problems.append(Problem(hfile, name, "hostname", "missing: the IPv4 address to connect to"))
+        else:
+            try:
+                address = ip_address(str(hostname))
+                if address.version != 4:
+                    raise ValueError
+            except ValueError:
+                problems.append(Problem(hfile, name, "hostname", f"{hostname!r} is not a valid IPv4 address"))
+                address = None
+
+        host_groups = entry.get("groups") or []
+        if not isinstance(host_groups, list):
+            problems.append(Problem(hfile, name, "groups", "must be a list of group names"))
+            host_groups = []
+        if not host_groups:
+            problems.append(Problem(hfile, name, "groups", f"missing: one of {', '.join(KNOWN_GROUPS)}"))
+        for group in host_groups:
+            if group not in groups:
+                problems.append(Problem(hfile, name, "groups", f"unknown group {group!r} "
+                                        f"(known: {', '.join(sorted(groups)) or 'none'})"))
+
+        data = defaults_data
+        for group in reversed(host_groups):  # the first group listed wins, as in Nornir
+            gdata = groups.get(group, {}).get("data")
+            data = _deep_merge(data, gdata if isinstance(gdata, dict) else {})
+        hdata = entry.get("data")
+        data = _deep_merge(data, hdata if isinstance(hdata, dict) else {})
+        try:
+            settings = Settings.model_validate(data)
+        except ValidationError as exc:
+            problems += _settings_problems(exc, hfile, name)
+            continue
+        if address is None:
+            continue
+
+        if address in by_address:
+            problems.append(Problem(hfile, name, "hostname", f"{address} is also the address of {by_address[address]}"))
+            continue
+        by_address[address] = name
+        net = settings.network
+        if address not in net:
+            problems.append(Problem(hfile, name, "hostname", f"{address} is outside the network {net} (data.network)"))
+        elif address in (net.network_address, net.broadcast_address):
+            problems.append(Problem(hfile, name, "hostname", f"{address} is the network or broadcast address of {net}"))
+        bip = docker_bip(address, settings.docker.bip_octet)
+        if bip.network.overlaps(net):
+            problems.append(Problem(hfile, name, "data.docker.bip_octet",
+                                    f"docker bip {bip} overlaps the host network {net}"))
+        hosts[name] = HostModel(name=name, address=address, groups=tuple(host_groups), settings=settings,
+                                fqdn=f"{name}.{settings.host_domain}", docker_bip=bip)
+
+    _check_bip_overlaps(hosts, files["hosts"], problems)
+    _check_group_sizes(hosts, raw["hosts"], files["hosts"], problems)
+    if problems:
+        raise InventoryError(problems)
+    digest_source = b"".join(p.read_bytes() for p in paths.values())
+    return Inventory(directory=directory, hosts=hosts, defaults=defaults, digest_source=digest_source)
+
+
+def _valid_host_name(name: str) -> bool:
+    return bool(name) and len(name) <= 63 and name[0].isalnum() and name[-1].isalnum() and all(
+        c.isalnum() or c == "-" for c in name)
+
+
+def _check_bip_overlaps(hosts: dict[str, HostModel], file: str, problems: list[Problem]) -> None:
+    seen: dict[IPv4Network, str] = {}
+    for host in hosts.values():
+        other = seen.get(host.docker_bip.network)
+        if other:
+            problems.append(Problem(file, host.name, "data.docker.bip_octet",
+                                    f"docker bip {host.docker_bip} is also the bip of {other}"))
+        seen.setdefault(host.docker_bip.network, host.name)
+        for peer in hosts.values():
+            if peer.address in host.docker_bip.network:
+                problems.append(Problem(file, host.name, "data.docker.bip_octet",
+                                        f"docker bip {host.docker_bip} contains {peer.name}'s address {peer.address}"))
+
+
+def _check_group_sizes(hosts: dict[str, HostModel], raw_hosts: dict, file: str, problems: list[Problem]) -> None:
+    def members(group: str) -> list[str]:
+        return [str(n) for n, e in raw_hosts.items() if isinstance(e, dict) and group in (e.get("groups") or [])]
+
+    ops = members("ops")
+    if len(ops) != 1:
+        problems.append(Problem(file, "", "groups", f"exactly one host must be in group 'ops', found {len(ops)}"
+                                + (f" ({', '.join(ops)})" if ops else "")))
+    if not members("proxy"):
+        problems.append(Problem(file, "", "groups", "at least one host must be in group 'proxy' (the DNS servers)"))

@@ -1,0 +1,41 @@
+"""Everything that differs between Debian-family and EL hosts, in one place."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from groundwork.facts import OsInfo
+
+
+class UnsupportedHost(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Platform:
+    family: str  # key into settings that differ by family (base_packages)
+    repo_file: str  # where a package repository is declared; {name} is the repository's name
+    repo_template: str
+    refresh_index: str  # fetch the package lists again
+    install: str  # install packages, without questions; {packages} are the names
+
+    def install_command(self, packages: list[str]) -> str:
+        return self.install.format(packages=" ".join(shlex.quote(p) for p in packages))
+
+
+PLATFORMS = {
+    "debian": Platform("debian", "/etc/apt/sources.list.d/{name}.list", "host_prep/apt-source.list.j2",
+                       refresh_index="apt-get update -qq",
+                       install="apt-get install -y -qq --no-install-recommends {packages}"),
+    "el": Platform("el", "/etc/yum.repos.d/{name}.repo", "host_prep/yum.repo.j2",
+                   refresh_index="yum makecache -q", install="yum install -y -q {packages}"),
+}
+
+
+def platform_for(os: OsInfo) -> Platform:
+    try:
+        return PLATFORMS[os.family]
+    except KeyError:
+        raise UnsupportedHost(f"unsupported operating system {os.pretty_name or os.id or 'unknown'!r} "
+                              f"(supported: Debian family, EL family)") from None

@@ -1,0 +1,235 @@
+"""The remote layer: commands with exit status, file reads, atomic file writes, one-round-trip fact gathering.
+
+The SSH session comes from nornir-netmiko (login, keys, host key policy, reuse across stages). Commands run
+on exec channels of that session's transport rather than in Netmiko's interactive shell: an exec channel
+returns the real exit status and keeps stdout and stderr apart, with no prompt to match and nothing echoed.
+File contents and passwords travel on stdin, never on a command line.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+import select
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable
+
+if TYPE_CHECKING:
+    import paramiko
+    from nornir.core.task import Task
+
+    from groundwork.facts import Facts, Probe
+
+BACKUP_DIR = "/var/backups/groundwork"
+BACKUPS_KEPT = 10
+# Plain, predictable output from every tool we parse, and no pager or prompt waiting for a person.
+SHELL_ENV = "export LC_ALL=C LANG=C DEBIAN_FRONTEND=noninteractive PAGER=cat SYSTEMD_PAGER= SYSTEMD_COLORS=0;"
+MASK = "********"
+READ_FROM_HOST = object()  # write_file's default: read the current content first
+
+
+class Masker:
+    """Replaces every known secret value with a fixed mask, in anything that leaves the process."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def add(self, secret: str) -> None:
+        if secret and secret not in self._secrets:
+            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+
+@dataclass
+class CommandResult:
+    command: str  # as shown to people: masked, without the sudo/env wrapper
+    rc: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def tail(self, lines: int = 8) -> str:
+        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return "\n".join(text[-lines:])
+
+
+class RemoteError(Exception):
+    """A command on a host failed; the message carries the command and what it said."""
+
+    def __init__(self, result: CommandResult, what: str = ""):
+        self.result = result
+        head = what or f"`{result.command}`"
+        detail = result.tail()
+        super().__init__(f"{head} failed (exit {result.rc})" + (f": {detail}" if detail else ""))
+
+
+@dataclass
+class FileWrite:
+    path: str
+    changed: bool
+    diff: str
+    backup: str | None = None
+
+
+def unified_diff(path: str, before: bytes | None, after: bytes | None, sensitive: bool = False) -> str:
+    """A unified diff headed by the path; a sensitive file's content is never shown, only its digests."""
+    if before == after:
+        return ""
+    if sensitive:
+        def digest(b: bytes | None) -> str:
+            return "absent" if b is None else "sha256:" + hashlib.sha256(b).hexdigest()[:16]
+        return f"--- {path}\n+++ {path}\n(sensitive content not shown: {digest(before)} -> {digest(after)})\n"
+    old = [] if before is None else before.decode("utf-8", "replace").splitlines(keepends=True)
+    new = [] if after is None else after.decode("utf-8", "replace").splitlines(keepends=True)
+    lines = difflib.unified_diff(old, new, fromfile=f"{path} (on host)" if before is not None else "/dev/null",
+                                 tofile=f"{path} (wanted)" if after is not None else "/dev/null")
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+@dataclass
+class Remote:
+    """Runs commands on one host over an established SSH transport."""
+
+    transport_factory: Callable[[], "paramiko.Transport"]
+    username: str = "root"
+    sudo_password: str | None = None
+    masker: Masker = field(default_factory=Masker)
+    log: list[CommandResult] = field(default_factory=list)
+    default_timeout: float = 600.0
+
+    @classmethod
+    def for_task(cls, task: "Task", masker: Masker | None = None) -> "Remote":
+        """The Remote of a Nornir task's host, over its (reused) nornir-netmiko connection."""
+        conn = task.host.get_connection("netmiko", task.nornir.config)
+        sudo_password = task.host.password if task.host.username not in (None, "root") else None
+        masker = masker or Masker()
+        if task.host.password:
+            masker.add(task.host.password)
+        return cls(transport_factory=lambda: conn.remote_conn_pre.get_transport(),
+                   username=task.host.username or "root", sudo_password=sudo_password, masker=masker)
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def _wrap(self, command: str) -> tuple[str, bytes]:
+        script = f"{SHELL_ENV} {command}"
+        if self.username == "root":
+            return f"sh -c {shlex.quote(script)}", b""
+        if self.sudo_password:
+            # sudo -S reads the password as the first line of stdin, one byte at a time.
+            return f"sudo -S -p '' -- sh -c {shlex.quote(script)}", self.sudo_password.encode() + b"\n"
+        return f"sudo -n -- sh -c {shlex.quote(script)}", b""
+
+    def run(self, command: str, *, stdin: bytes = b"", check: bool = True, timeout: float | None = None,
+            what: str = "") -> CommandResult:
+        """Run a shell command; with check, raise RemoteError unless it exits 0."""
+        wrapped, prefix = self._wrap(command)
+        started = time.monotonic()
+        rc, out, err = self._exec(wrapped, prefix + stdin, timeout or self.default_timeout)
+        result = CommandResult(command=self.masker(command), rc=rc, stdout=self.masker(out.decode("utf-8", "replace")),
+                               stderr=self.masker(err.decode("utf-8", "replace")),
+                               duration=time.monotonic() - started)
+        self.log.append(result)
+        if check and rc != 0:
+            raise RemoteError(result, what)
+        return result
+
+    def _exec(self, command: str, stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+        chan = self.transport_factory().open_session(timeout=30)
+        try:
+            chan.exec_command(command)
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = time.monotonic() + timeout
+            while True:
+                got = False
+                while chan.recv_ready():
+                    out += chan.recv(1 << 16)
+                    got = True
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(1 << 16)
+                    got = True
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    if chan.eof_received or chan.closed:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"command did not finish within {timeout:.0f}s")
+                if not got:
+                    # stdout readiness and channel close wake select; stderr alone is picked up within 10 ms.
+                    select.select([chan], [], [], 0.01)
+            return chan.recv_exit_status(), bytes(out), bytes(err)
+        finally:
+            chan.close()
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def read_files(self, paths: Iterable[str]) -> dict[str, bytes | None]:
+        """Read several files in one round trip; a missing file reads as None."""
+        paths = list(dict.fromkeys(paths))
+        if not paths:
+            return {}
+        script = "".join(
+            f"if [ -f {shlex.quote(p)} ]; then echo '@@gw-file 1'; base64 < {shlex.quote(p)}; "
+            f"else echo '@@gw-file 0'; fi; " for p in paths)
+        out = self.run(script, what="reading " + ", ".join(paths)).stdout
+        chunks = out.split("@@gw-file ")[1:]
+        result: dict[str, bytes | None] = {}
+        for path, chunk in zip(paths, chunks):
+            present, _, body = chunk.partition("\n")
+            result[path] = base64.b64decode(body) if present == "1" else None
+        return result
+
+    def read_file(self, path: str) -> bytes | None:
+        return self.read_files([path])[path]
+
+    def write_file(self, path: str, content: bytes, *, mode: str = "0644", owner: str = "root",
+                   group: str = "root", previous: bytes | None | object = READ_FROM_HOST, validate: str | None = None,
+                   sensitive: bool = False) -> FileWrite:
+        """Write a file atomically (temp file, validate, back up the old one, rename).
+
+        previous: the content already read from the host (None: absent), saving a round trip.
+        validate: a command run on the temp file before it takes effect, `{path}` standing for it
+        (`named-checkconf {path}`); when it fails the file on the host is left as it was.
+        """
+        if previous is READ_FROM_HOST:
+            previous = self.read_file(path)
+        diff = unified_diff(path, previous, content, sensitive=sensitive)
+        q = shlex.quote
+        check = ""
+        if validate:
+            on_temp_file = validate.replace("{path}", '"$t"')
+            check = f'if ! out=$({on_temp_file} 2>&1); then echo "validation failed: $out" >&2; exit 3; fi; '
+        backup_base = q(f"{BACKUP_DIR}{path}")
+        script = (
+            f"set -eu; p={q(path)}; d=$(dirname \"$p\"); mkdir -p \"$d\"; "
+            f"t=$(mktemp \"$d/.gw-tmp.XXXXXX\"); trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; "
+            f"chown {q(owner)}:{q(group)} \"$t\"; chmod {q(mode)} \"$t\"; {check}"
+            f"if [ -e \"$p\" ]; then b={backup_base}.$(date -u +%Y%m%dT%H%M%S.%NZ); mkdir -p \"$(dirname \"$b\")\"; "
+            f"cp -p \"$p\" \"$b\"; echo \"backup=$b\"; "
+            f"ls -1t {backup_base}.* 2>/dev/null | tail -n +{BACKUPS_KEPT + 1} | xargs -r rm -f; fi; "
+            f"mv -f \"$t\" \"$p\"; trap - EXIT")
+        result = self.run(script, stdin=content, what=f"writing {path}")
+        backup = next((line[7:] for line in result.stdout.splitlines() if line.startswith("backup=")), None)
+        return FileWrite(path=path, changed=bool(diff) or previous is None, diff=diff, backup=backup)
+
+    # -- facts ----------------------------------------------------------------------------------
+
+    def gather(self, probes: Iterable["Probe"]) -> "Facts":
+        """Run every probe in one round trip and parse what each printed."""
+        from groundwork.facts import gather_script, parse_gathered
+
+        probes = list(probes)
+        out = self.run(gather_script(probes), what="gathering facts").stdout
+        return parse_gathered(probes, out)

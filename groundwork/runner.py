@@ -1,0 +1,223 @@
+"""Runs stages in pipeline order on Nornir's threaded runner and keeps the run record.
+
+Hosts of one stage run in parallel; a host that fails a stage is skipped by the stages after it, and the
+other hosts go on. Connections are opened once per host and reused by every stage of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nornir.core import Nornir
+from nornir.core.task import Result, Task
+
+from groundwork.changes import PlanFailed, StageReport
+from groundwork.inventory import KNOWN_GROUPS, HostModel
+from groundwork.remote import Remote
+from groundwork.stages import RunContext, Stage
+
+
+@dataclass
+class HostStageRecord:
+    host: str
+    stage: str
+    status: str  # ok, changed, failed, skipped
+    duration: float
+    report: StageReport | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    runbook: str
+    dry_run: bool
+    targets: list[str]
+    started: str
+    ended: str | None = None
+    interrupted: bool = False
+    entries: list[HostStageRecord] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, entry: HostStageRecord) -> None:
+        with self._lock:
+            self.entries.append(entry)
+
+    def counts(self, host: str) -> dict[str, int]:
+        counts = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
+        for e in self.entries:
+            if e.host == host:
+                counts[e.status] += 1
+                if e.status == "changed":
+                    counts["ok"] += 1  # a changed stage also ended well, as in Ansible's recap
+        return counts
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        return sorted({e.host for e in self.entries if e.status == "failed"}, key=self.targets.index)
+
+    @property
+    def changed_hosts(self) -> list[str]:
+        return sorted({e.host for e in self.entries if e.status == "changed"}, key=self.targets.index)
+
+    def to_dict(self) -> dict:
+        def entry(e: HostStageRecord) -> dict:
+            data = {"host": e.host, "stage": e.stage, "status": e.status, "duration": round(e.duration, 3),
+                    "error": e.error}
+            if e.report:
+                data["notes"] = e.report.notes
+                data["changes"] = [asdict(c) for c in e.report.changes]
+                data["commands"] = [{"command": c.command, "rc": c.rc, "duration": round(c.duration, 3)}
+                                    for c in e.report.commands]
+            return data
+        return {"run_id": self.run_id, "runbook": self.runbook, "dry_run": self.dry_run, "targets": self.targets,
+                "started": self.started, "ended": self.ended, "interrupted": self.interrupted,
+                "entries": [entry(e) for e in self.entries]}
+
+    def write(self, reports_dir: Path) -> Path:
+        """Write the record as JSON in the run's own folder, through a temp file so it is never half written."""
+        folder = reports_dir / self.run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "run.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.replace(path)
+        return path
+
+
+def new_run_id(runbook: str, reports_dir: Path) -> str:
+    """UTC time and runbook; a suffix keeps two runs started in the same second apart."""
+    base = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{runbook}"
+    run_id, n = base, 1
+    while (reports_dir / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def order_hosts(hosts: list[HostModel]) -> list[HostModel]:
+    """The pipeline's order: proxy hosts, then the ops host, then master_compute hosts."""
+    def key(h: HostModel) -> tuple:
+        rank = min((KNOWN_GROUPS.index(g) for g in h.groups if g in KNOWN_GROUPS), default=len(KNOWN_GROUPS))
+        return rank, len(h.name), h.name
+    return sorted(hosts, key=key)
+
+
+def describe_error(exc: BaseException, host: HostModel) -> str:
+    """One line an operator can act on, in place of a driver's traceback."""
+    from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+    import paramiko
+
+    if isinstance(exc, NetmikoAuthenticationException):
+        return f"SSH login to {host.address} refused: check the user, key or GROUNDWORK_SSH_PASSWORD"
+    if isinstance(exc, NetmikoTimeoutException):
+        return f"cannot connect over SSH to {host.address}: host down or unreachable ({_first_line(exc)})"
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return f"host key of {host.address} has changed: {_first_line(exc)}"
+    if isinstance(exc, (paramiko.SSHException, EOFError, socket.error)):
+        return f"SSH connection to {host.address} failed: {_first_line(exc) or type(exc).__name__}"
+    return _first_line(exc) or type(exc).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+class Progress:
+    """Live lines per host and stage; diffs under them in a dry run or with --diff."""
+
+    def __init__(self, record: RunRecord, show_diff: bool, out=None):
+        self.record = record
+        self.show_diff = show_diff
+        self.out = out or sys.stdout
+        self.colour = self.out.isatty()
+        self._lock = threading.Lock()
+
+    def say(self, text: str = "") -> None:
+        with self._lock:
+            print(text, file=self.out, flush=True)
+
+    def paint(self, text: str, status: str) -> str:
+        codes = {"changed": "33", "failed": "31;1", "ok": "32", "skipped": "36"}
+        return f"\033[{codes[status]}m{text}\033[0m" if self.colour and status in codes else text
+
+    def stage_started(self, stage: Stage, hosts: list[HostModel], skipped: list[str]) -> None:
+        self.say(f"\n== {stage.name} ({stage.title}) on {len(hosts)} host(s): {' '.join(h.name for h in hosts)}")
+        for name in skipped:
+            self.say(f"  {name:<12} {self.paint('skipped', 'skipped'):<8} failed in an earlier stage")
+
+    def host_done(self, entry: HostStageRecord) -> None:
+        report = entry.report
+        what = entry.error or (", ".join(c.summary for c in report.changes) if report and report.changes
+                               else "; ".join(report.notes[1:] if report else []) or "no change")
+        lines = [f"  {entry.host:<12} {self.paint(entry.status, entry.status):<8} {entry.duration:5.1f}s  {what}"]
+        if report and report.changes and (self.show_diff or self.record.dry_run):
+            lines += ["      " + line for c in report.changes for line in c.diff.rstrip("\n").splitlines()]
+        self.say("\n".join(lines))
+
+    def recap(self) -> None:
+        r = self.record
+        self.say(f"\nRECAP{' (dry run: nothing was changed)' if r.dry_run else ''}")
+        self.say(f"  {'host':<12} {'ok':>4} {'changed':>8} {'failed':>7} {'skipped':>8}")
+        for host in r.targets:
+            c = r.counts(host)
+            self.say(f"  {host:<12} {c['ok']:>4} {c['changed']:>8} {c['failed']:>7} {c['skipped']:>8}")
+        verb = "would change" if r.dry_run else "changed"
+        self.say(f"{len(r.changed_hosts)} host(s) {verb}, {len(r.failed_hosts)} failed"
+                 + (f": {', '.join(r.failed_hosts)}" if r.failed_hosts else ""))
+
+
+def _stage_task(task: Task, stage: Stage, ctx: RunContext) -> Result:
+    host = ctx.inventory.hosts[task.host.name]
+    remote = None
+    try:
+        remote = Remote.for_task(task, ctx.masker)
+        report = stage.run(remote, host, ctx)
+        report.commands = remote.log
+        return Result(host=task.host, changed=report.changed, diff=report.diff, result=report)
+    except PlanFailed as exc:
+        report = exc.report
+    except Exception as exc:  # noqa: BLE001 - one host's failure must not stop the others
+        report = StageReport(error=ctx.masker(describe_error(exc, host)))
+    report.commands = remote.log if remote else []
+    return Result(host=task.host, failed=True, changed=report.changed, result=report, exception=None)
+
+
+def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[HostModel],
+               record: RunRecord, progress: Progress) -> None:
+    """Run each stage on the targeted hosts it applies to, in order, hosts of a stage in parallel."""
+    for stage in stages:
+        hosts = [h for h in order_hosts(targets) if stage.applies_to(h)]
+        failed_before = set(record.failed_hosts)
+        skipped = [h.name for h in hosts if h.name in failed_before]
+        hosts = [h for h in hosts if h.name not in failed_before]
+        for name in skipped:
+            record.add(HostStageRecord(name, stage.name, "skipped", 0.0, error="failed in an earlier stage"))
+        if not hosts and not skipped:
+            continue
+        progress.stage_started(stage, hosts, skipped)
+        if not hosts:
+            continue
+        names = {h.name for h in hosts}
+        started: dict[str, float] = {}
+
+        def timed_task(task: Task) -> Result:
+            started[task.host.name] = time.monotonic()
+            result = _stage_task(task, stage, ctx)
+            report: StageReport = result.result
+            status = "failed" if result.failed else ("changed" if report.changed else "ok")
+            entry = HostStageRecord(task.host.name, stage.name, status, time.monotonic() - started[task.host.name],
+                                    report=report, error=report.error)
+            record.add(entry)
+            progress.host_done(entry)
+            return result
+
+        nr.filter(filter_func=lambda h: h.name in names).run(task=timed_task, name=stage.name, on_failed=True)

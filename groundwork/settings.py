@@ -1,0 +1,140 @@
+"""The settings every stage reads, with the seeds' values as defaults.
+
+They live in inventory data (defaults.yaml, a group's or a host's `data`) and are validated here before
+any host is contacted. Unknown keys are refused so that a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ipaddress import IPv4Address, IPv4Network
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+def _matching(pattern: str, what: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DnsName = Annotated[str, Field(max_length=253), _matching(rf"{_LABEL}(\.{_LABEL})*", "DNS name")]
+PackageName = Annotated[str, _matching(r"[A-Za-z0-9][A-Za-z0-9+._-]*", "package name")]
+AbsPath = Annotated[str, _matching(r"/[^\x00\n]*", "absolute path")]
+Identifier = Annotated[str, _matching(r"[A-Za-z0-9_.-]+", "name (letters, digits, _ . -)")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PackageRepo(Strict):
+    """A package repository the hosts install from (seed 004's offline repository)."""
+
+    name: Identifier = "groundwork-local"
+    url: Annotated[str, _matching(r"(file:|https?://)\S+", "repository URL (file:, http:// or https://)")]
+    # apt: "./" for a flat repository (dpkg-scanpackages), else a suite such as "bookworm" with components.
+    suite: Annotated[str, _matching(r"[A-Za-z0-9./_-]+", "suite")] = "./"
+    components: list[Identifier] = Field(default_factory=list)
+    # An unsigned local repository: apt [trusted=yes], yum gpgcheck=0.
+    trusted: bool = True
+
+
+# Seeds 000/002: `yum install epel-release` then these tools; Debian names the same tools this way.
+SEED_BASE_PACKAGES = {
+    "el": ["epel-release", "wget", "net-tools", "telnet", "tree", "nmap", "sysstat", "lrzsz", "dos2unix", "bind-utils"],
+    "debian": ["wget", "net-tools", "telnet", "tree", "nmap", "sysstat", "lrzsz", "dos2unix", "bind9-dnsutils"],
+}
+# Seed 001: /etc/sysctl.d/docker.conf.
+SEED_SYSCTL = {
+    "net.bridge.bridge-nf-call-ip6tables": "1",
+    "net.bridge.bridge-nf-call-iptables": "1",
+    "net.ipv4.conf.default.rp_filter": "0",
+    "net.ipv4.conf.all.rp_filter": "0",
+    "net.ipv4.ip_forward": "1",
+}
+
+
+class HostPrep(Strict):
+    set_hostname: bool = True
+    disable_selinux: bool = True
+    disable_firewalld: bool = True
+    base_packages: dict[Literal["el", "debian"], list[PackageName]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in SEED_BASE_PACKAGES.items()})
+    # Docker needs 3.10 or newer (seed 004); the seeds check `uname -a` by eye.
+    min_kernel: Annotated[str, _matching(r"\d+(\.\d+){0,2}", "kernel version")] = "3.10"
+    kernel_modules: list[Identifier] = Field(default_factory=lambda: ["br_netfilter"])
+    sysctl: dict[Annotated[str, _matching(r"[a-z0-9_.-]+(/[a-z0-9_.-]+)*", "sysctl key")], str] = Field(default_factory=lambda: dict(SEED_SYSCTL))
+    sysctl_file: AbsPath = "/etc/sysctl.d/docker.conf"
+    package_repo: PackageRepo | None = None
+
+    @field_validator("sysctl", mode="before")
+    @classmethod
+    def _values_as_text(cls, value: Any) -> Any:
+        # YAML reads `1` as an int; sysctl values are text on the host.
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in value.items()}
+        return value
+
+
+class Dns(Strict):
+    forwarders: list[IPv4Address] = Field(default_factory=list)
+    # Extra records in the service zone (od.com), name -> address.
+    records: dict[DnsName, IPv4Address] = Field(default_factory=dict)
+    ttl: Annotated[int, Field(ge=60, le=86400)] = 600
+
+
+class Docker(Strict):
+    bip_octet: Annotated[int, Field(ge=0, le=255)] = 7
+    data_root: AbsPath = "/data/docker"
+    storage_driver: str = "overlay2"
+    insecure_registries: list[str] = Field(default_factory=lambda: ["registry.access.redhat.com", "quay.io", "harbor.od.com"])
+    registry_mirrors: list[str] = Field(default_factory=list)
+    cgroup_driver: Literal["systemd", "cgroupfs"] = "systemd"
+    live_restore: bool = True
+    extra_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Registry(Strict):
+    name: DnsName = "harbor.od.com"
+    backend: Literal["distribution", "harbor"] = "distribution"
+    http_port: Annotated[int, Field(ge=1, le=65535)] = 180
+    data_dir: AbsPath = "/data/harbor"
+    project: DnsName = "public"
+
+
+class CaNames(Strict):
+    C: str = "CN"
+    ST: str = "beijing"
+    L: str = "beijing"
+    O: str = "od"  # noqa: E741 - cfssl's field name
+    OU: str = "ops"
+
+
+class Ca(Strict):
+    cn: str = "OldboyEdu"
+    key_algo: Literal["rsa", "ecdsa"] = "rsa"
+    key_size: Literal[2048, 3072, 4096, 256] = 2048
+    names: CaNames = Field(default_factory=CaNames)
+    expiry: Annotated[str, _matching(r"\d+h", "duration in hours (like 175200h)")] = "1752000h"
+    profile_expiry: Annotated[str, _matching(r"\d+h", "duration in hours (like 175200h)")] = "175200h"
+    dir: AbsPath = "/opt/certs"
+
+
+class Settings(Strict):
+    role: str = ""
+    network: IPv4Network = IPv4Network("10.4.7.0/24")
+    host_domain: DnsName = "host.com"
+    service_domain: DnsName = "od.com"
+    dns: Dns = Field(default_factory=Dns)
+    docker: Docker = Field(default_factory=Docker)
+    registry: Registry = Field(default_factory=Registry)
+    ca: Ca = Field(default_factory=Ca)
+    host_prep: HostPrep = Field(default_factory=HostPrep)

@@ -1,0 +1,8 @@
+"""Lets `python runbooks/NAME.py` import the project from a checkout that was not pip-installed."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
