@@ -107,6 +107,7 @@ class Remote:
     masker: Masker = field(default_factory=Masker)
     log: list[CommandResult] = field(default_factory=list)
     default_timeout: float = 600.0
+    backup_dir: str = BACKUP_DIR
 
     @classmethod
     def for_task(cls, task: "Task", masker: Masker | None = None) -> "Remote":
@@ -211,7 +212,7 @@ class Remote:
         if validate:
             on_temp_file = validate.replace("{path}", '"$t"')
             check = f'if ! out=$({on_temp_file} 2>&1); then echo "validation failed: $out" >&2; exit 3; fi; '
-        backup_base = q(f"{BACKUP_DIR}{path}")
+        backup_base = q(f"{self.backup_dir}{path}")
         script = (
             f"set -eu; p={q(path)}; d=$(dirname \"$p\"); mkdir -p \"$d\"; "
             f"t=$(mktemp \"$d/.gw-tmp.XXXXXX\"); trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; "

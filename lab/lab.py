@@ -183,6 +183,12 @@ class LabHost:
         return "gwv" + hashlib.sha1(self.name.encode()).hexdigest()[:8]
 
     @property
+    def mac(self) -> str:
+        """Stable across restarts, so that neighbours' ARP caches stay right when a host comes back."""
+        digest = hashlib.sha1(self.name.encode()).digest()
+        return "02:67:77:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+    @property
     def pidfile(self) -> Path:
         return self.state / "nspawn.pid"
 
@@ -226,6 +232,31 @@ def _mounted(path: Path) -> bool:
         return any(line.split()[4] == target for line in f)
 
 
+def _host_pids(host: LabHost) -> set[int]:
+    """Every process of the host: nspawn and, in their own PID namespace, the container's processes,
+    which outlive a killed nspawn. The host's cgroup tree holds them all."""
+    pids: set[int] = set()
+    for hierarchy in _cgroup_hierarchies():
+        group = hierarchy / "groundwork-lab" / host.name
+        for procs in group.rglob("cgroup.procs") if group.exists() else []:
+            try:
+                pids.update(int(p) for p in procs.read_text().split())
+            except OSError:
+                pass
+    return pids
+
+
+def _kill_all(host: LabHost) -> None:
+    deadline = time.monotonic() + 10
+    while (pids := _host_pids(host)) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
 def stop_host(host: LabHost, timeout: float = 20.0) -> None:
     """Stop the host's container (orderly, then killed), unmount its root and remove its namespace."""
     pid = nspawn_pid(host)
@@ -234,9 +265,7 @@ def stop_host(host: LabHost, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while nspawn_pid(host) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if nspawn_pid(host):
-            os.killpg(pid, signal.SIGKILL)
-            time.sleep(0.5)
+    _kill_all(host)  # what is left, including a container whose nspawn died in an earlier session
     host.pidfile.unlink(missing_ok=True)
     if _mounted(host.root):
         if sh("umount", str(host.root), check=False).returncode != 0:
@@ -246,21 +275,21 @@ def stop_host(host: LabHost, timeout: float = 20.0) -> None:
     sh("ip", "link", "delete", host.veth, check=False)
     for hierarchy in _cgroup_hierarchies():
         group = hierarchy / "groundwork-lab" / host.name
-        if group.exists():
-            try:
-                group.rmdir()
-            except OSError:
-                pass
+        for sub in sorted(group.rglob("*/"), key=lambda p: len(p.parts), reverse=True) if group.exists() else []:
+            if sub.is_dir():
+                try:
+                    sub.rmdir()
+                except OSError:
+                    pass
+        try:
+            group.rmdir()
+        except OSError:
+            pass
 
 
 def kill_host(host: LabHost) -> None:
-    """Pull the plug: kill the container at once, leaving its namespace and files (a crashed host)."""
-    pid = nspawn_pid(host)
-    if pid:
-        os.killpg(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while nspawn_pid(host) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    """Pull the plug: kill every process of the host at once, leaving its namespace and files (a crash)."""
+    _kill_all(host)
 
 
 def _cgroup_hierarchies() -> list[Path]:
@@ -347,7 +376,8 @@ def start_host(host: LabHost, base: Path, repo: Path, authorized_key: str, fresh
         _first_boot_files(host, authorized_key)
 
     sh("ip", "netns", "add", host.netns)
-    sh("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns)
+    sh("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns,
+       "address", host.mac)
     sh("ip", "-n", host.netns, "addr", "add", f"{host.address}/{host.prefixlen}", "dev", "eth0")
     sh("ip", "-n", host.netns, "link", "set", "lo", "up")
     sh("ip", "-n", host.netns, "link", "set", "eth0", "up")

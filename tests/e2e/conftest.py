@@ -1,0 +1,86 @@
+"""The local lab for end-to-end tests: real systemd, sshd and packages in systemd-nspawn hosts, over SSH."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab import lab as lab_module
+from tests.conftest import PROJECT, run_runbook
+
+HOSTS = {"hdss7-11": "10.4.7.11", "hdss7-12": "10.4.7.12", "hdss7-21": "10.4.7.21", "hdss7-22": "10.4.7.22",
+         "hdss7-200": "10.4.7.200"}
+
+pytestmark = pytest.mark.lab
+
+
+def lab_command(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "lab", *args], cwd=PROJECT, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, f"python -m lab {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+class Lab:
+    def ssh(self, host: str, command: str, user: str = "root", check: bool = True) -> str:
+        """Run a command on a lab host with the plain ssh client, as a person checking by hand would."""
+        done = subprocess.run(
+            ["ssh", "-i", str(lab_module.LAB_DIR / "ssh/id_ed25519"), "-o", "BatchMode=yes",
+             "-o", f"UserKnownHostsFile={lab_module.known_hosts()}", "-o", "StrictHostKeyChecking=yes",
+             "-o", "ConnectTimeout=5", f"{user}@{HOSTS[host]}", command],
+            capture_output=True, text=True, timeout=120)
+        if check:
+            assert done.returncode == 0, f"{host}: {command}: {done.stderr}"
+        return done.stdout
+
+    def start(self, host: str) -> None:
+        lab_command("start", host)
+
+    def kill(self, host: str) -> None:
+        lab_command("kill", host)
+
+
+class Run:
+    """One runbook run: its exit code, its output, and the run record it wrote."""
+
+    def __init__(self, done: subprocess.CompletedProcess, reports: Path):
+        self.rc, self.stdout, self.stderr = done.returncode, done.stdout, done.stderr
+        records = sorted(reports.glob("*/run.json"), key=lambda p: p.stat().st_mtime)
+        self.record = json.loads(records[-1].read_text()) if records else None
+
+    def statuses(self, stage: str = "host_prep") -> dict[str, str]:
+        return {e["host"]: e["status"] for e in self.record["entries"] if e["stage"] == stage}
+
+    def entry(self, host: str, stage: str = "host_prep") -> dict:
+        return next(e for e in self.record["entries"] if e["host"] == host and e["stage"] == stage)
+
+    def __repr__(self) -> str:
+        return f"exit {self.rc}\n{self.stdout}\n{self.stderr}"
+
+
+@pytest.fixture(scope="session")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    lab_command("up", "--fresh")
+    yield Lab()
+
+
+@pytest.fixture
+def runbook(tmp_path):
+    reports = tmp_path / "reports"
+
+    def run(*args: str, name: str = "full") -> Run:
+        return Run(run_runbook(*args, "--reports", str(reports), name=name), reports)
+    return run
+
+
+@pytest.fixture
+def converged(lab, runbook):
+    """Every host as the pipeline wants it, before the test changes something by hand."""
+    result = runbook()
+    assert result.rc == 0, result
+    return lab

@@ -1,0 +1,87 @@
+"""A bad inventory stops the run before any connection, with every problem and exit code 3."""
+
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import run_runbook
+
+SEED_INVENTORY = Path(__file__).resolve().parents[2] / "inventory"
+
+
+class Listener:
+    """TCP ports standing in for the hosts' sshd on 127.0.0.11, .12, .21, .22, .200: they count who knocks."""
+
+    def __init__(self, last_octets=(11, 12, 21, 22, 200)):
+        self.connections = 0
+        self.port = 0
+        for octet in last_octets:
+            sock = socket.socket()
+            sock.bind((f"127.0.0.{octet}", self.port))
+            sock.listen(16)
+            self.port = sock.getsockname()[1]
+            threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+
+    def _accept(self, sock):
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+
+def loopback_inventory(tmp_path: Path, port: int) -> Path:
+    """The seed inventory moved onto 127.0.0.0/8, every host's SSH port pointing at the listener."""
+    folder = tmp_path / "inventory"
+    shutil.copytree(SEED_INVENTORY, folder)
+    hosts = yaml.safe_load((folder / "hosts.yaml").read_text())
+    for entry in hosts.values():
+        entry["hostname"] = entry["hostname"].replace("10.4.7.", "127.0.0.")
+        entry["port"] = port
+    (folder / "hosts.yaml").write_text(yaml.safe_dump(hosts))
+    defaults = yaml.safe_load((folder / "defaults.yaml").read_text())
+    defaults["data"]["network"] = "127.0.0.0/8"
+    defaults["connection_options"]["netmiko"]["extras"]["conn_timeout"] = 2
+    (folder / "defaults.yaml").write_text(yaml.safe_dump(defaults))
+    return folder
+
+
+def test_bad_inventory_exits_3_with_all_problems_and_no_connection(tmp_path):
+    listener = Listener()
+    folder = loopback_inventory(tmp_path, listener.port)
+    hosts = yaml.safe_load((folder / "hosts.yaml").read_text())
+    hosts["hdss7-22"]["hostname"] = "127.0.0.21"
+    hosts["hdss7-21"]["groups"] = ["compute"]
+    hosts["hdss7-12"]["hostname"] = "127.0.0.300"
+    (folder / "hosts.yaml").write_text(yaml.safe_dump(hosts))
+
+    done = run_runbook("-i", str(folder), "--reports", str(tmp_path / "reports"))
+
+    assert done.returncode == 3, done.stderr
+    assert "inventory is invalid (3 problem(s)); no host was contacted" in done.stderr
+    assert "hdss7-22: hostname: 127.0.0.21 is also the address of hdss7-21" in done.stderr
+    assert "hdss7-21: groups: unknown group 'compute'" in done.stderr
+    assert "hdss7-12: hostname: '127.0.0.300' is not a valid IPv4 address" in done.stderr
+    assert listener.connections == 0
+    assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())
+
+
+def test_valid_inventory_does_connect(tmp_path):
+    """The control for the test above: the same setup with a valid inventory reaches the listener."""
+    listener = Listener()
+    folder = loopback_inventory(tmp_path, listener.port)
+    done = run_runbook("-i", str(folder), "-H", "hdss7-11", "--reports", str(tmp_path / "reports"))
+    assert done.returncode == 4
+    assert listener.connections >= 1
+    assert "hdss7-11" in done.stdout and "failed" in done.stdout
+
+
+def test_unknown_host_on_the_command_line_is_a_usage_error(tmp_path):
+    done = run_runbook("-H", "hdss7-99", "--reports", str(tmp_path / "reports"))
+    assert done.returncode == 2
+    assert "unknown host or group: hdss7-99" in done.stderr

@@ -1,0 +1,91 @@
+"""The remote layer's shell scripts, run for real on this machine through a local transport."""
+
+import os
+import stat
+
+import pytest
+
+from groundwork import facts as probe
+from groundwork.remote import Masker, RemoteError, unified_diff
+
+
+def test_run_returns_exit_status_and_keeps_stderr_apart(local_remote):
+    result = local_remote.run("echo out; echo err >&2; exit 7", check=False)
+    assert (result.rc, result.stdout, result.stderr) == (7, "out\n", "err\n")
+    with pytest.raises(RemoteError, match=r"exit 7\): err"):
+        local_remote.run("echo err >&2; exit 7")
+
+
+def test_write_creates_file_with_mode_and_returns_diff(local_remote, tmp_path):
+    target = tmp_path / "etc" / "app.conf"
+    written = local_remote.write_file(str(target), b"a = 1\n", mode="0640")
+    assert target.read_bytes() == b"a = 1\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert written.changed and written.backup is None
+    assert "+a = 1" in written.diff and "/dev/null" in written.diff
+
+
+def test_rewrite_keeps_a_dated_backup_and_leaves_no_temp_file(local_remote, tmp_path):
+    target = tmp_path / "app.conf"
+    target.write_bytes(b"a = 1\n")
+    written = local_remote.write_file(str(target), b"a = 2\n")
+    assert target.read_bytes() == b"a = 2\n"
+    assert written.backup and open(written.backup, "rb").read() == b"a = 1\n"
+    assert written.backup.startswith(str(tmp_path / "backups") + str(target) + ".")
+    assert "-a = 1\n+a = 2" in written.diff
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".gw-tmp")] == []
+
+
+def test_failed_validation_leaves_the_old_file_in_place(local_remote, tmp_path):
+    target = tmp_path / "app.json"
+    target.write_bytes(b'{"ok": true}\n')
+    with pytest.raises(RemoteError, match="validation failed"):
+        local_remote.write_file(str(target), b"{not json", validate="python3 -m json.tool {path}")
+    assert target.read_bytes() == b'{"ok": true}\n'
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".gw-tmp")] == []
+
+
+def test_read_files_in_one_round_trip(local_remote, tmp_path):
+    (tmp_path / "a").write_bytes(b"\x00binary\nline")
+    before = len(local_remote.log)
+    got = local_remote.read_files([str(tmp_path / "a"), str(tmp_path / "missing")])
+    assert got == {str(tmp_path / "a"): b"\x00binary\nline", str(tmp_path / "missing"): None}
+    assert len(local_remote.log) == before + 1
+
+
+def test_values_are_quoted(local_remote, tmp_path):
+    odd = tmp_path / "it's $(touch pwned) a file"
+    local_remote.write_file(str(odd), b"x\n")
+    assert odd.read_bytes() == b"x\n"
+    assert not (tmp_path / "pwned").exists() and not os.path.exists("pwned")
+
+
+def test_gather_runs_every_probe_in_one_round_trip(local_remote, tmp_path):
+    conf = tmp_path / "f.conf"
+    conf.write_bytes(b"hello\n")
+    probes = [probe.os_info(), probe.hostname(), probe.packages(["dpkg", "no-such-package"]),
+              probe.files([str(conf), str(tmp_path / "absent")]), probe.sysctl(["kernel.ostype", "no.such.key"]),
+              probe.services(["no-such-unit"]), probe.paths_exist([str(conf), "/nonexistent"]),
+              probe.commands(["sh", "no-such-command"])]
+    facts = local_remote.gather(probes)
+    assert len(local_remote.log) == 1
+    assert facts["os"].family == "debian" and facts["os"].kernel == os.uname().release
+    assert facts["hostname"].running == os.uname().nodename
+    assert facts["packages"]["dpkg"] and facts["packages"]["no-such-package"] is None
+    info = facts["files"][str(conf)]
+    assert info.sha256 == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+    assert (info.owner, info.mode) == ("root", format(stat.S_IMODE(conf.stat().st_mode), "o"))
+    assert facts["files"][str(tmp_path / "absent")] is None
+    assert facts["sysctl"] == {"kernel.ostype": "Linux", "no.such.key": None}
+    assert facts["paths"] == {str(conf)} and facts["commands"] == {"sh"}
+
+
+def test_masker_hides_secrets_in_output(local_remote):
+    local_remote.masker = Masker(["s3cret-pw"])
+    result = local_remote.run("echo the password is s3cret-pw", check=False)
+    assert "s3cret-pw" not in result.stdout and "********" in result.stdout
+
+
+def test_sensitive_file_diff_shows_digests_not_content():
+    diff = unified_diff("/opt/certs/ca-key.pem", b"OLD KEY", b"NEW KEY", sensitive=True)
+    assert "OLD KEY" not in diff and "NEW KEY" not in diff and "sensitive content not shown" in diff
