@@ -1,17 +1,21 @@
 """The command line every runbook shares.
 
 Exit codes (documented in the README):
-  0  every targeted host ended well (in a dry run: the plan was computed)
+  0  every targeted host ended well and every check passed (in a dry run: the plan was written)
   1  an unexpected error in groundwork itself
-  2  bad command line: unknown option, host or group
+  2  bad command line: unknown option, host or group; no such approved plan or earlier run
   3  invalid inventory or configuration; no host was contacted
   4  one or more hosts failed a stage; the others finished
+  5  the verification pass found a check failing
+  6  --approved-plan refused: the plan computed now differs from the approved one; nothing was changed
   130 interrupted (Ctrl-C); the run record says what was done
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import sys
 import traceback
@@ -20,20 +24,27 @@ from pathlib import Path
 
 import yaml
 
-from groundwork.inventory import KNOWN_GROUPS, InventoryError, Problem, load_inventory
+from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryError, Problem, load_inventory
 from groundwork.remote import Masker
+from groundwork.report import (PlanError, RunMetadata, git_state, load_plan, operator_name, plan_difference,
+                               plan_digest, plan_of, tool_versions, write_index, write_run_folder)
 from groundwork.runner import Progress, RunRecord, new_run_id, order_hosts, run_stages
 from groundwork.stages import RunContext, Stage
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVENTORY, EXIT_HOST_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+(EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVENTORY, EXIT_HOST_FAILED, EXIT_VERIFY_FAILED,
+ EXIT_PLAN_REFUSED, EXIT_INTERRUPTED) = 0, 1, 2, 3, 4, 5, 6, 130
 PROJECT = Path(__file__).resolve().parents[1]
 PASSWORD_ENV = "GROUNDWORK_SSH_PASSWORD"
+
+
+class UsageError(Exception):
+    pass
 
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description,
                                 epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid inventory, "
-                                       "4 a host failed, 130 interrupted")
+                                       "4 a host failed, 5 verification failed, 6 plan refused, 130 interrupted")
     p.add_argument("-c", "--config", type=Path, default=PROJECT / "config.yaml",
                    help="Nornir config file (default: config.yaml of the project)")
     p.add_argument("-i", "--inventory", type=Path,
@@ -42,11 +53,43 @@ def parser(description: str) -> argparse.ArgumentParser:
                    help=f"only hosts of this group ({', '.join(KNOWN_GROUPS)}); repeatable")
     p.add_argument("-H", "--host", action="append", default=[], metavar="HOST",
                    help="only this host; repeatable; combines with --group as a union")
-    p.add_argument("-n", "--dry-run", action="store_true", help="show what would change, change nothing")
+    p.add_argument("--rerun-failed", action="store_true",
+                   help="only the hosts that failed (a stage or a check) in the last run")
+    p.add_argument("-n", "--dry-run", action="store_true",
+                   help="show what would change, change nothing; writes the plan for --approved-plan")
+    p.add_argument("--approved-plan", metavar="RUN_ID",
+                   help="apply only if the plan computed now is the one of that dry run, on its hosts")
     p.add_argument("--diff", action="store_true", help="show the diff of every change (always on in a dry run)")
+    p.add_argument("--no-verify", action="store_true", help="skip the verification pass")
+    p.add_argument("--change-id", default="", help="the change ticket this run belongs to, shown in the report")
     p.add_argument("-w", "--workers", type=int, help="hosts worked on at once (default: from the config)")
     p.add_argument("--reports", type=Path, default=PROJECT / "reports", help="where run folders are written")
     return p
+
+
+def main(stages: list[Stage], runbook: str, description: str, argv: list[str] | None = None,
+         all_checks: bool = False) -> int:
+    """Run a runbook: its stages in order, then the verification pass.
+
+    The pass runs the checks of the stages run (checks/test_<stage>.py), or with all_checks every check.
+    """
+    args = parser(description).parse_args(argv)
+    if args.dry_run and args.approved_plan:
+        print("--dry-run and --approved-plan do not go together", file=sys.stderr)
+        return EXIT_USAGE
+    modules = None if all_checks else [f"test_{s.name}.py" for s in stages]
+    try:
+        return _run(stages, runbook, args, modules)
+    except InventoryError as exc:
+        print(exc.report(), file=sys.stderr)
+        return EXIT_INVENTORY
+    except (UsageError, PlanError) as exc:
+        print(f"groundwork: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:  # noqa: BLE001 - a bug in groundwork: say so plainly, with the traceback
+        traceback.print_exc()
+        print("groundwork: internal error (exit 1); the traceback above is for a bug report", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _load_config(path: Path) -> dict:
@@ -68,36 +111,50 @@ def _inventory_paths(config: dict, config_path: Path, override: Path | None) -> 
     return {k: (config_path.parent / options.get(k, f"inventory/{name}")).resolve() for k, name in defaults.items()}
 
 
-def main(stages: list[Stage], runbook: str, description: str, argv: list[str] | None = None) -> int:
-    args = parser(description).parse_args(argv)
-    try:
-        return _run(stages, runbook, args)
-    except InventoryError as exc:
-        print(exc.report(), file=sys.stderr)
-        return EXIT_INVENTORY
-    except Exception:  # noqa: BLE001 - a bug in groundwork: say so plainly, with the traceback
-        traceback.print_exc()
-        print("groundwork: internal error (exit 1); the traceback above is for a bug report", file=sys.stderr)
-        return EXIT_INTERNAL
+def _targets(args: argparse.Namespace, inventory: Inventory, approved: dict | None) -> list[HostModel]:
+    if approved is not None:
+        if args.host or args.group or args.rerun_failed:
+            raise UsageError("--approved-plan applies to the hosts of its plan; leave out --host, --group, "
+                             "--rerun-failed")
+        missing = [h for h in approved["targets"] if h not in inventory.hosts]
+        if missing:
+            raise UsageError(f"the approved plan names hosts the inventory no longer has: {', '.join(missing)}")
+        return order_hosts([inventory.hosts[h] for h in approved["targets"]])
+    unknown = [h for h in args.host if h not in inventory.hosts] + [g for g in args.group if g not in KNOWN_GROUPS]
+    if unknown:
+        raise UsageError(f"unknown host or group: {', '.join(unknown)} (hosts: {', '.join(inventory.hosts)}; "
+                         f"groups: {', '.join(KNOWN_GROUPS)})")
+    wanted = set(args.host)
+    if args.rerun_failed:
+        last, failed = _last_failed_hosts(args.reports)
+        wanted |= {h for h in failed if h in inventory.hosts}
+        print(f"--rerun-failed: the last run {last} failed on {', '.join(failed) or 'no host'}")
+    selected = [h for h in inventory.hosts.values()
+                if h.name in wanted or any(g in h.groups for g in args.group)
+                or (not wanted and not args.group and not args.rerun_failed)]
+    return order_hosts(selected)
 
 
-def _run(stages: list[Stage], runbook: str, args: argparse.Namespace) -> int:
+def _last_failed_hosts(reports: Path) -> tuple[str, list[str]]:
+    runs = sorted(reports.glob("*/run.json"), reverse=True)
+    if not runs:
+        raise UsageError(f"--rerun-failed: no earlier run in {reports}")
+    run = json.loads(runs[0].read_text())
+    failed = {e["host"] for e in run["entries"] if e["status"] == "failed"}
+    failed |= {c["host"] for c in run.get("checks") or [] if c["outcome"] in ("failed", "error")}
+    return runs[0].parent.name, [h for h in run["targets"] if h in failed]
+
+
+def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modules: list[str] | None) -> int:
     config_path = args.config.resolve()
     config = _load_config(config_path)
     paths = _inventory_paths(config, config_path, args.inventory)
     inventory = load_inventory(paths["host_file"].parent, **{k: str(v) for k, v in paths.items()})
-
-    unknown = [h for h in args.host if h not in inventory.hosts] + [g for g in args.group if g not in KNOWN_GROUPS]
-    if unknown:
-        print(f"unknown host or group: {', '.join(unknown)} (hosts: {', '.join(inventory.hosts)}; "
-              f"groups: {', '.join(KNOWN_GROUPS)})", file=sys.stderr)
-        return EXIT_USAGE
-    targets = [h for h in inventory.hosts.values()
-               if (not args.host and not args.group) or h.name in args.host or any(g in h.groups for g in args.group)]
+    approved = load_plan(args.reports, args.approved_plan) if args.approved_plan else None
+    targets = _targets(args, inventory, approved)
     if not targets:
-        print(f"no host is in group(s) {', '.join(args.group)}", file=sys.stderr)
-        return EXIT_USAGE
-    targets = order_hosts(targets)
+        print("no host to run on" + (": the last run had no failed host" if args.rerun_failed else ""))
+        return EXIT_OK if args.rerun_failed else EXIT_USAGE
 
     masker = Masker([os.environ.get(PASSWORD_ENV, "")])
     nr = _nornir(config, paths, args.workers)
@@ -107,24 +164,87 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace) -> int:
     args.reports.mkdir(parents=True, exist_ok=True)
     record = RunRecord(run_id=new_run_id(runbook, args.reports), runbook=runbook, dry_run=args.dry_run,
                        targets=[h.name for h in targets], started=_now())
+    folder = args.reports / record.run_id
+    folder.mkdir()
+    commit, dirty = git_state()
+    meta = RunMetadata(run_id=record.run_id, runbook=runbook, change_id=args.change_id, operator=operator_name(),
+                       started=record.started, ended=None, git_commit=commit, git_dirty=dirty,
+                       inventory_digest=hashlib.sha256(inventory.digest_source).hexdigest(),
+                       groups=args.group, hosts=record.targets, dry_run=args.dry_run, tools=tool_versions())
     progress = Progress(record, show_diff=args.diff)
     progress.say(f"groundwork {runbook}: run {record.run_id}, {len(targets)} host(s)"
+                 + (f", change {args.change_id}" if args.change_id else "")
                  + (", DRY RUN: nothing will be changed" if args.dry_run else ""))
-    ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker)
+
+    outcome, checks = "interrupted", None
     try:
-        run_stages(nr, stages, ctx, targets, record, progress)
+        if approved is not None and not _plan_still_approved(nr, stages, inventory, masker, targets, approved,
+                                                              progress):
+            outcome = "refused"
+        else:
+            run_stages(nr, stages, RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker), targets,
+                       record, progress)
+            record.ended = _now()
+            if stages:
+                progress.recap()
+            if approved is not None and plan_digest(plan_of(record)) != approved["digest"]:
+                progress.say("warning: what was applied differs from the approved plan (a host changed "
+                             "between the check and the change); see the change log")
+            session = _check_session(nr, inventory, targets, masker, meta, record, progress, check_modules,
+                                     run_checks=not (args.dry_run or args.no_verify))
+            checks = _run_checks(session, folder)
+            outcome = _outcome(record, checks)
     except KeyboardInterrupt:
         record.interrupted = True
-        progress.say("\ninterrupted: stopping; hosts already finished are recorded below")
+        progress.say("\ninterrupted: stopping; what finished is in the run record")
     finally:
         nr.close_connections()
-        record.ended = _now()
-        path = record.write(args.reports)
-    progress.recap()
-    progress.say(f"run record: {path}")
-    if record.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_HOST_FAILED if record.failed_hosts else EXIT_OK
+        record.ended = meta.ended = meta.ended or _now()
+        write_run_folder(folder, record, meta, checks, outcome)
+        index = write_index(args.reports)
+    progress.say(f"report: {folder / 'report.html'}\nall runs: {index}")
+    return {"refused": EXIT_PLAN_REFUSED, "interrupted": EXIT_INTERRUPTED, "failed": EXIT_HOST_FAILED,
+            "verification-failed": EXIT_VERIFY_FAILED}.get(outcome, EXIT_OK)
+
+
+def _plan_still_approved(nr, stages, inventory, masker, targets, approved, progress) -> bool:
+    """Compute the plan again without changing anything and compare it with the approved one."""
+    progress.say(f"checking the approved plan {approved['run_id']} against the hosts")
+    check = RunRecord(run_id=approved["run_id"], runbook="plan-check", dry_run=True,
+                      targets=[h.name for h in targets], started=_now())
+    quiet = Progress(check, show_diff=False, out=open(os.devnull, "w"))
+    run_stages(nr, stages, RunContext(inventory=inventory, dry_run=True, masker=masker), targets, check, quiet)
+    current = plan_of(check)
+    if check.failed_hosts or plan_digest(current) != approved["digest"]:
+        progress.say(f"REFUSED: the plan computed now differs from the approved plan {approved['run_id']}; "
+                     "nothing was changed. Make a new --dry-run and have it approved.")
+        if check.failed_hosts:
+            progress.say(f"hosts that could not be planned: {', '.join(check.failed_hosts)}")
+        progress.say(plan_difference(approved["changes"], current))
+        return False
+    progress.say(f"the plan computed now is the approved one (digest {approved['digest'][:16]}); applying it")
+    return True
+
+
+def _check_session(nr, inventory, targets, masker, meta, record, progress, modules, run_checks):
+    from groundwork.verify import CheckSession
+    return CheckSession(nr, inventory, targets, masker, meta, record, progress, modules, run_checks=run_checks)
+
+
+def _run_checks(session, folder: Path) -> list[dict] | None:
+    from groundwork.verify import run_checks
+    results = run_checks(session, folder)
+    return results if session.run_checks else None
+
+
+def _outcome(record: RunRecord, checks: list[dict] | None) -> str:
+    if record.failed_hosts:
+        return "failed"
+    if checks and any(c["outcome"] in ("failed", "error") for c in checks):
+        return "verification-failed"
+    if record.dry_run:
+        return "planned"
+    return "changed" if record.changed_hosts else "ok"
 
 
 def _nornir(config: dict, paths: dict[str, Path], workers: int | None):

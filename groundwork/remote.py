@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 if TYPE_CHECKING:
     import paramiko
+    from nornir.core.configuration import Config
+    from nornir.core.inventory import Host
     from nornir.core.task import Task
 
     from groundwork.facts import Facts, Probe
@@ -110,15 +112,19 @@ class Remote:
     backup_dir: str = BACKUP_DIR
 
     @classmethod
-    def for_task(cls, task: "Task", masker: Masker | None = None) -> "Remote":
-        """The Remote of a Nornir task's host, over its (reused) nornir-netmiko connection."""
-        conn = task.host.get_connection("netmiko", task.nornir.config)
-        sudo_password = task.host.password if task.host.username not in (None, "root") else None
+    def for_host(cls, host: "Host", config: "Config", masker: Masker | None = None) -> "Remote":
+        """The Remote of a Nornir host, over its nornir-netmiko connection (opened once, then reused)."""
+        conn = host.get_connection("netmiko", config)
+        username = host.username or "root"
         masker = masker or Masker()
-        if task.host.password:
-            masker.add(task.host.password)
-        return cls(transport_factory=lambda: conn.remote_conn_pre.get_transport(),
-                   username=task.host.username or "root", sudo_password=sudo_password, masker=masker)
+        if host.password:
+            masker.add(host.password)
+        return cls(transport_factory=lambda: conn.remote_conn_pre.get_transport(), username=username,
+                   sudo_password=host.password if username != "root" else None, masker=masker)
+
+    @classmethod
+    def for_task(cls, task: "Task", masker: Masker | None = None) -> "Remote":
+        return cls.for_host(task.host, task.nornir.config, masker)
 
     # -- commands -------------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ other hosts go on. Connections are opened once per host and reused by every stag
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 import threading
@@ -80,16 +79,6 @@ class RunRecord:
         return {"run_id": self.run_id, "runbook": self.runbook, "dry_run": self.dry_run, "targets": self.targets,
                 "started": self.started, "ended": self.ended, "interrupted": self.interrupted,
                 "entries": [entry(e) for e in self.entries]}
-
-    def write(self, reports_dir: Path) -> Path:
-        """Write the record as JSON in the run's own folder, through a temp file so it is never half written."""
-        folder = reports_dir / self.run_id
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "run.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
 
 
 def new_run_id(runbook: str, reports_dir: Path) -> str:

@@ -1,0 +1,28 @@
+"""Hands every check its host and a probe that records evidence (see groundwork/verify.py).
+
+A module's GROUPS names the groups whose hosts its checks run on; None (the default) means every host.
+"""
+
+import pytest
+
+from groundwork.verify import SESSION_KEY
+
+
+def pytest_generate_tests(metafunc):
+    if "host" in metafunc.fixturenames:
+        session = metafunc.config.stash[SESSION_KEY]
+        groups = getattr(metafunc.module, "GROUPS", None)
+        hosts = [h for h in session.targets if groups is None or any(g in h.groups for g in groups)]
+        metafunc.parametrize("host", hosts, ids=[h.name for h in hosts])
+
+
+@pytest.fixture
+def probe(request, host):
+    session = request.config.stash[SESSION_KEY]
+    request.node.gw_evidence = []
+    return session.probe_for(host, request.node.gw_evidence)
+
+
+@pytest.fixture
+def inventory(request):
+    return request.config.stash[SESSION_KEY].inventory

@@ -1,0 +1,54 @@
+"""Host preparation, checked on every host as the seeds check it by hand."""
+
+from groundwork import facts
+
+GROUPS = None
+
+
+def test_hostname_is_the_fqdn(host, probe):
+    """hostname is hdss7-NN.host.com, running and in /etc/hostname"""
+    running, static = (probe.run("hostname; cat /etc/hostname").stdout.split() + ["", ""])[:2]
+    assert (running, static) == (host.fqdn, host.fqdn), \
+        f"running hostname {running!r}, /etc/hostname {static!r}; wanted {host.fqdn!r}"
+
+
+def test_kernel_is_new_enough_for_docker(host, probe):
+    """kernel is at least the minimum docker needs"""
+    release = probe.run("uname -r").stdout.strip()
+    wanted = tuple(int(p) for p in host.settings.host_prep.min_kernel.split("."))
+    found = tuple(int("".join(c for c in p if c.isdigit()) or 0) for p in release.split("-")[0].split(".")[:3])
+    assert found >= wanted, f"kernel {release} is older than {host.settings.host_prep.min_kernel}"
+
+
+def test_base_tools_are_installed(host, probe):
+    """the base tools are installed"""
+    os_family = probe.fact(facts.os_info()).family
+    wanted = host.settings.host_prep.base_packages[os_family]
+    installed = probe.fact(facts.packages(wanted))
+    missing = [p for p, version in installed.items() if version is None]
+    assert not missing, f"not installed: {' '.join(missing)}"
+
+
+def test_kernel_settings_for_docker(host, probe):
+    """br_netfilter is loaded and the sysctl settings docker needs are in force"""
+    wanted = host.settings.host_prep.sysctl
+    running = probe.fact(facts.sysctl(sorted(wanted)))
+    wrong = {k: running.get(k) for k, v in wanted.items() if running.get(k) != v}
+    assert not wrong, f"sysctl values differ from {wanted}: {wrong}"
+
+
+def test_kernel_settings_survive_a_reboot(host, probe):
+    """the sysctl settings are in the file read at boot"""
+    prep = host.settings.host_prep
+    text = probe.run(f"cat {prep.sysctl_file}").stdout
+    lines = {tuple(part.strip() for part in line.split("=", 1)) for line in text.splitlines() if "=" in line}
+    missing = [f"{k} = {v}" for k, v in prep.sysctl.items() if (k, v) not in lines]
+    assert not missing, f"missing from {prep.sysctl_file}: {missing}"
+
+
+def test_selinux_and_firewalld_are_off(host, probe):
+    """SELinux is not enforcing and firewalld is not running (where they exist)"""
+    selinux = probe.fact(facts.selinux())
+    firewalld = probe.fact(facts.services(["firewalld"]))["firewalld"]
+    assert selinux.get("running") in (None, "disabled", "permissive")
+    assert not firewalld.exists or firewalld.active != "active"

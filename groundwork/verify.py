@@ -1,0 +1,226 @@
+"""The verification pass: the pytest modules under checks/, run in-process with pytest-html.
+
+Each check runs once per targeted host it applies to, over the run's own SSH connections, and carries its
+evidence (every command with its exit status and output, secrets masked) into the HTML report and run.json.
+The report also gets the run's metadata and change log, so one self-contained file serves the change board.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from groundwork.facts import Probe
+from groundwork.inventory import HostModel, Inventory
+from groundwork.remote import CommandResult, Masker, Remote
+from groundwork.report import RunMetadata, change_log_html
+from groundwork.runner import Progress, RunRecord, describe_error
+
+CHECKS_DIR = Path(__file__).resolve().parents[1] / "checks"
+SESSION_KEY: "pytest.StashKey[CheckSession]" = pytest.StashKey()
+
+
+@dataclass
+class Evidence:
+    command: str
+    rc: int
+    stdout: str
+    stderr: str
+
+
+class HostProbe:
+    """What a check uses to look at its host; everything it runs becomes evidence."""
+
+    def __init__(self, remote: Remote, evidence: list[Evidence]):
+        self._remote = remote
+        self.evidence = evidence
+
+    def run(self, command: str) -> CommandResult:
+        result = self._remote.run(command, check=False)
+        self.evidence.append(Evidence(result.command, result.rc, result.stdout, result.stderr))
+        return result
+
+    def fact(self, probe: Probe) -> Any:
+        """Run one of groundwork's read-only probes (facts.py) and parse its output."""
+        return probe.parse(self.run(probe.script).stdout)
+
+
+@dataclass
+class CheckResult:
+    check: str  # module::function
+    title: str  # the check's docstring, in the operator's words
+    host: str
+    outcome: str  # passed, failed, error, skipped
+    duration: float
+    message: str = ""
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+class CheckSession:
+    """The pytest plugin that hands checks their hosts and connections and collects their results."""
+
+    def __init__(self, nr, inventory: Inventory, targets: list[HostModel], masker: Masker, meta: RunMetadata,
+                 record: RunRecord, progress: Progress, modules: list[str] | None, run_checks: bool = True):
+        self.nr = nr
+        self.inventory = inventory
+        self.targets = targets
+        self.masker = masker
+        self.meta = meta
+        self.record = record
+        self.progress = progress
+        self.modules = modules
+        self.run_checks = run_checks
+        self.results: list[CheckResult] = []
+        self._remotes: dict[str, Remote] = {}
+        self._unreachable: dict[str, str] = {}
+
+    # -- for checks/conftest.py -----------------------------------------------------------------------
+
+    def probe_for(self, host: HostModel, evidence: list[Evidence]) -> HostProbe:
+        if host.name not in self._remotes and host.name not in self._unreachable:
+            self._connect(host)
+        if host.name in self._unreachable:
+            pytest.fail(self._unreachable[host.name], pytrace=False)
+        return HostProbe(self._remotes[host.name], evidence)
+
+    def _connect(self, host: HostModel) -> None:
+        try:
+            remote = Remote.for_host(self.nr.inventory.hosts[host.name], self.nr.config, self.masker)
+            remote.run("true")
+            self._remotes[host.name] = remote
+        except Exception as exc:  # noqa: BLE001 - the host's checks fail with this, the others go on
+            self._unreachable[host.name] = self.masker(describe_error(exc, host))
+
+    def connect_all(self) -> None:
+        """Open the hosts' connections in parallel (those the pipeline did not open already)."""
+        with ThreadPoolExecutor(max_workers=max(1, min(20, len(self.targets)))) as pool:
+            list(pool.map(self._connect, self.targets))
+
+    # -- pytest hooks ---------------------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(self, config):
+        from pytest_metadata.plugin import metadata_key
+        config.stash[SESSION_KEY] = self
+        config.option.tbstyle = "short"  # the check's own lines, not every fixture's repr (--tb is the terminal's)
+        config.stash[metadata_key].clear()
+        config.stash[metadata_key].update(self.meta.as_table())
+
+    def pytest_collection_modifyitems(self, config, items):
+        keep = [i for i in items if self.run_checks and (self.modules is None or i.path.name in self.modules)]
+        dropped = [i for i in items if i not in keep]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session):
+        from pytest_metadata.plugin import metadata_key
+        self.meta.ended = self.record.ended = _utc_now()
+        session.config.stash[metadata_key]["Ended (UTC)"] = self.meta.ended
+
+    def pytest_html_report_title(self, report):
+        report.title = f"groundwork {self.meta.runbook} — run {self.meta.run_id}"
+
+    def pytest_html_results_summary(self, prefix, summary, postfix, session):
+        failed = sorted({r.host for r in self.results if r.outcome in ("failed", "error")})
+        if not self.run_checks:
+            verdict = "Verification not run" + (" (dry run)." if self.record.dry_run else " (--no-verify).")
+        elif failed:
+            verdict = f"Verification FAILED on {', '.join(failed)}."
+        else:
+            verdict = f"Verification passed: {len(self.results)} check(s) on {len(self.targets)} host(s)."
+        stage_failed = self.record.failed_hosts
+        prefix.append(f"<p><b>{html.escape(verdict)}</b> Pipeline: {len(self.record.changed_hosts)} host(s) "
+                      f"{'would change' if self.record.dry_run else 'changed'}, {len(stage_failed)} failed"
+                      f"{': ' + html.escape(', '.join(stage_failed)) if stage_failed else ''}.</p>")
+        postfix.append(change_log_html(self.record))
+
+    def pytest_html_results_table_header(self, cells):
+        cells.insert(1, "<th>Host</th>")
+        cells.insert(2, "<th>Check</th>")
+
+    def pytest_html_results_table_row(self, report, cells):
+        cells.insert(1, f"<td>{html.escape(getattr(report, 'gw_host', ''))}</td>")
+        cells.insert(2, f"<td>{html.escape(getattr(report, 'gw_title', ''))}</td>")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        host = item.callspec.params.get("host") if hasattr(item, "callspec") else None
+        report.gw_host = host.name if host else ""
+        report.gw_title = (item.function.__doc__ or item.name).strip().splitlines()[0]
+        evidence = getattr(item, "gw_evidence", [])
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            from pytest_html import extras
+            report.extras = [*getattr(report, "extras", []), extras.html(evidence_html(evidence))]
+            report.gw_evidence = list(evidence)
+
+    def pytest_runtest_logreport(self, report):
+        if not (report.when == "call" or (report.when == "setup" and report.outcome != "passed")):
+            return
+        outcome = report.outcome if report.when == "call" else ("error" if report.failed else "skipped")
+        message = ""
+        if report.failed:
+            message = self.masker(_short_failure(report))
+        result = CheckResult(check=report.nodeid.split("[")[0], title=report.gw_title, host=report.gw_host,
+                             outcome=outcome, duration=report.duration, message=message,
+                             evidence=getattr(report, "gw_evidence", []))
+        self.results.append(result)
+        if outcome != "passed":  # failures at once; passes are tallied per host at the end
+            line = f"  {'SKIP' if outcome == 'skipped' else 'FAIL':<5} {result.host:<12} {result.title}"
+            self.progress.say(self.progress.paint(line + (f"\n        {message}" if message else ""),
+                                                  "skipped" if outcome == "skipped" else "failed"))
+
+
+def _short_failure(report) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash else str(report.longrepr)
+    return text.strip().splitlines()[0] if text.strip() else "failed"
+
+
+def evidence_html(evidence: list[Evidence]) -> str:
+    if not evidence:
+        return "<div class=\"gw-evidence\">no command was run</div>"
+    parts = []
+    for e in evidence:
+        output = e.stdout + (("\n[stderr]\n" + e.stderr) if e.stderr else "")
+        parts.append(f"<div class=\"gw-evidence\"><b>$ {html.escape(e.command)}</b> (exit {e.rc})"
+                     f"<pre>{html.escape(output)}</pre></div>")
+    return "".join(parts)
+
+
+def _utc_now() -> str:
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_checks(session: CheckSession, folder: Path) -> list[dict]:
+    """Run the checks (or, with run_checks off, only write the report) and return the results as dicts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if session.run_checks:
+        session.progress.say(f"\n== verification on {len(session.targets)} host(s)")
+        session.connect_all()
+    started = time.monotonic()
+    args = [str(CHECKS_DIR), "-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR),
+            "-p", "no:terminal", "-p", "no:cacheprovider", f"--html={folder / 'report.html'}",
+            "--self-contained-html"]
+    pytest.main(args, plugins=[session])
+    if session.run_checks:
+        for host in session.targets:
+            mine = [r for r in session.results if r.host == host.name]
+            passed = sum(r.outcome == "passed" for r in mine)
+            status = "ok" if passed == len(mine) else "failed"
+            session.progress.say(f"  {host.name:<12} {session.progress.paint(status, status):<8} "
+                                 f"{passed}/{len(mine)} checks passed")
+        failed = [r for r in session.results if r.outcome in ("failed", "error")]
+        session.progress.say(f"{len(session.results) - len(failed)} check(s) passed, {len(failed)} failed "
+                             f"in {time.monotonic() - started:.1f}s")
+    return [asdict(r) for r in session.results]

@@ -1,0 +1,11 @@
+#!/usr/bin/env python3
+"""Run the verification pass alone: every check on every targeted host, and the report for the change board."""
+
+import sys
+
+import _bootstrap  # noqa: F401 - puts the project on sys.path
+
+from groundwork.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main([], runbook="verify", description=__doc__, all_checks=True))
