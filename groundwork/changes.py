@@ -117,6 +117,15 @@ class StageReport:
     def changed(self) -> bool:
         return bool(self.changes)
 
+    def mask(self, masker) -> "StageReport":
+        """Hide secret values in everything the report carries; done once, before it is printed or saved."""
+        for change in self.changes:
+            change.summary, change.diff = masker(change.summary), masker(change.diff)
+            change.error = masker(change.error) if change.error else None
+        self.notes = [masker(n) for n in self.notes]
+        self.error = masker(self.error) if self.error else None
+        return self
+
     @property
     def diff(self) -> str:
         return "".join(c.diff for c in self.changes)

@@ -169,13 +169,14 @@ def _stage_task(task: Task, stage: Stage, ctx: RunContext) -> Result:
     remote = None
     try:
         remote = Remote.for_task(task, ctx.masker)
-        report = stage.run(remote, host, ctx)
+        report = stage.run(remote, host, ctx).mask(ctx.masker)
         report.commands = remote.log
         return Result(host=task.host, changed=report.changed, diff=report.diff, result=report)
     except PlanFailed as exc:
         report = exc.report
     except Exception as exc:  # noqa: BLE001 - one host's failure must not stop the others
-        report = StageReport(error=ctx.masker(describe_error(exc, host)))
+        report = StageReport(error=describe_error(exc, host))
+    report.mask(ctx.masker)
     report.commands = remote.log if remote else []
     return Result(host=task.host, failed=True, changed=report.changed, result=report, exception=None)
 

@@ -48,6 +48,7 @@ class Run:
 
     def __init__(self, done: subprocess.CompletedProcess, reports: Path):
         self.rc, self.stdout, self.stderr = done.returncode, done.stdout, done.stderr
+        self.reports = reports
         records = sorted(reports.glob("*/run.json"), key=lambda p: p.stat().st_mtime)
         self.record = json.loads(records[-1].read_text()) if records else None
 

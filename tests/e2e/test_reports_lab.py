@@ -1,0 +1,149 @@
+"""The verification pass and the run folder a change board reads, end to end against the lab."""
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from tests.e2e.conftest import HOSTS
+
+HOST_PREP_CHECKS = ["hostname is hdss7-NN.host.com, running and in /etc/hostname",
+                    "kernel is at least the minimum docker needs", "the base tools are installed",
+                    "br_netfilter is loaded and the sysctl settings docker needs are in force",
+                    "the sysctl settings are in the file read at boot",
+                    "SELinux is not enforcing and firewalld is not running (where they exist)"]
+
+
+def run_folder(run):
+    return run.reports / run.record["run_id"]
+
+
+def rendered_text(page) -> str:
+    """The page as headless Chromium renders it (pytest-html builds its table with JavaScript)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed: lab/setup installs it")
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", f"file://{page}"],
+            capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_full_run_writes_report_json_and_checksums(converged, runbook):
+    lab = converged
+    lab.ssh("hdss7-22", "hostnamectl set-hostname by-hand")
+    run = runbook("--change-id", "CHG-4711")
+    assert run.rc == 0, run
+    folder = run_folder(run)
+    assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", "report.html", "run.json"]
+    assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True).returncode == 0
+
+    document = json.loads((folder / "run.json").read_text())
+    meta = document["metadata"]
+    assert meta["change_id"] == "CHG-4711" and meta["hosts"] == run.record["targets"]
+    assert len(meta["git_commit"]) == 40 and len(meta["inventory_digest"]) == 64
+    assert meta["tools"]["nornir"] and meta["started"] <= meta["ended"]
+    checks = document["checks"]
+    assert len(checks) == len(HOST_PREP_CHECKS) * len(HOSTS)
+    assert {c["outcome"] for c in checks} == {"passed"}
+    hostname_check = next(c for c in checks if c["host"] == "hdss7-22" and c["title"] == HOST_PREP_CHECKS[0])
+    assert hostname_check["evidence"][0]["command"] == "hostname; cat /etc/hostname"
+    assert hostname_check["evidence"][0]["stdout"] == "hdss7-22.host.com\nhdss7-22.host.com\n"
+    assert document["outcome"] == "changed"
+
+    index = (run.reports / "index.html").read_text()
+    assert f'href="{folder.name}/report.html"' in index and "CHG-4711" in index
+
+
+def test_report_opened_in_chromium_shows_hosts_checks_metadata_and_diff(converged, runbook):
+    lab = converged
+    lab.ssh("hdss7-21", "hostnamectl set-hostname by-hand")
+    run = runbook("--change-id", "CHG-0815")
+    assert run.rc == 0, run
+    page = rendered_text(run_folder(run) / "report.html")
+    for host in HOSTS:
+        assert f"test_hostname_is_the_fqdn[{host}]" in page
+    for title in HOST_PREP_CHECKS:
+        assert title in page
+    for label in ("CHG-0815", run.record["run_id"], "Git commit", "Inventory digest", "Operator"):
+        assert label in page
+    assert "Verification passed: 30 check(s) on 5 host(s)." in page
+    assert "-by-hand\n+hdss7-21.host.com" in page  # the change log's diff
+
+
+def test_check_made_false_by_hand_fails_for_that_host_only(converged, runbook):
+    lab = converged
+    lab.ssh("hdss7-11", "hostnamectl set-hostname by-hand")
+    try:
+        run = runbook(name="verify")
+        assert run.rc == 5, run
+        failed = [c for c in run.record["checks"] if c["outcome"] != "passed"]
+        assert [(c["host"], c["title"]) for c in failed] == [("hdss7-11", HOST_PREP_CHECKS[0])]
+        evidence = failed[0]["evidence"][0]
+        assert evidence["command"] == "hostname; cat /etc/hostname" and evidence["stdout"] == "by-hand\nby-hand\n"
+        assert "running hostname 'by-hand'" in failed[0]["message"]
+        assert "FAIL  hdss7-11" in run.stdout and "29 check(s) passed, 1 failed" in run.stdout
+        assert run.record["outcome"] == "verification-failed"
+    finally:
+        lab.ssh("hdss7-11", "hostnamectl set-hostname hdss7-11.host.com")
+
+
+def test_plan_is_applied_only_while_it_is_the_approved_one(converged, runbook):
+    lab = converged
+    lab.ssh("hdss7-21", "hostnamectl set-hostname by-hand")
+    plan = runbook("--dry-run")
+    assert plan.rc == 0, plan
+    planned = json.loads((run_folder(plan) / "plan.json").read_text())
+    assert [c["host"] for c in planned["changes"]] == ["hdss7-21"] and len(planned["digest"]) == 64
+
+    lab.ssh("hdss7-12", "sysctl -q -w net.ipv4.ip_forward=0")  # a change nobody approved
+    refused = runbook("--approved-plan", plan.record["run_id"])
+    assert refused.rc == 6, refused
+    assert "REFUSED: the plan computed now differs from the approved plan" in refused.stdout
+    assert "+## hdss7-12 host_prep: apply kernel settings" in refused.stdout
+    assert lab.ssh("hdss7-21", "hostname").strip() == "by-hand"  # nothing was changed
+    assert lab.ssh("hdss7-12", "sysctl -n net.ipv4.ip_forward").strip() == "0"
+
+    lab.ssh("hdss7-12", "sysctl -q -w net.ipv4.ip_forward=1")
+    applied = runbook("--approved-plan", plan.record["run_id"])
+    assert applied.rc == 0, applied
+    assert "the plan computed now is the approved one" in applied.stdout
+    assert applied.statuses()["hdss7-21"] == "changed"
+    assert lab.ssh("hdss7-21", "hostname").strip() == "hdss7-21.host.com"
+
+
+def test_rerun_failed_targets_the_hosts_that_failed_last_time(converged, runbook):
+    lab = converged
+    lab.kill("hdss7-22")
+    try:
+        first = runbook("--no-verify")
+        assert first.rc == 4, first
+    finally:
+        lab.start("hdss7-22")
+    again = runbook("--rerun-failed")
+    assert again.rc == 0, again
+    assert again.record["targets"] == ["hdss7-22"]
+    assert {c["host"] for c in again.record["checks"]} == {"hdss7-22"}
+
+
+def test_no_secret_reaches_any_file_of_the_run_folder(converged, runbook, monkeypatch):
+    lab = converged
+    secret = "pw-" + secrets.token_hex(12)
+    monkeypatch.setenv("GROUNDWORK_SSH_PASSWORD", secret)
+    # The secret turns up on a host, so it would be in the diff, the evidence and the report if not masked.
+    lab.ssh("hdss7-200", f"echo '# {secret}' >> /etc/sysctl.d/docker.conf; hostnamectl set-hostname {secret}")
+    run = runbook("--diff")
+    assert run.rc == 0, run
+    folder = run_folder(run)
+    for path in [*folder.iterdir(), run.reports / "index.html"]:
+        assert secret not in path.read_text(errors="replace"), path
+    assert secret not in run.stdout + run.stderr
+    assert "-# ********" in json.dumps(run.record)

@@ -1,0 +1,68 @@
+"""Run folders, plans and the index, from run records made by hand."""
+
+import json
+import subprocess
+
+from groundwork.changes import ChangeRecord, StageReport
+from groundwork.remote import Masker
+from groundwork.report import (RunMetadata, plan_difference, plan_digest, plan_of, write_index,
+                               write_run_folder)
+from groundwork.runner import HostStageRecord, RunRecord
+
+
+def record(dry_run=True, diff="-a\n+b\n", run_id="20261123T120000Z-full") -> RunRecord:
+    r = RunRecord(run_id=run_id, runbook="full", dry_run=dry_run, targets=["hdss7-11", "hdss7-21"],
+                  started="2026-11-23T12:00:00+00:00", ended="2026-11-23T12:00:05+00:00")
+    r.add(HostStageRecord("hdss7-21", "host_prep", "changed", 0.5,
+                          StageReport(changes=[ChangeRecord("set hostname", diff, applied=not dry_run)])))
+    r.add(HostStageRecord("hdss7-11", "host_prep", "ok", 0.4, StageReport(notes=["already as wanted"])))
+    return r
+
+
+def meta(r: RunRecord) -> RunMetadata:
+    return RunMetadata(run_id=r.run_id, runbook="full", change_id="CHG-1", operator="ops", started=r.started,
+                       ended=r.ended, git_commit="0" * 40, git_dirty=False, inventory_digest="f" * 64,
+                       groups=[], hosts=r.targets, dry_run=r.dry_run)
+
+
+def test_plan_lists_changes_in_target_order_with_a_stable_digest():
+    changes = plan_of(record())
+    assert changes == [{"host": "hdss7-21", "stage": "host_prep", "summary": "set hostname", "diff": "-a\n+b\n"}]
+    assert plan_digest(changes) == plan_digest(plan_of(record()))
+    assert plan_digest(changes) != plan_digest(plan_of(record(diff="-a\n+c\n")))
+
+
+def test_plan_difference_shows_what_changed():
+    text = plan_difference(plan_of(record()), plan_of(record(diff="-a\n+c\n")))
+    assert "--- approved plan" in text and "-+b" in text and "++c" in text
+
+
+def test_dry_run_folder_has_plan_and_checksums_that_verify(tmp_path):
+    r = record()
+    folder = tmp_path / r.run_id
+    folder.mkdir()
+    (folder / "report.html").write_text("<html></html>")
+    write_run_folder(folder, r, meta(r), None, "planned")
+    assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", "plan.json", "report.html", "run.json"]
+    assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder).returncode == 0
+    plan = json.loads((folder / "plan.json").read_text())
+    assert plan["digest"] == plan_digest(plan["changes"]) and plan["targets"] == ["hdss7-11", "hdss7-21"]
+    (folder / "run.json").write_text("{}")  # tampering shows
+    assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder,
+                          capture_output=True).returncode != 0
+
+
+def test_index_lists_runs_newest_first_with_outcome(tmp_path):
+    for run_id, outcome in (("20261123T100000Z-full", "ok"), ("20261123T110000Z-verify", "verification-failed")):
+        r = record(dry_run=False, run_id=run_id)
+        write_run_folder(tmp_path / run_id, r, meta(r), [], outcome)
+    page = write_index(tmp_path).read_text()
+    assert page.index("20261123T110000Z-verify") < page.index("20261123T100000Z-full")
+    assert "verification-failed" in page
+
+
+def test_stage_report_masks_every_field():
+    report = StageReport(changes=[ChangeRecord("set s3cret", "-s3cret\n+x\n", True, error="s3cret failed")],
+                         notes=["hostname is s3cret"], error="s3cret")
+    report.mask(Masker(["s3cret"]))
+    assert "s3cret" not in json.dumps([report.changes[0].__dict__, report.notes, report.error])
