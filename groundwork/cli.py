@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -28,7 +27,7 @@ from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryEr
 from groundwork.remote import Masker
 from groundwork.report import (PlanError, RunMetadata, git_state, load_plan, operator_name, plan_difference,
                                plan_digest, plan_of, tool_versions, write_index, write_run_folder)
-from groundwork.runner import Progress, RunRecord, new_run_id, order_hosts, run_stages
+from groundwork.runner import Progress, RunRecord, new_run_id, order_hosts, run_stages, utc_now
 from groundwork.stages import RunContext, Stage
 
 (EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVENTORY, EXIT_HOST_FAILED, EXIT_VERIFY_FAILED,
@@ -163,7 +162,7 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
 
     args.reports.mkdir(parents=True, exist_ok=True)
     record = RunRecord(run_id=new_run_id(runbook, args.reports), runbook=runbook, dry_run=args.dry_run,
-                       targets=[h.name for h in targets], started=_now())
+                       targets=[h.name for h in targets], started=utc_now())
     folder = args.reports / record.run_id
     folder.mkdir()
     commit, dirty = git_state()
@@ -184,7 +183,7 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
         else:
             run_stages(nr, stages, RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker), targets,
                        record, progress)
-            record.ended = _now()
+            record.ended = utc_now()
             if stages:
                 progress.recap()
             if approved is not None and plan_digest(plan_of(record)) != approved["digest"]:
@@ -199,7 +198,7 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
         progress.say("\ninterrupted: stopping; what finished is in the run record")
     finally:
         nr.close_connections()
-        record.ended = meta.ended = meta.ended or _now()
+        record.ended = meta.ended = meta.ended or utc_now()
         write_run_folder(folder, record, meta, checks, outcome)
         index = write_index(args.reports)
     progress.say(f"report: {folder / 'report.html'}\nall runs: {index}")
@@ -211,7 +210,7 @@ def _plan_still_approved(nr, stages, inventory, masker, targets, approved, progr
     """Compute the plan again without changing anything and compare it with the approved one."""
     progress.say(f"checking the approved plan {approved['run_id']} against the hosts")
     check = RunRecord(run_id=approved["run_id"], runbook="plan-check", dry_run=True,
-                      targets=[h.name for h in targets], started=_now())
+                      targets=[h.name for h in targets], started=utc_now())
     quiet = Progress(check, show_diff=False, out=open(os.devnull, "w"))
     run_stages(nr, stages, RunContext(inventory=inventory, dry_run=True, masker=masker), targets, check, quiet)
     current = plan_of(check)
@@ -256,7 +255,3 @@ def _nornir(config: dict, paths: dict[str, Path], workers: int | None):
     return InitNornir(runner=runner,
                       inventory={"plugin": "SimpleInventory", "options": {k: str(v) for k, v in paths.items()}},
                       logging=config.get("logging") or {"enabled": False})
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

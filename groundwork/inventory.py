@@ -176,7 +176,22 @@ def _check_entry_keys(entry: Any, allowed: set[str], file: str, where: str, prob
             problems.append(Problem(file, where, str(key), "unknown key"))
     if "data" in entry and not isinstance(entry["data"] or {}, dict):
         problems.append(Problem(file, where, "data", "must be a mapping"))
+    _check_key_files(entry, file, where, problems)
     return entry
+
+
+def _check_key_files(entry: dict, file: str, where: str, problems: list[Problem]) -> None:
+    """The SSH key and known_hosts files named for a connection must exist, or every host would fail alike."""
+    options = entry.get("connection_options") or {}
+    extras = ((options.get("netmiko") or {}) if isinstance(options, dict) else {}).get("extras") or {}
+    if not isinstance(extras, dict):
+        return
+    for key, what in (("key_file", "SSH private key"), ("alt_key_file", "known_hosts file")):
+        path = extras.get(key)
+        if path and not Path(str(path)).expanduser().is_file():
+            hint = " (the lab writes it: python -m lab up)" if "groundwork-lab" in str(path) else ""
+            problems.append(Problem(file, where, f"connection_options.netmiko.extras.{key}",
+                                    f"{what} {path} does not exist{hint}"))
 
 
 def docker_bip(address: IPv4Address, bip_octet: int) -> IPv4Interface:

@@ -81,6 +81,10 @@ class RunRecord:
                 "entries": [entry(e) for e in self.entries]}
 
 
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def new_run_id(runbook: str, reports_dir: Path) -> str:
     """UTC time and runbook; a suffix keeps two runs started in the same second apart."""
     base = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{runbook}"

@@ -20,7 +20,7 @@ from groundwork.facts import Probe
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import CommandResult, Masker, Remote
 from groundwork.report import RunMetadata, change_log_html
-from groundwork.runner import Progress, RunRecord, describe_error
+from groundwork.runner import Progress, RunRecord, describe_error, utc_now
 
 CHECKS_DIR = Path(__file__).resolve().parents[1] / "checks"
 SESSION_KEY: "pytest.StashKey[CheckSession]" = pytest.StashKey()
@@ -122,7 +122,7 @@ class CheckSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session):
         from pytest_metadata.plugin import metadata_key
-        self.meta.ended = self.record.ended = _utc_now()
+        self.meta.ended = self.record.ended = utc_now()
         session.config.stash[metadata_key]["Ended (UTC)"] = self.meta.ended
 
     def pytest_html_report_title(self, report):
@@ -195,11 +195,6 @@ def evidence_html(evidence: list[Evidence]) -> str:
         parts.append(f"<div class=\"gw-evidence\"><b>$ {html.escape(e.command)}</b> (exit {e.rc})"
                      f"<pre>{html.escape(output)}</pre></div>")
     return "".join(parts)
-
-
-def _utc_now() -> str:
-    from datetime import datetime, timezone
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run_checks(session: CheckSession, folder: Path) -> list[dict]:

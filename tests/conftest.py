@@ -1,8 +1,10 @@
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from groundwork.remote import Remote
 
@@ -26,3 +28,17 @@ def run_runbook(*args: str, name: str = "full", timeout: float = 600) -> subproc
     """Run a runbook as an operator would, in a child process."""
     return subprocess.run([sys.executable, str(PROJECT / "runbooks" / f"{name}.py"), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=PROJECT)
+
+
+def copy_seed_inventory(dest: Path) -> Path:
+    """The project's inventory copied to dest/inventory, its SSH key and known_hosts pointed at empty files of
+    its own, so that tests of the model need no lab."""
+    folder = dest / "inventory"
+    shutil.copytree(PROJECT / "inventory", folder)
+    for name in ("key", "known_hosts"):
+        (dest / name).write_text("")
+    defaults = yaml.safe_load((folder / "defaults.yaml").read_text())
+    defaults["connection_options"]["netmiko"]["extras"].update(key_file=str(dest / "key"),
+                                                               alt_key_file=str(dest / "known_hosts"))
+    (folder / "defaults.yaml").write_text(yaml.safe_dump(defaults))
+    return folder

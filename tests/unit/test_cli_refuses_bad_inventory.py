@@ -1,15 +1,13 @@
 """A bad inventory stops the run before any connection, with every problem and exit code 3."""
 
-import shutil
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import run_runbook
-
-SEED_INVENTORY = Path(__file__).resolve().parents[2] / "inventory"
+from tests.conftest import copy_seed_inventory, run_runbook
 
 
 class Listener:
@@ -37,8 +35,7 @@ class Listener:
 
 def loopback_inventory(tmp_path: Path, port: int) -> Path:
     """The seed inventory moved onto 127.0.0.0/8, every host's SSH port pointing at the listener."""
-    folder = tmp_path / "inventory"
-    shutil.copytree(SEED_INVENTORY, folder)
+    folder = copy_seed_inventory(tmp_path)
     hosts = yaml.safe_load((folder / "hosts.yaml").read_text())
     for entry in hosts.values():
         entry["hostname"] = entry["hostname"].replace("10.4.7.", "127.0.0.")
@@ -46,7 +43,10 @@ def loopback_inventory(tmp_path: Path, port: int) -> Path:
     (folder / "hosts.yaml").write_text(yaml.safe_dump(hosts))
     defaults = yaml.safe_load((folder / "defaults.yaml").read_text())
     defaults["data"]["network"] = "127.0.0.0/8"
-    defaults["connection_options"]["netmiko"]["extras"]["conn_timeout"] = 2
+    extras = defaults["connection_options"]["netmiko"]["extras"]
+    extras["conn_timeout"] = 2
+    (tmp_path / "key").unlink()  # netmiko reads the key before it connects: a real one
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "key")], check=True)
     (folder / "defaults.yaml").write_text(yaml.safe_dump(defaults))
     return folder
 
@@ -82,6 +82,7 @@ def test_valid_inventory_does_connect(tmp_path):
 
 
 def test_unknown_host_on_the_command_line_is_a_usage_error(tmp_path):
-    done = run_runbook("-H", "hdss7-99", "--reports", str(tmp_path / "reports"))
+    done = run_runbook("-i", str(copy_seed_inventory(tmp_path)), "-H", "hdss7-99",
+                       "--reports", str(tmp_path / "reports"))
     assert done.returncode == 2
     assert "unknown host or group: hdss7-99" in done.stderr

@@ -1,5 +1,6 @@
 """host_prep's decisions as data: facts in, changes out; a host already as wanted gets no change."""
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,9 @@ from groundwork.facts import FileInfo, Facts, HostnameInfo, OsInfo, ServiceInfo
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
 from tasks.host_prep import desired_files, decide
+from tests.conftest import copy_seed_inventory
 
-INVENTORY = load_inventory(Path(__file__).resolve().parents[2] / "inventory")
+INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
 HOST = INVENTORY.hosts["hdss7-21"]
 DEBIAN = OsInfo("debian", (), "12", "Debian GNU/Linux 12 (bookworm)", "6.1.0-18-amd64")
 CENTOS = OsInfo("centos", ("rhel", "fedora"), "7", "CentOS Linux 7 (Core)", "3.10.0-1160.el7.x86_64")

@@ -1,6 +1,5 @@
 """The inventory model: seed values derived once, every problem reported in one pass."""
 
-import shutil
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
@@ -8,15 +7,12 @@ import pytest
 import yaml
 
 from groundwork.inventory import InventoryError, load_inventory
-
-SEED_INVENTORY = Path(__file__).resolve().parents[2] / "inventory"
+from tests.conftest import copy_seed_inventory
 
 
 @pytest.fixture
 def inv_dir(tmp_path):
-    folder = tmp_path / "inventory"
-    shutil.copytree(SEED_INVENTORY, folder)
-    return folder
+    return copy_seed_inventory(tmp_path)
 
 
 def edit(folder: Path, file: str, change) -> None:
@@ -32,8 +28,8 @@ def problems(folder: Path) -> list[str]:
     return [str(p) for p in caught.value.problems]
 
 
-def test_seed_inventory_derives_fqdn_bip_and_zone_records():
-    inv = load_inventory(SEED_INVENTORY)
+def test_seed_inventory_derives_fqdn_bip_and_zone_records(inv_dir):
+    inv = load_inventory(inv_dir)
     assert list(inv.hosts) == ["hdss7-11", "hdss7-12", "hdss7-21", "hdss7-22", "hdss7-200"]
     h21 = inv.hosts["hdss7-21"]
     assert h21.fqdn == "hdss7-21.host.com"
@@ -46,8 +42,8 @@ def test_seed_inventory_derives_fqdn_bip_and_zone_records():
     assert inv.service_zone_records() == {"dns": IPv4Address("10.4.7.11"), "harbor": IPv4Address("10.4.7.200")}
 
 
-def test_seed_defaults_apply_where_inventory_is_silent():
-    settings = load_inventory(SEED_INVENTORY).hosts["hdss7-11"].settings
+def test_seed_defaults_apply_where_inventory_is_silent(inv_dir):
+    settings = load_inventory(inv_dir).hosts["hdss7-11"].settings
     assert settings.host_prep.sysctl["net.ipv4.ip_forward"] == "1"
     assert "bind9-dnsutils" in settings.host_prep.base_packages["debian"]
     assert "bind-utils" in settings.host_prep.base_packages["el"]
@@ -155,6 +151,13 @@ def test_password_in_inventory_is_refused(inv_dir):
     found = problems(inv_dir)
     assert any("defaults.yaml: password: secrets do not belong in the inventory" in p for p in found)
     assert not any("hunter2" in p for p in found)
+
+
+def test_missing_key_file_is_reported_before_any_connection(inv_dir, tmp_path):
+    (tmp_path / "key").unlink()
+    found = problems(inv_dir)
+    assert found == [f"{inv_dir / 'defaults.yaml'}: connection_options.netmiko.extras.key_file: "
+                     f"SSH private key {tmp_path / 'key'} does not exist"]
 
 
 def test_malformed_yaml_names_the_line(inv_dir):
