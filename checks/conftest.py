@@ -1,6 +1,7 @@
 """Hands every check its host and a probe that records evidence (see groundwork/verify.py).
 
 A module's GROUPS names the groups whose hosts its checks run on; None (the default) means every host.
+A check's own `@pytest.mark.groups(...)` wins over its module's.
 """
 
 import pytest
@@ -11,7 +12,8 @@ from groundwork.verify import SESSION_KEY
 def pytest_generate_tests(metafunc):
     if "host" in metafunc.fixturenames:
         session = metafunc.config.stash[SESSION_KEY]
-        groups = getattr(metafunc.module, "GROUPS", None)
+        marker = metafunc.definition.get_closest_marker("groups")
+        groups = marker.args if marker else getattr(metafunc.module, "GROUPS", None)
         hosts = [h for h in session.targets if groups is None or any(g in h.groups for g in groups)]
         metafunc.parametrize("host", hosts, ids=[h.name for h in hosts])
 

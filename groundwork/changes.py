@@ -67,6 +67,10 @@ class CommandChange:
     summary: str
     commands: list[str]
     diff: str  # what changes, in diff form ("-old" / "+new" lines), for plans and reports
+    # An activation (a config check, a reload, a restart): when it fails, the files this plan wrote are put
+    # back as they were and `recover` runs, so the service keeps running on its previous configuration.
+    undo_files_on_failure: bool = False
+    recover: list[str] = field(default_factory=list)
 
 
 Change = FileChange | CommandChange
@@ -140,6 +144,7 @@ class PlanFailed(Exception):
 def apply_plan(remote: Remote, plan: list[Change], dry_run: bool, report: StageReport | None = None) -> StageReport:
     """Carry out a plan in order (or only record it in a dry run). Stops at the first failing change."""
     report = report or StageReport()
+    written: list[tuple[str, str | None]] = []  # (path, backup) of the files this plan wrote, to undo them
     for change in plan:
         record = ChangeRecord(summary=change.summary, diff=change.diff, applied=not dry_run)
         report.changes.append(record)
@@ -149,8 +154,9 @@ def apply_plan(remote: Remote, plan: list[Change], dry_run: bool, report: StageR
         try:
             if isinstance(change, FileChange):
                 w = change.want
-                remote.write_file(w.path, w.content, mode=w.mode, owner=w.owner, group=w.group,
-                                  previous=change.before, validate=w.validate, sensitive=w.sensitive)
+                result = remote.write_file(w.path, w.content, mode=w.mode, owner=w.owner, group=w.group,
+                                           previous=change.before, validate=w.validate, sensitive=w.sensitive)
+                written.append((w.path, result.backup))
             else:
                 for command in change.commands:
                     remote.run(command, what=change.summary)
@@ -158,7 +164,25 @@ def apply_plan(remote: Remote, plan: list[Change], dry_run: bool, report: StageR
             record.applied = False
             record.error = str(exc)
             report.error = f"{change.summary}: {exc}"
+            if isinstance(change, CommandChange) and change.undo_files_on_failure and written:
+                report.error += "; " + _undo(remote, written, change.recover)
             raise PlanFailed(report.error, report) from exc
         finally:
             record.duration = time.monotonic() - started
     return report
+
+
+def _undo(remote: Remote, written: list[tuple[str, str | None]], recover: list[str]) -> str:
+    """Put written files back as they were (a new file is removed) and run the recovery commands."""
+    paths = ", ".join(p for p, _ in written)
+    try:
+        for path, backup in reversed(written):
+            remote.restore_file(path, backup)
+    except Exception as exc:  # noqa: BLE001 - say that the undo failed too, with why
+        return f"putting the previous files back FAILED as well: {exc}"
+    try:
+        for command in recover:
+            remote.run(command, what="recovering the service on its previous configuration")
+    except Exception as exc:  # noqa: BLE001
+        return f"previous files restored ({paths}); the service did not recover: {exc}"
+    return f"previous files restored ({paths})"

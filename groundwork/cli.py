@@ -76,7 +76,7 @@ def main(stages: list[Stage], runbook: str, description: str, argv: list[str] | 
     if args.dry_run and args.approved_plan:
         print("--dry-run and --approved-plan do not go together", file=sys.stderr)
         return EXIT_USAGE
-    modules = None if all_checks else [f"test_{s.name}.py" for s in stages]
+    modules = None if all_checks else sorted({s.check_module for s in stages})
     try:
         return _run(stages, runbook, args, modules)
     except InventoryError as exc:

@@ -6,6 +6,7 @@ probe back its own part of the output. Every probe works on Debian-family and EL
 
 from __future__ import annotations
 
+import base64
 import shlex
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -223,3 +224,19 @@ def paths_exist(paths: list[str]) -> Probe:
     """Which of these paths exist on the host."""
     script = f"for p in {_q(list(paths))}; do [ -e \"$p\" ] && echo \"$p\"; done; true"
     return Probe("paths", script, lambda text: set(text.splitlines()))
+
+
+def contents(paths: list[str]) -> Probe:
+    """The content of each file, None when it does not exist (for small files whose text a stage reads)."""
+    paths = list(dict.fromkeys(paths))
+    script = "".join(f"if [ -f {shlex.quote(p)} ]; then echo '@@gw-file 1'; base64 < {shlex.quote(p)}; "
+                     f"else echo '@@gw-file 0'; fi; " for p in paths)
+
+    def parse(text: str) -> dict[str, bytes | None]:
+        chunks = text.split("@@gw-file ")[1:]
+        result: dict[str, bytes | None] = {}
+        for path, chunk in zip(paths, chunks):
+            present, _, body = chunk.partition("\n")
+            result[path] = base64.b64decode(body) if present.strip() == "1" else None
+        return result
+    return Probe("contents", script or "true", parse)

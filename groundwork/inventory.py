@@ -76,15 +76,24 @@ class Inventory:
     def ops_host(self) -> HostModel:
         return self.group_members("ops")[0]
 
+    @property
+    def dns_primary(self) -> HostModel:
+        """The first proxy host serves the zones; the other proxy hosts are its secondaries."""
+        return self.group_members("proxy")[0]
+
+    @property
+    def dns_secondaries(self) -> list[HostModel]:
+        return self.group_members("proxy")[1:]
+
     def host_zone_records(self) -> dict[str, IPv4Address]:
         """The host.com zone as in the seeds: HDSS7-NN for every host, and `dns` on the first proxy host."""
-        records = {h.name.upper(): h.address for h in self.hosts.values()}
-        records["dns"] = self.group_members("proxy")[0].address
+        records = {"dns": self.dns_primary.address}
+        records.update({h.name.upper(): h.address for h in self.hosts.values()})
         return records
 
     def service_zone_records(self) -> dict[str, IPv4Address]:
         """The od.com zone: `dns`, the registry's name on the ops host, and extra records from inventory."""
-        records = {"dns": self.group_members("proxy")[0].address}
+        records = {"dns": self.dns_primary.address}
         registry = self.defaults.registry.name
         domain = "." + self.defaults.service_domain
         if registry.endswith(domain):
@@ -156,7 +165,7 @@ def _settings_problems(exc: ValidationError, file: str, where: str) -> list[Prob
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
-        elif "input" in err and err["type"] not in ("missing",):
+        elif "input" in err and err["type"] not in ("missing",) and repr(err["input"]) not in message:
             message = f"{message} (got {err['input']!r})"
         out.append(Problem(file, where, "data." + ".".join(loc), message))
     return out
@@ -211,10 +220,19 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
 
     defaults_entry = _check_entry_keys(raw["defaults"], GROUP_KEYS - {"groups"}, files["defaults"], "", problems)
     defaults_data = (defaults_entry.get("data") or {}) if isinstance(defaults_entry.get("data"), dict) else {}
+    # A bad value in defaults or a group is reported there, not again for every host that inherits it.
+    inherited: dict[str, set[tuple[str, str]]] = {"": set()}
+
+    def settings_problems(exc: ValidationError, file: str, where: str, seen: set) -> list[Problem]:
+        found = [p for p in _settings_problems(exc, file, where) if (p.field, p.message) not in seen]
+        return found
+
     try:
         defaults = Settings.model_validate(defaults_data)
     except ValidationError as exc:
-        problems += _settings_problems(exc, files["defaults"], "")
+        found = _settings_problems(exc, files["defaults"], "")
+        inherited[""] = {(p.field, p.message) for p in found}
+        problems += found
         defaults = Settings()
 
     groups: dict[str, dict] = {}
@@ -224,10 +242,13 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
             problems.append(Problem(files["groups"], str(name), "", f"unknown group (known: {', '.join(KNOWN_GROUPS)})"))
         groups[str(name)] = entry
         data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
+        inherited[str(name)] = set(inherited[""])
         try:
             Settings.model_validate(_deep_merge(defaults_data, data))
         except ValidationError as exc:
-            problems += _settings_problems(exc, files["groups"], str(name))
+            found = settings_problems(exc, files["groups"], str(name), inherited[""])
+            inherited[str(name)] |= {(p.field, p.message) for p in found}
+            problems += found
 
     hosts: dict[str, HostModel] = {}
     by_address: dict[IPv4Address, str] = {}
@@ -271,8 +292,10 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
         try:
             settings = Settings.model_validate(data)
         except ValidationError as exc:
-            problems += _settings_problems(exc, hfile, name)
-            continue
+            seen = set().union(*(inherited.get(g, inherited[""]) for g in host_groups)) if host_groups \
+                else inherited[""]
+            problems += settings_problems(exc, hfile, name, seen)
+            settings = None
         if address is None:
             continue
 
@@ -280,11 +303,15 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
             problems.append(Problem(hfile, name, "hostname", f"{address} is also the address of {by_address[address]}"))
             continue
         by_address[address] = name
-        net = settings.network
+        net = settings.network if settings else _network_of(data)
+        if net is None:
+            continue  # its settings are invalid, network included: that problem is reported already
         if address not in net:
             problems.append(Problem(hfile, name, "hostname", f"{address} is outside the network {net} (data.network)"))
         elif address in (net.network_address, net.broadcast_address):
             problems.append(Problem(hfile, name, "hostname", f"{address} is the network or broadcast address of {net}"))
+        if settings is None:
+            continue
         bip = docker_bip(address, settings.docker.bip_octet)
         if bip.network.overlaps(net):
             problems.append(Problem(hfile, name, "data.docker.bip_octet",
@@ -298,6 +325,14 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
         raise InventoryError(problems)
     digest_source = b"".join(p.read_bytes() for p in paths.values())
     return Inventory(directory=directory, hosts=hosts, defaults=defaults, digest_source=digest_source)
+
+
+def _network_of(data: dict) -> IPv4Network | None:
+    """The network setting alone, when other settings of the host are invalid."""
+    try:
+        return IPv4Network(str(data.get("network", Settings.model_fields["network"].default)))
+    except ValueError:
+        return None
 
 
 def _valid_host_name(name: str) -> bool:

@@ -8,7 +8,6 @@ File contents and passwords travel on stdin, never on a command line.
 
 from __future__ import annotations
 
-import base64
 import difflib
 import hashlib
 import select
@@ -184,19 +183,10 @@ class Remote:
 
     def read_files(self, paths: Iterable[str]) -> dict[str, bytes | None]:
         """Read several files in one round trip; a missing file reads as None."""
-        paths = list(dict.fromkeys(paths))
-        if not paths:
-            return {}
-        script = "".join(
-            f"if [ -f {shlex.quote(p)} ]; then echo '@@gw-file 1'; base64 < {shlex.quote(p)}; "
-            f"else echo '@@gw-file 0'; fi; " for p in paths)
-        out = self.run(script, what="reading " + ", ".join(paths)).stdout
-        chunks = out.split("@@gw-file ")[1:]
-        result: dict[str, bytes | None] = {}
-        for path, chunk in zip(paths, chunks):
-            present, _, body = chunk.partition("\n")
-            result[path] = base64.b64decode(body) if present == "1" else None
-        return result
+        from groundwork.facts import contents
+
+        paths = list(paths)
+        return self.gather([contents(paths)])["contents"] if paths else {}
 
     def read_file(self, path: str) -> bytes | None:
         return self.read_files([path])[path]
@@ -230,6 +220,15 @@ class Remote:
         result = self.run(script, stdin=content, what=f"writing {path}")
         backup = next((line[7:] for line in result.stdout.splitlines() if line.startswith("backup=")), None)
         return FileWrite(path=path, changed=bool(diff) or previous is None, diff=diff, backup=backup)
+
+    def restore_file(self, path: str, backup: str | None) -> None:
+        """Put a backup made by write_file back in place, atomically; without a backup, remove the file."""
+        q = shlex.quote
+        if backup is None:
+            self.run(f"rm -f {q(path)}", what=f"removing {path}")
+            return
+        self.run(f"set -eu; t=$(mktemp \"$(dirname {q(path)})/.gw-tmp.XXXXXX\"); cp -p {q(backup)} \"$t\"; "
+                 f"mv -f \"$t\" {q(path)}", what=f"restoring {path} from {backup}")
 
     # -- facts ----------------------------------------------------------------------------------
 

@@ -150,7 +150,7 @@ class Progress:
     def host_done(self, entry: HostStageRecord) -> None:
         report = entry.report
         what = entry.error or (", ".join(c.summary for c in report.changes) if report and report.changes
-                               else "; ".join(report.notes[1:] if report else []) or "no change")
+                               else "; ".join(report.notes if report else []) or "no change")
         lines = [f"  {entry.host:<12} {self.paint(entry.status, entry.status):<8} {entry.duration:5.1f}s  {what}"]
         if report and report.changes and (self.show_diff or self.record.dry_run):
             lines += ["      " + line for c in report.changes for line in c.diff.rstrip("\n").splitlines()]
@@ -189,7 +189,7 @@ def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
                record: RunRecord, progress: Progress) -> None:
     """Run each stage on the targeted hosts it applies to, in order, hosts of a stage in parallel."""
     for stage in stages:
-        hosts = [h for h in order_hosts(targets) if stage.applies_to(h)]
+        hosts = [h for h in order_hosts(targets) if stage.applies_to(h, ctx.inventory)]
         failed_before = set(record.failed_hosts)
         skipped = [h.name for h in hosts if h.name in failed_before]
         hosts = [h for h in hosts if h.name not in failed_before]

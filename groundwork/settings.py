@@ -88,7 +88,8 @@ class Dns(Strict):
     forwarders: list[IPv4Address] = Field(default_factory=list)
     # Extra records in the service zone (od.com), name -> address.
     records: dict[DnsName, IPv4Address] = Field(default_factory=dict)
-    ttl: Annotated[int, Field(ge=60, le=86400)] = 600
+    ttl: Annotated[int, Field(ge=60, le=86400)] = 600  # the zones' $TTL, as in the seeds
+    record_ttl: Annotated[int, Field(ge=1, le=86400)] = 60  # the A records' $TTL, as in the seeds
 
 
 class Docker(Strict):

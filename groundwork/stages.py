@@ -20,10 +20,18 @@ class RunContext:
 
 @dataclass(frozen=True)
 class Stage:
-    name: str  # as typed on the command line and shown in the run record
+    name: str  # as shown in progress and the run record
     title: str
     groups: tuple[str, ...] | None  # the groups whose hosts it runs on; None for every host
     run: Callable[["Remote", "HostModel", RunContext], "StageReport"]
+    # Narrows the hosts of its groups further (the DNS primary, the secondaries).
+    select: Callable[["HostModel", "Inventory"], bool] | None = None
+    checks: str = ""  # its module under checks/; default test_<name>.py
 
-    def applies_to(self, host: "HostModel") -> bool:
-        return self.groups is None or any(g in host.groups for g in self.groups)
+    @property
+    def check_module(self) -> str:
+        return self.checks or f"test_{self.name}.py"
+
+    def applies_to(self, host: "HostModel", inventory: "Inventory") -> bool:
+        in_groups = self.groups is None or any(g in host.groups for g in self.groups)
+        return in_groups and (self.select is None or self.select(host, inventory))

@@ -46,6 +46,10 @@ class HostProbe:
         self.evidence.append(Evidence(result.command, result.rc, result.stdout, result.stderr))
         return result
 
+    def record(self, command: str, rc: int, stdout: str, stderr: str = "") -> None:
+        """Evidence of a look taken from this machine (a DNS query), beside the commands run on the host."""
+        self.evidence.append(Evidence(command, rc, stdout, stderr))
+
     def fact(self, probe: Probe) -> Any:
         """Run one of groundwork's read-only probes (facts.py) and parse its output."""
         return probe.parse(self.run(probe.script).stdout)
@@ -155,7 +159,7 @@ class CheckSession:
         outcome = yield
         report = outcome.get_result()
         host = item.callspec.params.get("host") if hasattr(item, "callspec") else None
-        report.gw_host = host.name if host else ""
+        report.gw_host = host.name if isinstance(host, HostModel) else ""  # "" : no targeted host in its groups
         report.gw_title = (item.function.__doc__ or item.name).strip().splitlines()[0]
         evidence = getattr(item, "gw_evidence", [])
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -163,10 +167,20 @@ class CheckSession:
             report.extras = [*getattr(report, "extras", []), extras.html(evidence_html(evidence))]
             report.gw_evidence = list(evidence)
 
+    def pytest_collectreport(self, report):
+        """A check module that cannot be loaded fails the pass loudly, instead of running no checks."""
+        if report.failed:
+            message = self.masker(str(report.longrepr).strip().splitlines()[-1])
+            self.results.append(CheckResult(check=report.nodeid, title=f"load the checks of {report.nodeid}",
+                                            host="", outcome="error", duration=0.0, message=message))
+            self.progress.say(self.progress.paint(f"  FAIL  cannot load {report.nodeid}: {message}", "failed"))
+
     def pytest_runtest_logreport(self, report):
         if not (report.when == "call" or (report.when == "setup" and report.outcome != "passed")):
             return
         outcome = report.outcome if report.when == "call" else ("error" if report.failed else "skipped")
+        if outcome == "skipped" and not report.gw_host:
+            return  # a check none of the targeted hosts is for
         message = ""
         if report.failed:
             message = self.masker(_short_failure(report))

@@ -1,11 +1,12 @@
 """The stages, one module each, and the pipeline's order.
 
-A new stage is a module exposing STAGE (a groundwork.stages.Stage) and one line in PIPELINE; the runner
-needs no change.
+A new stage is a module exposing its Stage objects (groundwork.stages.Stage) and a line in PIPELINE; the
+runner needs no change. Steps run in this order; hosts of one step run in parallel.
 """
 
-from tasks import host_prep
+from tasks import dns, host_prep
 
 PIPELINE = [
-    host_prep.STAGE,
+    host_prep.STAGE,    # every host
+    *dns.STAGES,        # proxy: the primary, then the secondaries; then every host's resolver
 ]

@@ -67,7 +67,6 @@ def decide(host: HostModel, facts: Facts, platform: Platform, files: list, notes
     if _version_tuple(os.kernel) < _version_tuple(prep.min_kernel):
         raise StageError(f"kernel {os.kernel} is older than {prep.min_kernel}, the oldest docker runs on "
                          f"(data.host_prep.min_kernel)")
-    notes.append(f"{os.pretty_name}, kernel {os.kernel}")
     plan: list[Change] = []
 
     if prep.set_hostname:

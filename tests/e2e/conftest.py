@@ -42,6 +42,9 @@ class Lab:
     def kill(self, host: str) -> None:
         lab_command("kill", host)
 
+    def stop(self, host: str) -> None:
+        lab_command("stop", host)
+
 
 class Run:
     """One runbook run: its exit code, its output, and the run record it wrote."""

@@ -59,11 +59,15 @@ def test_bad_inventory_exits_3_with_all_problems_and_no_connection(tmp_path):
     hosts["hdss7-21"]["groups"] = ["compute"]
     hosts["hdss7-12"]["hostname"] = "127.0.0.300"
     (folder / "hosts.yaml").write_text(yaml.safe_dump(hosts))
+    defaults = yaml.safe_load((folder / "defaults.yaml").read_text())
+    defaults["data"]["dns"]["records"] = {"bad_name": "127.0.0.50"}
+    (folder / "defaults.yaml").write_text(yaml.safe_dump(defaults))
 
     done = run_runbook("-i", str(folder), "--reports", str(tmp_path / "reports"))
 
     assert done.returncode == 3, done.stderr
-    assert "inventory is invalid (3 problem(s)); no host was contacted" in done.stderr
+    assert "inventory is invalid (4 problem(s)); no host was contacted" in done.stderr
+    assert "data.dns.records.bad_name: 'bad_name' is not a valid DNS name" in done.stderr
     assert "hdss7-22: hostname: 127.0.0.21 is also the address of hdss7-21" in done.stderr
     assert "hdss7-21: groups: unknown group 'compute'" in done.stderr
     assert "hdss7-12: hostname: '127.0.0.300' is not a valid IPv4 address" in done.stderr

@@ -89,3 +89,21 @@ def test_masker_hides_secrets_in_output(local_remote):
 def test_sensitive_file_diff_shows_digests_not_content():
     diff = unified_diff("/opt/certs/ca-key.pem", b"OLD KEY", b"NEW KEY", sensitive=True)
     assert "OLD KEY" not in diff and "NEW KEY" not in diff and "sensitive content not shown" in diff
+
+
+def test_failed_activation_puts_written_files_back(local_remote, tmp_path):
+    from groundwork.changes import CommandChange, DesiredFile, FileChange, PlanFailed, apply_plan
+
+    existing, created = tmp_path / "existing.conf", tmp_path / "created.conf"
+    existing.write_bytes(b"old\n")
+    plan = [FileChange(DesiredFile(str(existing), b"new\n"), b"old\n", None),
+            FileChange(DesiredFile(str(created), b"new\n"), None, None),
+            CommandChange("reload the service", ["echo 'bad config at line 3' >&2; exit 1"], "",
+                          undo_files_on_failure=True, recover=[f"echo recovered > {tmp_path / 'recovered'}"])]
+    with pytest.raises(PlanFailed) as failed:
+        apply_plan(local_remote, plan, dry_run=False)
+    assert existing.read_bytes() == b"old\n" and not created.exists()
+    assert (tmp_path / "recovered").read_text() == "recovered\n"
+    assert "bad config at line 3" in str(failed.value)
+    assert f"previous files restored ({existing}, {created})" in str(failed.value)
+    assert [c.applied for c in failed.value.report.changes] == [True, True, False]

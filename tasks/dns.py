@@ -1,0 +1,237 @@
+"""DNS, the seeds' "bind9安装部署（DNS服务）": bind9 on the proxy hosts, resolvers on every host.
+
+The first proxy host is the primary of the zones host.com (every inventory host, as HDSS7-NN, and `dns`) and
+od.com (`dns`, the registry's name on the ops host, extra records from inventory); the other proxy hosts are
+secondaries that transfer the zones, so names keep resolving without the primary. Every host then resolves
+through those servers with search domain host.com.
+
+Three steps run in this order: the primary, then the secondaries (a secondary that loads before its primary
+serves waits out BIND's retry timer), then every host's resolver.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from datetime import datetime, timezone
+
+from groundwork import facts as probe
+from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, apply_plan, file_changes,
+                                value_diff)
+from groundwork.facts import Facts
+from groundwork.inventory import HostModel, Inventory
+from groundwork.platforms import PLATFORMS, Platform, platform_for
+from groundwork.render import render
+from groundwork.stages import RunContext, Stage
+
+SERIAL_LINE = re.compile(rb"^(\s*)(\d+)(\s*; serial)$", re.M)
+RESOLV_CONF = "/etc/resolv.conf"
+RESOLVED_DROPIN = "/etc/systemd/resolved.conf.d/groundwork.conf"
+NM_DROPIN = "/etc/NetworkManager/conf.d/90-groundwork-dns.conf"
+
+
+def zones(inventory: Inventory) -> dict[str, dict]:
+    """Zone name -> its records, from the inventory."""
+    settings = inventory.defaults
+    return {settings.host_domain: inventory.host_zone_records(),
+            settings.service_domain: inventory.service_zone_records()}
+
+
+def render_zone(inventory: Inventory, zone: str, serial: int) -> bytes:
+    dns = inventory.defaults.dns
+    return render("dns/zone.j2", zone=zone, serial=serial, ttl=dns.ttl, record_ttl=dns.record_ttl,
+                  records=zones(inventory)[zone])
+
+
+def zone_serial(content: bytes | None) -> int | None:
+    found = SERIAL_LINE.search(content or b"")
+    return int(found.group(2)) if found else None
+
+
+def without_serial(content: bytes | None) -> bytes | None:
+    return None if content is None else SERIAL_LINE.sub(rb"\1SERIAL\3", content)
+
+
+def next_serial(in_service: list[int | None], today: str) -> int:
+    """YYYYMMDDNN: today's first number, unless a serial in service is already that far or further, then one more."""
+    first_today = int(today + "01")
+    known = [s for s in in_service if s is not None]
+    return max([first_today] + [s + 1 for s in known])
+
+
+def _soa_serials(zone_names: list[str], server: str) -> probe.Probe:
+    """The serial each zone has in service on a DNS server, None where it does not answer."""
+    script = (f"for z in {' '.join(shlex.quote(z) for z in zone_names)}; do "
+              f"echo \"$z=$(dig +short +time=1 +tries=1 SOA \"$z\" @{shlex.quote(server)} | cut -d' ' -f3)\"; done")
+
+    def parse(text: str) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        for line in text.splitlines():
+            zone, _, serial = line.partition("=")
+            out[zone] = int(serial) if serial.strip().isdigit() else None
+        return out
+    return probe.Probe(f"soa@{server}", script, parse)
+
+
+def _server_probes(host: HostModel, inventory: Inventory) -> list[probe.Probe]:
+    bind_packages = sorted({p for pl in PLATFORMS.values() for p in pl.bind.packages})
+    conf_files = sorted({f for pl in PLATFORMS.values() for f in (pl.bind.options_conf, pl.bind.zones_conf)})
+    zone_files = [f"{pl.bind.zone_dir}/{z}.zone" for pl in PLATFORMS.values() for z in zones(inventory)]
+    primary = str(inventory.dns_primary.address)
+    return [probe.os_info(), probe.packages(bind_packages), probe.services(["named"]),
+            probe.files(conf_files + zone_files), probe.contents(zone_files),
+            _soa_serials(list(zones(inventory)), str(host.address)),
+            _soa_serials(list(zones(inventory)), primary)]
+
+
+def _named_conf_files(host: HostModel, inventory: Inventory, platform: Platform, primary: bool) -> list[DesiredFile]:
+    bind = platform.bind
+    listen = str(host.address)
+    options = render("dns/options.conf.j2", family=platform.family, listen=listen,
+                     directory="/var/cache/bind" if platform.family == "debian" else "/var/named",
+                     forwarders=[str(f) for f in host.settings.dns.forwarders], zones_conf=bind.zones_conf)
+    zone_conf = render("dns/zones.conf.j2", primary=primary, zones=list(zones(inventory)), zone_dir=bind.zone_dir,
+                       secondaries=[str(h.address) for h in inventory.dns_secondaries],
+                       primary_address=str(inventory.dns_primary.address))
+    return [DesiredFile(bind.options_conf, options, group=bind.group, validate="named-checkconf {path}"),
+            DesiredFile(bind.zones_conf, zone_conf, group=bind.group, validate="named-checkconf {path}")]
+
+
+def _install_bind(facts: Facts, platform: Platform) -> list[Change]:
+    missing = [p for p in platform.bind.packages if facts["packages"].get(p) is None]
+    if not missing:
+        return []
+    return [CommandChange(f"install {' '.join(missing)}", [platform.refresh_index, platform.install_command(missing)],
+                          "".join(value_diff(f"package {p}", None, "installed") for p in missing))]
+
+
+def _activation(host: HostModel, platform: Platform, facts: Facts, wait_for: dict[str, int],
+                actions: list[str] | None = None, summary: str = "") -> CommandChange:
+    """Check the whole configuration, then reload (or start) named, then wait until it serves the serials."""
+    bind = platform.bind
+    running = facts["services"].get("named")
+    reload = running and running.active == "active"
+    # Not running when the facts were gathered: the package install may have started it on its defaults since.
+    actions = actions or (["rndc reload"] if reload else [f"systemctl enable {bind.service}",
+                                                          f"systemctl restart {bind.service}"])
+    address = shlex.quote(str(host.address))
+    waits = [f"for i in $(seq 50); do s=$(dig +short +time=1 +tries=1 SOA {shlex.quote(z)} @{address} | cut -d' ' -f3); "
+             f"[ \"$s\" = {serial} ] && break; sleep 0.2; done; "
+             f"[ \"$s\" = {serial} ] || {{ echo \"named does not serve {z} serial {serial} (it serves '$s')\" >&2; "
+             f"journalctl -u {bind.service} -n 5 --no-pager -q >&2; exit 1; }}" for z, serial in wait_for.items()]
+    return CommandChange(summary or f"check the configuration and {'reload' if reload else 'start'} named",
+                         [f"named-checkconf -z {bind.main_conf}", *actions, *waits],
+                         value_diff("named", "previous configuration", "configuration above, checked and loaded"),
+                         # named keeps serving its loaded configuration when the check fails first; start it
+                         # again only if the reload or start itself took it down.
+                         undo_files_on_failure=True,
+                         recover=[f"systemctl is-active --quiet {bind.service} || systemctl restart {bind.service}"])
+
+
+def decide_primary(host: HostModel, inventory: Inventory, facts: Facts, platform: Platform,
+                   today: str) -> tuple[list[DesiredFile], list[Change]]:
+    """The primary's files (zone serials raised only where content changed) and what to do."""
+    bind = platform.bind
+    wanted = _named_conf_files(host, inventory, platform, primary=True)
+    serials: dict[str, int] = {}
+    for zone in zones(inventory):
+        path = f"{bind.zone_dir}/{zone}.zone"
+        current = facts["contents"].get(path)
+        in_service = facts[f"soa@{host.address}"].get(zone)
+        if current is not None and without_serial(current) == without_serial(render_zone(inventory, zone, 0)):
+            serials[zone] = zone_serial(current) or 0
+            content = current
+        else:
+            serials[zone] = next_serial([zone_serial(current), in_service], today)
+            content = render_zone(inventory, zone, serials[zone])
+        wanted.append(DesiredFile(path, content, group=bind.group, validate=f"named-checkzone {zone} {{path}}"))
+    return wanted, serials
+
+
+def _plan_server(host, facts, platform, changes, wait_for) -> list[Change]:
+    plan = _install_bind(facts, platform) + list(changes)
+    named = facts["services"].get("named")
+    serving = all(facts[f"soa@{host.address}"].get(z) == s for z, s in wait_for.items())
+    if changes or not (named and named.active == "active") or not serving:
+        plan.append(_activation(host, platform, facts, wait_for))
+    return plan
+
+
+def run_primary(remote, host: HostModel, ctx: RunContext) -> StageReport:
+    inventory = ctx.inventory
+    facts = remote.gather(_server_probes(host, inventory))
+    platform = platform_for(facts["os"])
+    today = datetime.now(timezone.utc).strftime("%Y%m%d")
+    wanted, serials = decide_primary(host, inventory, facts, platform, today)
+    changes = file_changes(remote, wanted, facts["files"])
+    report = StageReport(notes=[f"primary of {', '.join(f'{z} (serial {s})' for z, s in serials.items())}"])
+    return apply_plan(remote, _plan_server(host, facts, platform, changes, serials), ctx.dry_run, report)
+
+
+def run_secondary(remote, host: HostModel, ctx: RunContext) -> StageReport:
+    inventory = ctx.inventory
+    facts = remote.gather(_server_probes(host, inventory))
+    platform = platform_for(facts["os"])
+    changes = file_changes(remote, _named_conf_files(host, inventory, platform, primary=False), facts["files"])
+    primary = facts[f"soa@{inventory.dns_primary.address}"]
+    report = StageReport()
+    if any(s is None for s in primary.values()):
+        report.notes.append(f"the primary {inventory.dns_primary.address} does not answer for every zone; "
+                            "this secondary keeps what it has")
+        wait_for = {z: s for z, s in primary.items() if s is not None}
+    else:
+        wait_for = dict(primary)
+        report.notes.append(f"secondary of {inventory.dns_primary.name}: "
+                            + ", ".join(f"{z} (serial {s})" for z, s in wait_for.items()))
+    plan = _plan_server(host, facts, platform, changes, wait_for)
+    stale = [z for z, s in wait_for.items() if facts[f"soa@{host.address}"].get(z) not in (None, s)]
+    if stale and not any(isinstance(c, CommandChange) and c.undo_files_on_failure for c in plan):
+        # Running, configured, but behind the primary: ask for the zones now rather than at the next refresh.
+        transfer = _activation(host, platform, facts, {z: wait_for[z] for z in stale},
+                               actions=[f"rndc retransfer {shlex.quote(z)}" for z in stale],
+                               summary=f"transfer {', '.join(stale)} from the primary")
+        transfer.diff = "".join(value_diff(f"{z} serial", str(facts[f'soa@{host.address}'].get(z)),
+                                           str(wait_for[z])) for z in stale)
+        plan.append(transfer)
+    return apply_plan(remote, plan, ctx.dry_run, report)
+
+
+def run_resolver(remote, host: HostModel, ctx: RunContext) -> StageReport:
+    """Point the host's resolver at the DNS servers, the way its OS manages the resolver."""
+    inventory = ctx.inventory
+    servers = [str(h.address) for h in inventory.group_members("proxy")]
+    search = host.settings.host_domain
+    facts = remote.gather([probe.services(["systemd-resolved", "NetworkManager"]),
+                           probe.files([RESOLV_CONF, RESOLVED_DROPIN, NM_DROPIN])])
+    managers = facts["services"]
+    plan: list[Change] = []
+    if managers.get("systemd-resolved") and managers["systemd-resolved"].active == "active":
+        wanted = [DesiredFile(RESOLVED_DROPIN, render("dns/resolved.conf.j2", servers=servers, search=search))]
+        plan += file_changes(remote, wanted, facts["files"])
+        if plan:
+            plan.append(CommandChange("restart systemd-resolved", ["systemctl restart systemd-resolved"],
+                                      value_diff("systemd-resolved", "previous servers", ", ".join(servers))))
+    else:
+        wanted = [DesiredFile(RESOLV_CONF, render("dns/resolv.conf.j2", servers=servers, search=search))]
+        if managers.get("NetworkManager") and managers["NetworkManager"].active == "active":
+            # NetworkManager would write resolv.conf over ours; dns=none leaves it to us.
+            wanted.insert(0, DesiredFile(NM_DROPIN, b"# Managed by groundwork (dns)\n[main]\ndns=none\n"))
+        plan += file_changes(remote, wanted, facts["files"])
+        if any(c.want.path == NM_DROPIN for c in plan):
+            plan.insert(1, CommandChange("reload NetworkManager", ["systemctl reload NetworkManager"],
+                                         value_diff("NetworkManager dns", "managed", "none")))
+    report = StageReport(notes=[f"resolves through {', '.join(servers)}, search {search}"])
+    return apply_plan(remote, plan, ctx.dry_run, report)
+
+
+def _is_primary(host: HostModel, inventory: Inventory) -> bool:
+    return host.name == inventory.dns_primary.name
+
+
+PRIMARY = Stage(name="dns_primary", title="bind9 primary", groups=("proxy",), run=run_primary,
+                select=_is_primary, checks="test_dns.py")
+SECONDARIES = Stage(name="dns_secondary", title="bind9 secondaries", groups=("proxy",), run=run_secondary,
+                    select=lambda host, inventory: not _is_primary(host, inventory), checks="test_dns.py")
+RESOLVERS = Stage(name="resolver", title="resolvers through the DNS servers", groups=None, run=run_resolver,
+                  checks="test_dns.py")
+STAGES = [PRIMARY, SECONDARIES, RESOLVERS]

@@ -1,0 +1,71 @@
+"""DNS decisions as data: zone serials, zone content from the inventory, the rendered named files."""
+
+import tempfile
+from pathlib import Path
+
+from groundwork.facts import Facts, OsInfo, ServiceInfo
+from groundwork.inventory import load_inventory
+from groundwork.platforms import PLATFORMS
+from tasks.dns import (_named_conf_files, decide_primary, next_serial, render_zone, without_serial, zone_serial,
+                       zones)
+from tests.conftest import copy_seed_inventory
+
+INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
+PRIMARY = INVENTORY.dns_primary
+DEBIAN = PLATFORMS["debian"]
+
+
+def primary_facts(zone_files: dict, in_service: dict) -> Facts:
+    return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), packages={}, files={},
+                 services={"named": ServiceInfo(True, "active", "enabled")}, contents=zone_files,
+                 **{f"soa@{PRIMARY.address}": in_service})
+
+
+def test_serial_is_todays_first_then_one_step_up():
+    assert next_serial([None, None], "20261123") == 2026112301
+    assert next_serial([2026112301, 2026112301], "20261123") == 2026112302
+    assert next_serial([2026111905, None], "20261123") == 2026112301
+    assert next_serial([2026119999, 2026112302], "20261123") == 2026120000  # already ahead of today
+
+
+def test_host_zone_holds_every_inventory_host_as_in_the_seeds():
+    text = render_zone(INVENTORY, "host.com", 2026112301).decode()
+    assert "$ORIGIN host.com." in text and "2026112301 ; serial" in text
+    assert "@       IN SOA\tdns.host.com. dnsadmin.host.com. (" in text
+    for line in ("dns                A    10.4.7.11", "HDSS7-21           A    10.4.7.21",
+                 "HDSS7-200          A    10.4.7.200"):
+        assert line in text
+    assert zones(INVENTORY)["od.com"] == {"dns": PRIMARY.address, "harbor": INVENTORY.ops_host.address}
+
+
+def test_unchanged_zone_keeps_its_serial():
+    current = render_zone(INVENTORY, "host.com", 2026112004)
+    od = render_zone(INVENTORY, "od.com", 2026112004)
+    files = {"/var/lib/bind/host.com.zone": current, "/var/lib/bind/od.com.zone": od}
+    wanted, serials = decide_primary(PRIMARY, INVENTORY, primary_facts(files, {"host.com": 2026112004}), DEBIAN,
+                                     "20261123")
+    assert serials == {"host.com": 2026112004, "od.com": 2026112004}
+    assert next(w for w in wanted if w.path.endswith("host.com.zone")).content == current
+
+
+def test_changed_zone_gets_a_higher_serial_than_file_and_service():
+    stale = render_zone(INVENTORY, "host.com", 2026112302).replace(b"10.4.7.22", b"10.4.7.99")
+    facts = primary_facts({"/var/lib/bind/host.com.zone": stale}, {"host.com": 2026112303})
+    wanted, serials = decide_primary(PRIMARY, INVENTORY, facts, DEBIAN, "20261123")
+    assert serials["host.com"] == 2026112304
+    assert serials["od.com"] == 2026112301
+    new = next(w for w in wanted if w.path.endswith("host.com.zone"))
+    assert zone_serial(new.content) == 2026112304 and b"10.4.7.22" in new.content
+    assert new.validate == "named-checkzone host.com {path}"
+    assert without_serial(new.content) == without_serial(render_zone(INVENTORY, "host.com", 1))
+
+
+def test_named_files_listen_on_the_host_and_transfer_to_secondaries():
+    options, zones_conf = (f.content.decode() for f in _named_conf_files(PRIMARY, INVENTORY, DEBIAN, primary=True))
+    assert "listen-on port 53 { 10.4.7.11; };" in options and "allow-query { any; };" in options
+    assert "dnssec-validation no;" in options and "dnssec-enable" not in options.replace("`dnssec-enable no;`", "")
+    assert "forwarders" not in options  # none in the inventory
+    assert "allow-transfer { 10.4.7.12; };" in zones_conf and "also-notify { 10.4.7.12; };" in zones_conf
+    secondary = INVENTORY.dns_secondaries[0]
+    _, zones_conf = (f.content.decode() for f in _named_conf_files(secondary, INVENTORY, DEBIAN, primary=False))
+    assert "type secondary;" in zones_conf and "primaries { 10.4.7.11; };" in zones_conf
