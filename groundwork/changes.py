@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from groundwork.facts import FileInfo
 from groundwork.remote import CommandResult, Remote, unified_diff
@@ -73,7 +74,16 @@ class CommandChange:
     recover: list[str] = field(default_factory=list)
 
 
-Change = FileChange | CommandChange
+@dataclass
+class ActionChange:
+    """A change carried out by code rather than a file or commands (creating a CA: its key is made at apply
+    time, so a plan's diff describes it instead of showing random bytes)."""
+    summary: str
+    diff: str
+    action: Callable[[Remote], object]
+
+
+Change = FileChange | CommandChange | ActionChange
 
 
 def value_diff(label: str, before: str | None, after: str | None) -> str:
@@ -157,6 +167,8 @@ def apply_plan(remote: Remote, plan: list[Change], dry_run: bool, report: StageR
                 result = remote.write_file(w.path, w.content, mode=w.mode, owner=w.owner, group=w.group,
                                            previous=change.before, validate=w.validate, sensitive=w.sensitive)
                 written.append((w.path, result.backup))
+            elif isinstance(change, ActionChange):
+                change.action(remote)
             else:
                 for command in change.commands:
                     remote.run(command, what=change.summary)

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from groundwork.settings import Settings
+from groundwork.settings import Ca, Settings
 
 # The pipeline's order of groups; each inventory group must be one of these.
 KNOWN_GROUPS = ("proxy", "ops", "master_compute")
@@ -171,7 +171,8 @@ def _settings_problems(exc: ValidationError, file: str, where: str) -> list[Prob
     return out
 
 
-def _check_entry_keys(entry: Any, allowed: set[str], file: str, where: str, problems: list[Problem]) -> dict:
+def _check_entry_keys(entry: Any, allowed: set[str], file: str, where: str, problems: list[Problem],
+                      key_files: bool = True) -> dict:
     if entry is None:
         return {}
     if not isinstance(entry, dict):
@@ -185,7 +186,8 @@ def _check_entry_keys(entry: Any, allowed: set[str], file: str, where: str, prob
             problems.append(Problem(file, where, str(key), "unknown key"))
     if "data" in entry and not isinstance(entry["data"] or {}, dict):
         problems.append(Problem(file, where, "data", "must be a mapping"))
-    _check_key_files(entry, file, where, problems)
+    if key_files:
+        _check_key_files(entry, file, where, problems)
     return entry
 
 
@@ -209,8 +211,11 @@ def docker_bip(address: IPv4Address, bip_octet: int) -> IPv4Interface:
 
 
 def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_file: str = "groups.yaml",
-                   defaults_file: str = "defaults.yaml") -> Inventory:
-    """Read and validate an inventory directory; raise InventoryError listing every problem found."""
+                   defaults_file: str = "defaults.yaml", key_files: bool = True) -> Inventory:
+    """Read and validate an inventory directory; raise InventoryError listing every problem found.
+
+    key_files: check that the SSH key and known_hosts files named exist (off for the lab, which makes them).
+    """
     directory = Path(directory)
     problems: list[Problem] = []
     paths = {name: directory / fname for name, fname in
@@ -218,7 +223,8 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
     raw = {name: _load_yaml(path, problems) for name, path in paths.items()}
     files = {name: str(path) for name, path in paths.items()}
 
-    defaults_entry = _check_entry_keys(raw["defaults"], GROUP_KEYS - {"groups"}, files["defaults"], "", problems)
+    defaults_entry = _check_entry_keys(raw["defaults"], GROUP_KEYS - {"groups"}, files["defaults"], "", problems,
+                                       key_files)
     defaults_data = (defaults_entry.get("data") or {}) if isinstance(defaults_entry.get("data"), dict) else {}
     # A bad value in defaults or a group is reported there, not again for every host that inherits it.
     inherited: dict[str, set[tuple[str, str]]] = {"": set()}
@@ -237,7 +243,7 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
 
     groups: dict[str, dict] = {}
     for name, entry in raw["groups"].items():
-        entry = _check_entry_keys(entry, GROUP_KEYS, files["groups"], str(name), problems)
+        entry = _check_entry_keys(entry, GROUP_KEYS, files["groups"], str(name), problems, key_files)
         if name not in KNOWN_GROUPS:
             problems.append(Problem(files["groups"], str(name), "", f"unknown group (known: {', '.join(KNOWN_GROUPS)})"))
         groups[str(name)] = entry
@@ -255,7 +261,7 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
     for name, entry in raw["hosts"].items():
         name = str(name)
         hfile = files["hosts"]
-        entry = _check_entry_keys(entry, HOST_KEYS, hfile, name, problems)
+        entry = _check_entry_keys(entry, HOST_KEYS, hfile, name, problems, key_files)
         if not _valid_host_name(name):
             problems.append(Problem(hfile, name, "", "host name must be a DNS label (letters, digits, hyphens)"))
 
@@ -312,6 +318,8 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
             problems.append(Problem(hfile, name, "hostname", f"{address} is the network or broadcast address of {net}"))
         if settings is None:
             continue
+        if settings.ca.cfssl_dir:
+            settings = _with_cfssl_ca(settings, hfile, name, problems)
         bip = docker_bip(address, settings.docker.bip_octet)
         if bip.network.overlaps(net):
             problems.append(Problem(hfile, name, "data.docker.bip_octet",
@@ -325,6 +333,26 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
         raise InventoryError(problems)
     digest_source = b"".join(p.read_bytes() for p in paths.values())
     return Inventory(directory=directory, hosts=hosts, defaults=defaults, digest_source=digest_source)
+
+
+def _with_cfssl_ca(settings: Settings, file: str, where: str, problems: list[Problem]) -> Settings:
+    """The CA settings read from an operator's cfssl ca-csr.json and ca-config.json, as they are."""
+    from groundwork.pki import PkiError, settings_from_cfssl
+
+    folder = Path(settings.ca.cfssl_dir).expanduser()
+    field = "data.ca.cfssl_dir"
+    try:
+        csr = (folder / "ca-csr.json").read_text()
+        config = (folder / "ca-config.json").read_text() if (folder / "ca-config.json").exists() else None
+        values = settings_from_cfssl(csr, config)
+        ca = Ca.model_validate({**values, "dir": settings.ca.dir, "cfssl_dir": settings.ca.cfssl_dir})
+    except OSError as exc:
+        problems.append(Problem(file, where, field, f"cannot read {folder}/ca-csr.json: {exc.strerror}"))
+        return settings
+    except (PkiError, ValidationError) as exc:
+        problems.append(Problem(file, where, field, f"{folder}/ca-csr.json: {exc}"))
+        return settings
+    return settings.model_copy(update={"ca": ca})
 
 
 def _network_of(data: dict) -> IPv4Network | None:

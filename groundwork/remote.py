@@ -137,15 +137,21 @@ class Remote:
         return f"sudo -n -- sh -c {shlex.quote(script)}", b""
 
     def run(self, command: str, *, stdin: bytes = b"", check: bool = True, timeout: float | None = None,
-            what: str = "") -> CommandResult:
-        """Run a shell command; with check, raise RemoteError unless it exits 0."""
+            what: str = "", sensitive_output: bool = False) -> CommandResult:
+        """Run a shell command; with check, raise RemoteError unless it exits 0.
+
+        sensitive_output: the output (a key being read) goes to the caller only, never into the log.
+        """
         wrapped, prefix = self._wrap(command)
         started = time.monotonic()
         rc, out, err = self._exec(wrapped, prefix + stdin, timeout or self.default_timeout)
         result = CommandResult(command=self.masker(command), rc=rc, stdout=self.masker(out.decode("utf-8", "replace")),
                                stderr=self.masker(err.decode("utf-8", "replace")),
                                duration=time.monotonic() - started)
-        self.log.append(result)
+        if sensitive_output:
+            self.log.append(CommandResult(result.command, rc, "(sensitive output not kept)", "", result.duration))
+        else:
+            self.log.append(result)
         if check and rc != 0:
             raise RemoteError(result, what)
         return result
@@ -181,12 +187,12 @@ class Remote:
 
     # -- files ----------------------------------------------------------------------------------
 
-    def read_files(self, paths: Iterable[str]) -> dict[str, bytes | None]:
+    def read_files(self, paths: Iterable[str], sensitive: bool = False) -> dict[str, bytes | None]:
         """Read several files in one round trip; a missing file reads as None."""
         from groundwork.facts import contents
 
         paths = list(paths)
-        return self.gather([contents(paths)])["contents"] if paths else {}
+        return self.gather([contents(paths)], sensitive=sensitive)["contents"] if paths else {}
 
     def read_file(self, path: str) -> bytes | None:
         return self.read_files([path])[path]
@@ -232,10 +238,10 @@ class Remote:
 
     # -- facts ----------------------------------------------------------------------------------
 
-    def gather(self, probes: Iterable["Probe"]) -> "Facts":
+    def gather(self, probes: Iterable["Probe"], sensitive: bool = False) -> "Facts":
         """Run every probe in one round trip and parse what each printed."""
         from groundwork.facts import gather_script, parse_gathered
 
         probes = list(probes)
-        out = self.run(gather_script(probes), what="gathering facts").stdout
+        out = self.run(gather_script(probes), what="gathering facts", sensitive_output=sensitive).stdout
         return parse_gathered(probes, out)

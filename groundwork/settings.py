@@ -127,6 +127,9 @@ class Ca(Strict):
     expiry: Annotated[str, _matching(r"\d+h", "duration in hours (like 175200h)")] = "1752000h"
     profile_expiry: Annotated[str, _matching(r"\d+h", "duration in hours (like 175200h)")] = "175200h"
     dir: AbsPath = "/opt/certs"
+    # A folder on this machine with an existing cfssl ca-csr.json (and ca-config.json): read as they are, they
+    # replace cn, names, key and expiry settings.
+    cfssl_dir: str | None = None
 
 
 class Settings(Strict):

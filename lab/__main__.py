@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print("the lab needs root (namespaces, mounts, systemd-nspawn)", file=sys.stderr)
         return 2
     try:
-        inventory = load_inventory(args.inventory)
+        inventory = load_inventory(args.inventory, key_files=False)  # the lab makes the key and known_hosts
     except InventoryError as exc:
         print(exc.report(), file=sys.stderr)
         return 3

@@ -164,3 +164,8 @@ def test_malformed_yaml_names_the_line(inv_dir):
     (inv_dir / "groups.yaml").write_text("proxy:\n  data: [unclosed\n")
     assert any(str(inv_dir / "groups.yaml") in p and "line" in p and "not valid YAML" in p
                for p in problems(inv_dir))
+
+
+def test_the_lab_reads_the_inventory_before_its_key_exists(inv_dir, tmp_path):
+    (tmp_path / "key").unlink()
+    assert len(load_inventory(inv_dir, key_files=False).hosts) == 5

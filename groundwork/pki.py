@@ -1,0 +1,189 @@
+"""The certificate authority with `cryptography`, in place of cfssl, speaking cfssl's files.
+
+Everything here is pure: keys and certificates in memory, PEM in and out. Where the key lives and how it
+travels is the CA stage's business (tasks/ca.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from ipaddress import ip_address
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from groundwork.settings import Ca
+
+# cfssl's usages per profile, as the seeds' ca-config.json has them.
+PROFILE_USAGES = {
+    "server": ["signing", "key encipherment", "server auth"],
+    "client": ["signing", "key encipherment", "client auth"],
+    "peer": ["signing", "key encipherment", "server auth", "client auth"],
+}
+_EKU = {"server auth": ExtendedKeyUsageOID.SERVER_AUTH, "client auth": ExtendedKeyUsageOID.CLIENT_AUTH}
+_NAME_OIDS = (("C", NameOID.COUNTRY_NAME), ("ST", NameOID.STATE_OR_PROVINCE_NAME), ("L", NameOID.LOCALITY_NAME),
+              ("O", NameOID.ORGANIZATION_NAME), ("OU", NameOID.ORGANIZATIONAL_UNIT_NAME))
+
+
+class PkiError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CaFiles:
+    cert_pem: bytes
+    key_pem: bytes
+    csr_pem: bytes
+
+
+def hours(expiry: str) -> timedelta:
+    """cfssl's expiry, like "175200h"."""
+    found = re.fullmatch(r"(\d+)h", expiry)
+    if not found:
+        raise PkiError(f"expiry {expiry!r} is not a number of hours like 175200h")
+    return timedelta(hours=int(found.group(1)))
+
+
+def subject(cn: str, names) -> x509.Name:
+    attrs = [x509.NameAttribute(oid, getattr(names, field)) for field, oid in _NAME_OIDS if getattr(names, field)]
+    return x509.Name(attrs + [x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def new_key(settings: Ca):
+    if settings.key_algo == "ecdsa":
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=settings.key_size)
+
+
+def key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+def make_ca(settings: Ca, now: datetime | None = None) -> CaFiles:
+    """A self-signed CA as `cfssl gencert -initca ca-csr.json` makes it: ca.pem, ca-key.pem, ca.csr."""
+    now = now or datetime.now(timezone.utc)
+    key = new_key(settings)
+    name = subject(settings.cn, settings.names)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + hours(settings.expiry))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(ski, critical=False)
+            .sign(key, hashes.SHA256()))
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return CaFiles(cert.public_bytes(serialization.Encoding.PEM), key_pem(key),
+                   csr.public_bytes(serialization.Encoding.PEM))
+
+
+def load_pair(cert_pem: bytes, key_pem_bytes: bytes):
+    """The CA certificate and key, after checking that they belong together."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise PkiError(f"ca.pem is not a PEM certificate: {exc}") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem_bytes, password=None)
+    except (ValueError, TypeError) as exc:
+        raise PkiError(f"ca-key.pem is not an unencrypted PEM private key: {type(exc).__name__}") from None
+    if not pair_matches(cert, key):
+        raise PkiError("ca.pem and ca-key.pem do not belong together (their public keys differ)")
+    return cert, key
+
+
+def pair_matches(cert: x509.Certificate, key) -> bool:
+    def spki(public_key) -> bytes:
+        return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return spki(cert.public_key()) == spki(key.public_key())
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return constraints.ca and usage.key_cert_sign
+
+
+def ca_config(settings: Ca) -> dict:
+    """cfssl's ca-config.json with the signing profiles server, client and peer."""
+    return {"signing": {"default": {"expiry": settings.profile_expiry},
+                        "profiles": {name: {"expiry": settings.profile_expiry, "usages": usages}
+                                     for name, usages in PROFILE_USAGES.items()}}}
+
+
+def ca_config_json(settings: Ca) -> bytes:
+    return (json.dumps(ca_config(settings), indent=4) + "\n").encode()
+
+
+def issue(ca_cert: x509.Certificate, ca_key, profile: str, cn: str, hosts: list[str], settings: Ca,
+          profile_config: dict | None = None, now: datetime | None = None) -> tuple[bytes, bytes]:
+    """A leaf certificate and its key, signed by the CA with a cfssl profile; hosts become SANs (IP or DNS)."""
+    config = profile_config or ca_config(settings)
+    try:
+        profile_spec = config["signing"]["profiles"][profile]
+    except KeyError:
+        raise PkiError(f"no signing profile {profile!r} (profiles: "
+                       f"{', '.join(config['signing']['profiles'])})") from None
+    now = now or datetime.now(timezone.utc)
+    usages = profile_spec.get("usages", [])
+    key = new_key(settings)
+    sans = []
+    for h in hosts:
+        try:
+            sans.append(x509.IPAddress(ip_address(h)))
+        except ValueError:
+            sans.append(x509.DNSName(h))
+    builder = (x509.CertificateBuilder().subject_name(subject(cn, settings.names)).issuer_name(ca_cert.subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - timedelta(minutes=5))
+               .not_valid_after(min(now + hours(profile_spec.get("expiry", settings.profile_expiry)),
+                                    ca_cert.not_valid_after_utc))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature="signing" in usages, content_commitment=False,
+                                            key_encipherment="key encipherment" in usages, data_encipherment=False,
+                                            key_agreement=False, key_cert_sign=False, crl_sign=False,
+                                            encipher_only=False, decipher_only=False), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                              critical=False))
+    ekus = [_EKU[u] for u in usages if u in _EKU]
+    if ekus:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem(key)
+
+
+def settings_from_cfssl(csr_json: str, config_json: str | None = None) -> dict:
+    """An operator's cfssl ca-csr.json (and ca-config.json) as `ca` settings, read as they are."""
+    try:
+        csr = json.loads(csr_json)
+        config = json.loads(config_json) if config_json else None
+    except json.JSONDecodeError as exc:
+        raise PkiError(f"not valid JSON: {exc}") from None
+    names = (csr.get("names") or [{}])[0]
+    key = csr.get("key") or {}
+    out: dict = {"cn": csr.get("CN", ""), "names": {k: names[k] for k in ("C", "ST", "L", "O", "OU") if k in names}}
+    if key.get("algo"):
+        out["key_algo"] = key["algo"]
+    if key.get("size"):
+        out["key_size"] = key["size"]
+    if (csr.get("ca") or {}).get("expiry"):
+        out["expiry"] = csr["ca"]["expiry"]
+    if config:
+        expiry = (config.get("signing") or {}).get("default", {}).get("expiry")
+        if expiry:
+            out["profile_expiry"] = expiry
+    return out
