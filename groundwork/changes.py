@@ -8,6 +8,7 @@ what it did, its diff and how long it took, keeping what was done when a later c
 from __future__ import annotations
 
 import hashlib
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -48,7 +49,11 @@ class FileChange:
 
     @property
     def summary(self) -> str:
-        return f"{'create' if self.before is None and self.attrs_before is None else 'update'} {self.want.path}"
+        if self.before is None and self.attrs_before is None:
+            return f"create {self.want.path}"
+        if self.before == self.want.content:
+            return f"set mode {self.want.mode} owner {self.want.owner}:{self.want.group} on {self.want.path}"
+        return f"update {self.want.path}"
 
     @property
     def diff(self) -> str:
@@ -162,7 +167,11 @@ def apply_plan(remote: Remote, plan: list[Change], dry_run: bool, report: StageR
             continue
         started = time.monotonic()
         try:
-            if isinstance(change, FileChange):
+            if isinstance(change, FileChange) and change.before == change.want.content:
+                w = change.want  # only mode or owner differ: no rewrite, no backup copy of the content
+                remote.run(f"chown {shlex.quote(f'{w.owner}:{w.group}')} {shlex.quote(w.path)} && "
+                           f"chmod {shlex.quote(w.mode)} {shlex.quote(w.path)}", what=change.summary)
+            elif isinstance(change, FileChange):
                 w = change.want
                 result = remote.write_file(w.path, w.content, mode=w.mode, owner=w.owner, group=w.group,
                                            previous=change.before, validate=w.validate, sensitive=w.sensitive)

@@ -20,6 +20,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -66,13 +67,20 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def main(stages: list[Stage], runbook: str, description: str, argv: list[str] | None = None,
-         all_checks: bool = False) -> int:
+def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]], runbook: str, description: str,
+         argv: list[str] | None = None, all_checks: bool = False,
+         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
     """Run a runbook: its stages in order, then the verification pass.
 
     The pass runs the checks of the stages run (checks/test_<stage>.py), or with all_checks every check.
+    A runbook with arguments of its own adds them with add_arguments and builds its stages from them.
     """
-    args = parser(description).parse_args(argv)
+    p = parser(description)
+    if add_arguments:
+        add_arguments(p)
+    args = p.parse_args(argv)
+    if callable(stages):
+        stages = stages(args)
     if args.dry_run and args.approved_plan:
         print("--dry-run and --approved-plan do not go together", file=sys.stderr)
         return EXIT_USAGE

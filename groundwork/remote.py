@@ -215,12 +215,13 @@ class Remote:
             on_temp_file = validate.replace("{path}", '"$t"')
             check = f'if ! out=$({on_temp_file} 2>&1); then echo "validation failed: $out" >&2; exit 3; fi; '
         backup_base = q(f"{self.backup_dir}{path}")
+        protect_backup = 'chmod 600 "$b"; ' if sensitive else ""  # a key's old copy is as secret as the key
         script = (
             f"set -eu; p={q(path)}; d=$(dirname \"$p\"); mkdir -p \"$d\"; "
             f"t=$(mktemp \"$d/.gw-tmp.XXXXXX\"); trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; "
             f"chown {q(owner)}:{q(group)} \"$t\"; chmod {q(mode)} \"$t\"; {check}"
-            f"if [ -e \"$p\" ]; then b={backup_base}.$(date -u +%Y%m%dT%H%M%S.%NZ); mkdir -p \"$(dirname \"$b\")\"; "
-            f"cp -p \"$p\" \"$b\"; echo \"backup=$b\"; "
+            f"if [ -e \"$p\" ]; then b={backup_base}.$(date -u +%Y%m%dT%H%M%S.%NZ); mkdir -p -m 700 \"$(dirname \"$b\")\"; "
+            f"cp -p \"$p\" \"$b\"; {protect_backup}echo \"backup=$b\"; "
             f"ls -1t {backup_base}.* 2>/dev/null | tail -n +{BACKUPS_KEPT + 1} | xargs -r rm -f; fi; "
             f"mv -f \"$t\" \"$p\"; trap - EXIT")
         result = self.run(script, stdin=content, what=f"writing {path}")
