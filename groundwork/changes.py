@@ -184,7 +184,7 @@ def apply_plan(remote: Remote, plan: list[Change], dry_run: bool, report: StageR
         except Exception as exc:  # noqa: BLE001 - recorded, then the stage fails with it
             record.applied = False
             record.error = str(exc)
-            report.error = f"{change.summary}: {exc}"
+            report.error = str(exc) if str(exc).startswith(change.summary) else f"{change.summary}: {exc}"
             if isinstance(change, CommandChange) and change.undo_files_on_failure and written:
                 report.error += "; " + _undo(remote, written, change.recover)
             raise PlanFailed(report.error, report) from exc

@@ -93,6 +93,9 @@ class Dns(Strict):
 
 
 class Docker(Strict):
+    # docker-ce on EL (from docker's repository, or the configured one); Debian's own docker.io.
+    packages: dict[Literal["el", "debian"], list[PackageName]] = Field(
+        default_factory=lambda: {"el": ["docker-ce"], "debian": ["docker.io"]})
     bip_octet: Annotated[int, Field(ge=0, le=255)] = 7
     data_root: AbsPath = "/data/docker"
     storage_driver: str = "overlay2"
@@ -100,6 +103,7 @@ class Docker(Strict):
     registry_mirrors: list[str] = Field(default_factory=list)
     cgroup_driver: Literal["systemd", "cgroupfs"] = "systemd"
     live_restore: bool = True
+    # More daemon.json keys, merged over the ones above (a key here wins).
     extra_options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -4,10 +4,11 @@ A new stage is a module exposing its Stage objects (groundwork.stages.Stage) and
 runner needs no change. Steps run in this order; hosts of one step run in parallel.
 """
 
-from tasks import ca, dns, host_prep
+from tasks import ca, dns, docker, host_prep
 
 PIPELINE = [
     host_prep.STAGE,    # every host
     *dns.STAGES,        # proxy: the primary, then the secondaries; then every host's resolver
     ca.STAGE,           # ops: the certificate authority
+    docker.STAGE,       # master_compute and ops: docker with the seeds' daemon.json
 ]

@@ -1,0 +1,35 @@
+"""Docker, checked from `docker info` as JSON on each docker host, and docker0's address."""
+
+import json
+
+GROUPS = ("master_compute", "ops")
+
+
+def docker_info(probe) -> dict:
+    result = probe.run("docker info --format '{{json .}}'")
+    assert result.rc == 0, f"docker does not answer: {result.stderr.strip()}"
+    return json.loads(result.stdout)
+
+
+def test_docker_runs_with_the_seeds_settings(host, probe):
+    """docker is up: cgroup driver systemd, storage driver overlay2, root dir /data/docker, live restore on"""
+    info = docker_info(probe)
+    d = host.settings.docker
+    found = {"cgroup driver": info.get("CgroupDriver"), "storage driver": info.get("Driver"),
+             "root dir": info.get("DockerRootDir"), "live restore": info.get("LiveRestoreEnabled")}
+    wanted = {"cgroup driver": d.cgroup_driver, "storage driver": d.storage_driver, "root dir": d.data_root,
+              "live restore": d.live_restore}
+    assert info.get("ServerVersion") and found == wanted, f"found {found}, wanted {wanted}"
+
+
+def test_the_registry_is_an_insecure_registry(host, probe):
+    """harbor.od.com (and the other insecure registries) are insecure registries"""
+    configs = docker_info(probe).get("RegistryConfig", {}).get("IndexConfigs", {})
+    wrong = [r for r in host.settings.docker.insecure_registries if configs.get(r, {}).get("Secure", True)]
+    assert not wrong, f"not insecure registries: {wrong}"
+
+
+def test_docker0_carries_the_host_bip(host, probe):
+    """docker0 carries the host's bip 172.7.NN.1/24"""
+    out = probe.run("ip -4 -o addr show docker0").stdout
+    assert f"inet {host.docker_bip}" in out, f"docker0: {out.strip() or 'missing'}; wanted {host.docker_bip}"

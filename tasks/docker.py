@@ -1,0 +1,86 @@
+"""Docker on the master_compute and ops hosts, the seeds' "部署docker环境".
+
+/etc/docker/daemon.json is generated as JSON from the inventory (never appended text): data-root /data/docker,
+overlay2, the insecure registries, the registry mirrors, the host's own bip 172.7.NN.1/24, the systemd cgroup
+driver and live-restore, with extra options from inventory merged over them. docker is restarted only when
+that file changed, and the stage waits until docker answers. If docker does not come back with the new file,
+the previous file is put back, docker restarted on it, and the stage fails with docker's own error lines.
+"""
+
+from __future__ import annotations
+
+import json
+
+from groundwork import facts as probe
+from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, apply_plan, file_changes,
+                                value_diff)
+from groundwork.inventory import HostModel
+from groundwork.platforms import platform_for
+from groundwork.stages import RunContext, Stage
+
+DAEMON_JSON = "/etc/docker/daemon.json"
+# docker answers within this many seconds of a restart, or the restart counts as failed.
+WAIT_SECONDS = 60
+WAIT_FOR_DOCKER = (f"for i in $(seq {WAIT_SECONDS * 5}); do docker info >/dev/null 2>&1 && exit 0; sleep 0.2; done; "
+                   "echo 'docker did not answer after the restart' >&2; exit 1")
+# docker's own words when it refuses a configuration, from its journal.
+# (journald may take a moment to have them; systemd's own "Failed to start" lines say nothing new.)
+DOCKER_ERRORS = ("sleep 1; journalctl -u docker -n 60 --no-pager -q -o cat "
+                 "| grep -iE 'error|fail|invalid|unable|directive' "
+                 "| grep -vE '^(docker.service|Failed to start|Stopp)|level=(info|debug|warning)' "
+                 "| awk '!seen[$0]++' | tail -n 3 >&2")
+
+
+def daemon_config(host: HostModel) -> dict:
+    """The seeds' daemon.json for this host, in their order, extra options from inventory merged over it."""
+    d = host.settings.docker
+    config = {"data-root": d.data_root, "storage-driver": d.storage_driver,
+              "insecure-registries": d.insecure_registries, "registry-mirrors": d.registry_mirrors,
+              "bip": str(host.docker_bip), "exec-opts": [f"native.cgroupdriver={d.cgroup_driver}"],
+              "live-restore": d.live_restore}
+    config.update(d.extra_options)
+    return config
+
+
+def render_daemon_json(host: HostModel) -> bytes:
+    return (json.dumps(daemon_config(host), indent=2) + "\n").encode()
+
+
+def decide(host: HostModel, facts, changes: list, platform) -> list[Change]:
+    packages = host.settings.docker.packages.get(platform.family, [])
+    missing = [p for p in packages if facts["packages"].get(p) is None]
+    plan: list[Change] = []
+    if missing:
+        plan.append(CommandChange(f"install {' '.join(missing)}",
+                                  [platform.refresh_index, platform.install_command(missing)],
+                                  "".join(value_diff(f"package {p}", None, "installed") for p in missing)))
+    dirs = [host.settings.docker.data_root, "/etc/docker"]
+    if any(d not in facts["paths"] for d in dirs):
+        plan.append(CommandChange("create docker's folders", [f"mkdir -p {' '.join(dirs)}"],
+                                  "".join(value_diff(d, None, "directory") for d in dirs if d not in facts["paths"])))
+    plan += changes
+    docker = facts["services"].get("docker")
+    running = bool(docker and docker.active == "active")
+    if changes or not running or missing:
+        plan.append(CommandChange("restart docker and wait until it answers",
+                                  [f"systemctl enable docker >/dev/null 2>&1; systemctl restart docker || "
+                                   f"{{ {DOCKER_ERRORS}; exit 1; }}", WAIT_FOR_DOCKER],
+                                  value_diff("docker", "running on the previous configuration" if running
+                                             else "not running", "running on the configuration above"),
+                                  undo_files_on_failure=True,
+                                  recover=["systemctl reset-failed docker; systemctl restart docker", WAIT_FOR_DOCKER]))
+    return plan
+
+
+def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
+    packages = sorted({p for names in host.settings.docker.packages.values() for p in names})
+    facts = remote.gather([probe.os_info(), probe.packages(packages), probe.services(["docker"]),
+                           probe.files([DAEMON_JSON]),
+                           probe.paths_exist([host.settings.docker.data_root, "/etc/docker"])])
+    platform = platform_for(facts["os"])
+    changes = file_changes(remote, [DesiredFile(DAEMON_JSON, render_daemon_json(host))], facts["files"])
+    report = StageReport(notes=[f"bip {host.docker_bip}, data-root {host.settings.docker.data_root}"])
+    return apply_plan(remote, decide(host, facts, changes, platform), ctx.dry_run, report)
+
+
+STAGE = Stage(name="docker", title="docker with the seeds' daemon.json", groups=("master_compute", "ops"), run=run)
