@@ -28,13 +28,13 @@ from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryEr
 from groundwork.remote import Masker
 from groundwork.report import (PlanError, RunMetadata, git_state, load_plan, operator_name, plan_difference,
                                plan_digest, plan_of, tool_versions, write_index, write_run_folder)
+from groundwork.secrets import load_secrets, require
 from groundwork.runner import Progress, RunRecord, new_run_id, order_hosts, run_stages, utc_now
 from groundwork.stages import RunContext, Stage
 
 (EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVENTORY, EXIT_HOST_FAILED, EXIT_VERIFY_FAILED,
  EXIT_PLAN_REFUSED, EXIT_INTERRUPTED) = 0, 1, 2, 3, 4, 5, 6, 130
 PROJECT = Path(__file__).resolve().parents[1]
-PASSWORD_ENV = "GROUNDWORK_SSH_PASSWORD"
 
 
 class UsageError(Exception):
@@ -69,16 +69,19 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]], runbook: str, description: str,
          argv: list[str] | None = None, all_checks: bool = False,
-         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+         add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+         secrets: frozenset[str] = frozenset()) -> int:
     """Run a runbook: its stages in order, then the verification pass.
 
     The pass runs the checks of the stages run (checks/test_<stage>.py), or with all_checks every check.
     A runbook with arguments of its own adds them with add_arguments and builds its stages from them.
+    secrets: what its checks need beyond its stages' own (verify.py runs every stage's checks).
     """
     p = parser(description)
     if add_arguments:
         add_arguments(p)
     args = p.parse_args(argv)
+    args.gw_secrets = secrets
     if callable(stages):
         stages = stages(args)
     if args.dry_run and args.approved_plan:
@@ -163,10 +166,12 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
         print("no host to run on" + (": the last run had no failed host" if args.rerun_failed else ""))
         return EXIT_OK if args.rerun_failed else EXIT_USAGE
 
-    masker = Masker([os.environ.get(PASSWORD_ENV, "")])
+    secrets = load_secrets(config, config_path)
+    require(secrets, set(args.gw_secrets).union(*(s.secrets for s in stages)), f"the {runbook} runbook")
+    masker = Masker(secrets.values())
     nr = _nornir(config, paths, args.workers)
-    if os.environ.get(PASSWORD_ENV):
-        nr.inventory.defaults.password = os.environ[PASSWORD_ENV]
+    if secrets.get("ssh_password"):
+        nr.inventory.defaults.password = secrets["ssh_password"]
 
     args.reports.mkdir(parents=True, exist_ok=True)
     record = RunRecord(run_id=new_run_id(runbook, args.reports), runbook=runbook, dry_run=args.dry_run,
@@ -185,12 +190,12 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
 
     outcome, checks = "interrupted", None
     try:
-        if approved is not None and not _plan_still_approved(nr, stages, inventory, masker, targets, approved,
-                                                              progress):
+        if approved is not None and not _plan_still_approved(nr, stages, RunContext(
+                inventory=inventory, dry_run=True, masker=masker, secrets=secrets), targets, approved, progress):
             outcome = "refused"
         else:
-            run_stages(nr, stages, RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker), targets,
-                       record, progress)
+            run_stages(nr, stages, RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker,
+                                              secrets=secrets), targets, record, progress)
             record.ended = utc_now()
             if stages:
                 progress.recap()
@@ -198,7 +203,7 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
                 progress.say("warning: what was applied differs from the approved plan (a host changed "
                              "between the check and the change); see the change log")
             session = _check_session(nr, inventory, targets, masker, meta, record, progress, check_modules,
-                                     run_checks=not (args.dry_run or args.no_verify))
+                                     run_checks=not (args.dry_run or args.no_verify), secrets=secrets)
             checks = _run_checks(session, folder)
             outcome = _outcome(record, checks)
     except KeyboardInterrupt:
@@ -214,13 +219,13 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
             "verification-failed": EXIT_VERIFY_FAILED}.get(outcome, EXIT_OK)
 
 
-def _plan_still_approved(nr, stages, inventory, masker, targets, approved, progress) -> bool:
+def _plan_still_approved(nr, stages, ctx: RunContext, targets, approved, progress) -> bool:
     """Compute the plan again without changing anything and compare it with the approved one."""
     progress.say(f"checking the approved plan {approved['run_id']} against the hosts")
     check = RunRecord(run_id=approved["run_id"], runbook="plan-check", dry_run=True,
                       targets=[h.name for h in targets], started=utc_now())
     quiet = Progress(check, show_diff=False, out=open(os.devnull, "w"))
-    run_stages(nr, stages, RunContext(inventory=inventory, dry_run=True, masker=masker), targets, check, quiet)
+    run_stages(nr, stages, ctx, targets, check, quiet)
     current = plan_of(check)
     if check.failed_hosts or plan_digest(current) != approved["digest"]:
         progress.say(f"REFUSED: the plan computed now differs from the approved plan {approved['run_id']}; "
@@ -233,9 +238,10 @@ def _plan_still_approved(nr, stages, inventory, masker, targets, approved, progr
     return True
 
 
-def _check_session(nr, inventory, targets, masker, meta, record, progress, modules, run_checks):
+def _check_session(nr, inventory, targets, masker, meta, record, progress, modules, run_checks, secrets):
     from groundwork.verify import CheckSession
-    return CheckSession(nr, inventory, targets, masker, meta, record, progress, modules, run_checks=run_checks)
+    return CheckSession(nr, inventory, targets, masker, meta, record, progress, modules, run_checks=run_checks,
+                        secrets=secrets)
 
 
 def _run_checks(session, folder: Path) -> list[dict] | None:

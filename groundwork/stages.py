@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
@@ -16,6 +16,7 @@ class RunContext:
     inventory: "Inventory"
     dry_run: bool
     masker: "Masker"
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Stage:
     # Narrows the hosts of its groups further (the DNS primary, the secondaries).
     select: Callable[["HostModel", "Inventory"], bool] | None = None
     checks: str = ""  # its module under checks/; default test_<name>.py
+    secrets: frozenset[str] = frozenset()  # the secrets it (and its checks) need, checked before any connection
 
     @property
     def check_module(self) -> str:

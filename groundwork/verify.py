@@ -41,8 +41,9 @@ class HostProbe:
         self._remote = remote
         self.evidence = evidence
 
-    def run(self, command: str) -> CommandResult:
-        result = self._remote.run(command, check=False)
+    def run(self, command: str, stdin: bytes = b"") -> CommandResult:
+        """Run a command on the host (a secret goes on stdin, never in the command)."""
+        result = self._remote.run(command, check=False, stdin=stdin)
         self.evidence.append(Evidence(result.command, result.rc, result.stdout, result.stderr))
         return result
 
@@ -70,7 +71,8 @@ class CheckSession:
     """The pytest plugin that hands checks their hosts and connections and collects their results."""
 
     def __init__(self, nr, inventory: Inventory, targets: list[HostModel], masker: Masker, meta: RunMetadata,
-                 record: RunRecord, progress: Progress, modules: list[str] | None, run_checks: bool = True):
+                 record: RunRecord, progress: Progress, modules: list[str] | None, run_checks: bool = True,
+                 secrets: dict[str, str] | None = None):
         self.nr = nr
         self.inventory = inventory
         self.targets = targets
@@ -80,6 +82,7 @@ class CheckSession:
         self.progress = progress
         self.modules = modules
         self.run_checks = run_checks
+        self.secrets = secrets or {}
         self.results: list[CheckResult] = []
         self._remotes: dict[str, Remote] = {}
         self._unreachable: dict[str, str] = {}

@@ -4,11 +4,12 @@ A new stage is a module exposing its Stage objects (groundwork.stages.Stage) and
 runner needs no change. Steps run in this order; hosts of one step run in parallel.
 """
 
-from tasks import ca, dns, docker, host_prep
+from tasks import ca, dns, docker, host_prep, registry
 
 PIPELINE = [
     host_prep.STAGE,    # every host
     *dns.STAGES,        # proxy: the primary, then the secondaries; then every host's resolver
     ca.STAGE,           # ops: the certificate authority
     docker.STAGE,       # master_compute and ops: docker with the seeds' daemon.json
+    registry.STAGE,     # ops: the registry behind nginx at harbor.od.com
 ]

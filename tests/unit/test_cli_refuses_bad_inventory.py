@@ -75,8 +75,9 @@ def test_bad_inventory_exits_3_with_all_problems_and_no_connection(tmp_path):
     assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())
 
 
-def test_valid_inventory_does_connect(tmp_path):
+def test_valid_inventory_does_connect(tmp_path, monkeypatch):
     """The control for the test above: the same setup with a valid inventory reaches the listener."""
+    monkeypatch.setenv("GROUNDWORK_REGISTRY_PASSWORD", "unit-test")
     listener = Listener()
     folder = loopback_inventory(tmp_path, listener.port)
     done = run_runbook("-i", str(folder), "-H", "hdss7-11", "--reports", str(tmp_path / "reports"))

@@ -1,0 +1,58 @@
+"""The one source of secrets: environment variables, or a secrets file outside git with mode 0600.
+
+| secret | environment variable | key in the secrets file |
+|---|---|---|
+| SSH (and sudo) password | GROUNDWORK_SSH_PASSWORD | ssh_password |
+| registry admin password | GROUNDWORK_REGISTRY_PASSWORD | registry_password |
+
+The environment wins over the file. The file is named by GROUNDWORK_SECRETS_FILE, else by `secrets_file` under
+`groundwork:` in config.yaml. Every value found is masked in all output.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import yaml
+
+from groundwork.inventory import InventoryError, Problem
+
+ENV = {"ssh_password": "GROUNDWORK_SSH_PASSWORD", "registry_password": "GROUNDWORK_REGISTRY_PASSWORD"}
+FILE_ENV = "GROUNDWORK_SECRETS_FILE"
+
+
+def load_secrets(config: dict, config_path: Path) -> dict[str, str]:
+    """The secrets that are set; a secrets file that is unreadable, too open or malformed is an error."""
+    found: dict[str, str] = {}
+    named = os.environ.get(FILE_ENV) or ((config.get("groundwork") or {}).get("secrets_file"))
+    if named:
+        path = (config_path.parent / Path(named).expanduser()).resolve()
+        where = f"{FILE_ENV}" if os.environ.get(FILE_ENV) else f"{config_path}: groundwork.secrets_file"
+        if path.exists():
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                raise InventoryError([Problem(str(path), "", "", f"secrets file has mode {mode:o}; it must be "
+                                              f"readable by its owner only: chmod 600 {path}")])
+            try:
+                data = yaml.safe_load(path.read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise InventoryError([Problem(str(path), "", "", f"cannot read the secrets file: "
+                                              f"{type(exc).__name__}")]) from None
+            if not isinstance(data, dict) or any(k not in ENV for k in data):
+                raise InventoryError([Problem(str(path), "", "", f"the secrets file must be a mapping of "
+                                              f"{', '.join(ENV)}")])
+            found.update({k: str(v) for k, v in data.items() if v})
+        elif os.environ.get(FILE_ENV):
+            raise InventoryError([Problem(where, "", "", f"secrets file {path} does not exist")])
+    found.update({k: os.environ[v] for k, v in ENV.items() if os.environ.get(v)})
+    return found
+
+
+def require(secrets: dict[str, str], names: set[str], why: str) -> None:
+    missing = sorted(n for n in names if not secrets.get(n))
+    if missing:
+        raise InventoryError([Problem("secrets", "", n, f"missing, needed by {why}: set {ENV[n]} or `{n}` in the "
+                                      f"secrets file ({FILE_ENV} or groundwork.secrets_file in config.yaml)")
+                              for n in missing])

@@ -1,0 +1,53 @@
+"""The secret source: environment over a 0600 file; a missing secret stops the run before any connection."""
+
+import pytest
+
+from groundwork.inventory import InventoryError
+from groundwork.secrets import load_secrets, require
+from tests.conftest import copy_seed_inventory, run_runbook
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in ("GROUNDWORK_SSH_PASSWORD", "GROUNDWORK_REGISTRY_PASSWORD", "GROUNDWORK_SECRETS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_file_then_environment(tmp_path, monkeypatch):
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("registry_password: from-file\nssh_password: ssh-from-file\n")
+    secrets.chmod(0o600)
+    config = {"groundwork": {"secrets_file": str(secrets)}}
+    assert load_secrets(config, tmp_path / "config.yaml") == {"registry_password": "from-file",
+                                                              "ssh_password": "ssh-from-file"}
+    monkeypatch.setenv("GROUNDWORK_REGISTRY_PASSWORD", "from-env")
+    assert load_secrets(config, tmp_path / "config.yaml")["registry_password"] == "from-env"
+
+
+def test_a_file_others_can_read_is_refused(tmp_path):
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("registry_password: x\n")
+    secrets.chmod(0o644)
+    with pytest.raises(InventoryError) as caught:
+        load_secrets({"groundwork": {"secrets_file": str(secrets)}}, tmp_path / "config.yaml")
+    assert "mode 644" in str(caught.value.problems[0]) and "chmod 600" in str(caught.value.problems[0])
+
+
+def test_missing_secret_names_both_ways_to_give_it():
+    with pytest.raises(InventoryError) as caught:
+        require({}, {"registry_password"}, "the full runbook")
+    text = str(caught.value.problems[0])
+    assert "registry_password: missing, needed by the full runbook" in text
+    assert "GROUNDWORK_REGISTRY_PASSWORD" in text
+
+
+def test_runbook_without_the_registry_password_exits_3_before_connecting(tmp_path, monkeypatch):
+    monkeypatch.setenv("GROUNDWORK_SECRETS_FILE", str(tmp_path / "absent.yaml"))
+    done = run_runbook("-i", str(copy_seed_inventory(tmp_path)), "--reports", str(tmp_path / "reports"))
+    assert done.returncode == 3
+    assert "absent.yaml does not exist" in done.stderr
+    (tmp_path / "absent.yaml").write_text("ssh_password: only-this\n")
+    (tmp_path / "absent.yaml").chmod(0o600)
+    done = run_runbook("-i", str(copy_seed_inventory(tmp_path / "b")), "--reports", str(tmp_path / "reports"))
+    assert done.returncode == 3 and "registry_password: missing" in done.stderr
+    assert "only-this" not in done.stdout + done.stderr
