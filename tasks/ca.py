@@ -46,7 +46,7 @@ def fingerprint(cert_pem: bytes) -> str:
 def describe_new_ca(ca: Ca) -> str:
     """What a plan shows for a CA not made yet: its settings, not random bytes (so a plan's digest is stable)."""
     names = ", ".join(f"{k}={getattr(ca.names, k)}" for k in ("C", "ST", "L", "O", "OU")) + f", CN={ca.cn}"
-    key = f"ECDSA P-256" if ca.key_algo == "ecdsa" else f"RSA {ca.key_size}"
+    key = "ECDSA P-256" if ca.key_algo == "ecdsa" else f"RSA {ca.key_size}"
     return (value_diff(f"{ca.dir}/{CERT}", None, f"CA certificate: {names}; valid {ca.expiry}")
             + value_diff(f"{ca.dir}/{KEY}", None, f"new {key} key, root 0600 (content never shown)")
             + value_diff(f"{ca.dir}/{CSR}", None, "the CA's certificate signing request"))

@@ -1,7 +1,5 @@
 """The CA on hdss7-200 end to end: made once, adopted after, issuing certificates, its key kept out of sight."""
 
-from tests.e2e.conftest import HOSTS  # noqa: F401 - the lab fixtures come from conftest
-
 
 def key_body(lab) -> str:
     pem = lab.ssh("hdss7-200", "cat /opt/certs/ca-key.pem")

@@ -1,6 +1,5 @@
 """The local lab itself: real hosts, isolated networks, and an `up` that is safe to run again."""
 
-from pathlib import Path
 
 from lab import lab as lab_module
 from tests.e2e.conftest import HOSTS, lab_command

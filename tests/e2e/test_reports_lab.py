@@ -1,7 +1,6 @@
 """The verification pass and the run folder a change board reads, end to end against the lab."""
 
 import json
-import os
 import secrets
 import shutil
 import subprocess
