@@ -169,3 +169,18 @@ def test_malformed_yaml_names_the_line(inv_dir):
 def test_the_lab_reads_the_inventory_before_its_key_exists(inv_dir, tmp_path):
     (tmp_path / "key").unlink()
     assert len(load_inventory(inv_dir, key_files=False).hosts) == 5
+
+
+def test_an_operators_cfssl_files_set_the_ca(inv_dir, tmp_path):
+    from tests.unit.test_pki import SEED_CA_CSR
+
+    cfssl = tmp_path / "cfssl"
+    cfssl.mkdir()
+    (cfssl / "ca-csr.json").write_text(SEED_CA_CSR)
+    (cfssl / "ca-config.json").write_text('{"signing": {"default": {"expiry": "87600h"}, "profiles": {}}}')
+    edit(inv_dir, "defaults.yaml", lambda d: d["data"].update(ca={"cfssl_dir": str(cfssl)}))
+    ca = load_inventory(inv_dir).ops_host.settings.ca
+    assert (ca.cn, ca.names.O, ca.expiry, ca.profile_expiry, ca.dir) == ("ben123123", "od", "1752000h", "87600h",
+                                                                         "/opt/certs")
+    (cfssl / "ca-csr.json").write_text("{not json")
+    assert any("data.ca.cfssl_dir" in p and "not valid JSON" in p for p in problems(inv_dir))
