@@ -229,9 +229,10 @@ def run_checks(session: CheckSession, folder: Path) -> list[dict]:
         for host in session.targets:
             mine = [r for r in session.results if r.host == host.name]
             passed = sum(r.outcome == "passed" for r in mine)
-            status = "ok" if passed == len(mine) else "failed"
+            skipped = sum(r.outcome == "skipped" for r in mine)
+            status = "ok" if passed + skipped == len(mine) else "failed"
             session.progress.say(f"  {host.name:<12} {session.progress.paint(status, status):<8} "
-                                 f"{passed}/{len(mine)} checks passed")
+                                 f"{passed}/{len(mine)} checks passed" + (f", {skipped} skipped" if skipped else ""))
         failed = [r for r in session.results if r.outcome in ("failed", "error")]
         session.progress.say(f"{len(session.results) - len(failed)} check(s) passed, {len(failed)} failed "
                              f"in {time.monotonic() - started:.1f}s")

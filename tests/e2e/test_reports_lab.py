@@ -55,7 +55,8 @@ def test_full_run_writes_report_json_and_checksums(converged, runbook):
     assert sorted({(c["host"], c["title"]) for c in host_prep}) == sorted(
         (h, t) for h in HOSTS for t in HOST_PREP_CHECKS)
     assert {c["outcome"] for c in checks} == {"passed"}
-    assert {c["check"].split("::")[0] for c in checks} == {"test_host_prep.py", "test_dns.py"}
+    assert {c["check"].split("::")[0] for c in checks} == {"test_host_prep.py", "test_dns.py", "test_ca.py",
+                                                           "test_docker.py", "test_registry.py"}
     hostname_check = next(c for c in checks if c["host"] == "hdss7-22" and c["title"] == HOST_PREP_CHECKS[0])
     assert hostname_check["evidence"][0]["command"] == "hostname; cat /etc/hostname"
     assert hostname_check["evidence"][0]["stdout"] == "hdss7-22.host.com\nhdss7-22.host.com\n"
@@ -135,6 +136,8 @@ def test_rerun_failed_targets_the_hosts_that_failed_last_time(converged, runbook
     assert again.rc == 0, again
     assert again.record["targets"] == ["hdss7-22"]
     assert {c["host"] for c in again.record["checks"]} == {"hdss7-22"}
+    pull = next(c for c in again.record["checks"] if "pulled here" in c["title"])
+    assert pull["outcome"] == "skipped"  # no canary pushed: the ops host was not targeted
 
 
 def test_no_secret_reaches_any_file_of_the_run_folder(converged, runbook, monkeypatch):
