@@ -233,7 +233,9 @@ def run_checks(session: CheckSession, folder: Path) -> list[dict]:
             status = "ok" if passed + skipped == len(mine) else "failed"
             session.progress.say(f"  {host.name:<12} {session.progress.paint(status, status):<8} "
                                  f"{passed}/{len(mine)} checks passed" + (f", {skipped} skipped" if skipped else ""))
-        failed = [r for r in session.results if r.outcome in ("failed", "error")]
-        session.progress.say(f"{len(session.results) - len(failed)} check(s) passed, {len(failed)} failed "
-                             f"in {time.monotonic() - started:.1f}s")
+        failed = sum(r.outcome in ("failed", "error") for r in session.results)
+        passed = sum(r.outcome == "passed" for r in session.results)
+        skipped = len(session.results) - passed - failed
+        session.progress.say(f"{passed} check(s) passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
+                             + f" in {time.monotonic() - started:.1f}s")
     return [asdict(r) for r in session.results]
