@@ -8,6 +8,7 @@ Exit codes (documented in the README):
   4  one or more hosts failed a stage; the others finished
   5  the verification pass found a check failing
   6  --approved-plan refused: the plan computed now differs from the approved one; nothing was changed
+  7  another run is working on the same inventory; nothing was done
   130 interrupted (Ctrl-C); the run record says what was done
 """
 
@@ -28,12 +29,13 @@ from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryEr
 from groundwork.remote import Masker
 from groundwork.report import (PlanError, RunMetadata, git_state, load_plan, operator_name, plan_difference,
                                plan_digest, plan_of, tool_versions, write_index, write_run_folder)
+from groundwork.runlock import LockedError, acquire
 from groundwork.secrets import load_secrets, require
 from groundwork.runner import Progress, RunRecord, new_run_id, order_hosts, run_stages, utc_now
 from groundwork.stages import RunContext, Stage
 
 (EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVENTORY, EXIT_HOST_FAILED, EXIT_VERIFY_FAILED,
- EXIT_PLAN_REFUSED, EXIT_INTERRUPTED) = 0, 1, 2, 3, 4, 5, 6, 130
+ EXIT_PLAN_REFUSED, EXIT_LOCKED, EXIT_INTERRUPTED) = 0, 1, 2, 3, 4, 5, 6, 7, 130
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -44,7 +46,8 @@ class UsageError(Exception):
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description,
                                 epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid inventory, "
-                                       "4 a host failed, 5 verification failed, 6 plan refused, 130 interrupted")
+                                       "4 a host failed, 5 verification failed, 6 plan refused, "
+                                       "7 another run holds the inventory, 130 interrupted")
     p.add_argument("-c", "--config", type=Path, default=PROJECT / "config.yaml",
                    help="Nornir config file (default: config.yaml of the project)")
     p.add_argument("-i", "--inventory", type=Path,
@@ -96,6 +99,9 @@ def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]], runb
     except (UsageError, PlanError) as exc:
         print(f"groundwork: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except LockedError as exc:
+        print(f"groundwork: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except Exception:  # noqa: BLE001 - a bug in groundwork: say so plainly, with the traceback
         traceback.print_exc()
         print("groundwork: internal error (exit 1); the traceback above is for a bug report", file=sys.stderr)
@@ -169,6 +175,8 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     secrets = load_secrets(config, config_path)
     require(secrets, set(args.gw_secrets).union(*(s.secrets for s in stages)), f"the {runbook} runbook")
     masker = Masker(secrets.values())
+    lock = acquire(paths["host_file"].parent, {"user": operator_name(), "runbook": runbook,  # noqa: F841 - held
+                                               "started": utc_now()})
     nr = _nornir(config, paths, args.workers)
     if secrets.get("ssh_password"):
         nr.inventory.defaults.password = secrets["ssh_password"]
