@@ -175,8 +175,7 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     secrets = load_secrets(config, config_path)
     require(secrets, set(args.gw_secrets).union(*(s.secrets for s in stages)), f"the {runbook} runbook")
     masker = Masker(secrets.values())
-    lock = acquire(paths["host_file"].parent, {"user": operator_name(), "runbook": runbook,  # noqa: F841 - held
-                                               "started": utc_now()})
+    lock = acquire(paths["host_file"].parent, {"user": operator_name(), "runbook": runbook, "started": utc_now()})
     nr = _nornir(config, paths, args.workers)
     if secrets.get("ssh_password"):
         nr.inventory.defaults.password = secrets["ssh_password"]
@@ -222,6 +221,7 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
         record.ended = meta.ended = meta.ended or utc_now()
         write_run_folder(folder, record, meta, checks, outcome)
         index = write_index(args.reports)
+        lock.close()  # the next run may start
     progress.say(f"report: {folder / 'report.html'}\nall runs: {index}")
     return {"refused": EXIT_PLAN_REFUSED, "interrupted": EXIT_INTERRUPTED, "failed": EXIT_HOST_FAILED,
             "verification-failed": EXIT_VERIFY_FAILED}.get(outcome, EXIT_OK)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from groundwork.changes import CommandChange, value_diff
 from groundwork.facts import OsInfo
 
 
@@ -48,6 +49,15 @@ PLATFORMS = {
                    bind=BindLayout(("bind", "bind-utils"), "/etc/named.conf", "/etc/named.conf",
                                    "/etc/named.groundwork.zones", "/var/named", "named")),
 }
+
+
+def install_missing(platform: Platform, wanted: list[str], installed: dict[str, str | None]) -> list[CommandChange]:
+    """The change that installs the wanted packages not installed yet (index refreshed first), or none."""
+    missing = [p for p in wanted if installed.get(p) is None]
+    if not missing:
+        return []
+    return [CommandChange(f"install {' '.join(missing)}", [platform.refresh_index, platform.install_command(missing)],
+                          "".join(value_diff(f"package {p}", None, "installed") for p in missing))]
 
 
 def platform_for(os: OsInfo) -> Platform:

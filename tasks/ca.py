@@ -25,7 +25,7 @@ from groundwork import pki
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
                                 apply_plan, file_changes, value_diff)
 from groundwork.inventory import HostModel
-from groundwork.platforms import platform_for
+from groundwork.platforms import install_missing, platform_for
 from groundwork.remote import Remote
 from groundwork.settings import Ca
 from groundwork.stages import RunContext, Stage
@@ -66,14 +66,6 @@ def _gather(remote: Remote, ca: Ca):
     return remote.gather([probe.os_info(), probe.packages(["openssl"]), probe.files(list(p.values()))])
 
 
-def _install_openssl(facts, platform) -> list[Change]:
-    # Operators check the CA with openssl, as the checks do.
-    if facts["packages"].get("openssl") is not None:
-        return []
-    return [CommandChange("install openssl", [platform.refresh_index, platform.install_command(["openssl"])],
-                          value_diff("package openssl", None, "installed"))]
-
-
 def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
     ca = host.settings.ca
     p = paths(ca)
@@ -81,7 +73,8 @@ def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
     platform = platform_for(facts["os"])
     present = {name: facts["files"].get(path) is not None for name, path in p.items()}
     report = StageReport()
-    plan: list[Change] = _install_openssl(facts, platform)
+    # Operators check the CA with openssl, as the checks do.
+    plan: list[Change] = install_missing(platform, ["openssl"], facts["packages"])
 
     if not present[CERT] and not present[KEY]:
         plan.append(ActionChange(f"create the CA {ca.cn} in {ca.dir}", describe_new_ca(ca),
@@ -121,7 +114,7 @@ def run_replace(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport
     facts = _gather(remote, ca)
     old = [name for name in (CERT, KEY, CSR) if facts["files"].get(p[name]) is not None]
     keep = f"{ca.dir}/replaced-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
-    plan: list[Change] = _install_openssl(facts, platform_for(facts["os"]))
+    plan: list[Change] = install_missing(platform_for(facts["os"]), ["openssl"], facts["packages"])
     if old:
         moves = " && ".join(f"mv {shlex.quote(p[n])} {shlex.quote(keep)}/" for n in old)
         plan.append(CommandChange(f"keep the old CA in {keep}", [f"mkdir -m 700 {shlex.quote(keep)} && {moves}"],

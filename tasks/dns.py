@@ -20,7 +20,7 @@ from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport,
                                 value_diff)
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
-from groundwork.platforms import PLATFORMS, Platform, platform_for
+from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
 from groundwork.render import render
 from groundwork.stages import RunContext, Stage
 
@@ -97,14 +97,6 @@ def _named_conf_files(host: HostModel, inventory: Inventory, platform: Platform,
             DesiredFile(bind.zones_conf, zone_conf, group=bind.group, validate="named-checkconf {path}")]
 
 
-def _install_bind(facts: Facts, platform: Platform) -> list[Change]:
-    missing = [p for p in platform.bind.packages if facts["packages"].get(p) is None]
-    if not missing:
-        return []
-    return [CommandChange(f"install {' '.join(missing)}", [platform.refresh_index, platform.install_command(missing)],
-                          "".join(value_diff(f"package {p}", None, "installed") for p in missing))]
-
-
 def _activation(host: HostModel, platform: Platform, facts: Facts, wait_for: dict[str, int],
                 actions: list[str] | None = None, summary: str = "") -> CommandChange:
     """Check the whole configuration, then reload (or start) named, then wait until it serves the serials."""
@@ -149,7 +141,7 @@ def decide_primary(host: HostModel, inventory: Inventory, facts: Facts, platform
 
 
 def _plan_server(host, facts, platform, changes, wait_for) -> list[Change]:
-    plan = _install_bind(facts, platform) + list(changes)
+    plan = install_missing(platform, list(platform.bind.packages), facts["packages"]) + list(changes)
     named = facts["services"].get("named")
     serving = all(facts[f"soa@{host.address}"].get(z) == s for z, s in wait_for.items())
     if changes or not (named and named.active == "active") or not serving:

@@ -15,7 +15,7 @@ from groundwork import facts as probe
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, apply_plan, file_changes,
                                 value_diff)
 from groundwork.inventory import HostModel
-from groundwork.platforms import platform_for
+from groundwork.platforms import install_missing, platform_for
 from groundwork.stages import RunContext, Stage
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -47,13 +47,8 @@ def render_daemon_json(host: HostModel) -> bytes:
 
 
 def decide(host: HostModel, facts, changes: list, platform) -> list[Change]:
-    packages = host.settings.docker.packages.get(platform.family, [])
-    missing = [p for p in packages if facts["packages"].get(p) is None]
-    plan: list[Change] = []
-    if missing:
-        plan.append(CommandChange(f"install {' '.join(missing)}",
-                                  [platform.refresh_index, platform.install_command(missing)],
-                                  "".join(value_diff(f"package {p}", None, "installed") for p in missing)))
+    install = install_missing(platform, host.settings.docker.packages.get(platform.family, []), facts["packages"])
+    plan: list[Change] = list(install)
     dirs = [host.settings.docker.data_root, "/etc/docker"]
     if any(d not in facts["paths"] for d in dirs):
         plan.append(CommandChange("create docker's folders", [f"mkdir -p {' '.join(dirs)}"],
@@ -61,7 +56,7 @@ def decide(host: HostModel, facts, changes: list, platform) -> list[Change]:
     plan += changes
     docker = facts["services"].get("docker")
     running = bool(docker and docker.active == "active")
-    if changes or not running or missing:
+    if changes or not running or install:
         plan.append(CommandChange("restart docker and wait until it answers",
                                   [f"systemctl enable docker >/dev/null 2>&1; systemctl restart docker || "
                                    f"{{ {DOCKER_ERRORS}; exit 1; }}", WAIT_FOR_DOCKER],

@@ -14,7 +14,7 @@ from groundwork.changes import (Change, CommandChange, DesiredFile, StageError, 
                                 file_changes, value_diff)
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
-from groundwork.platforms import PLATFORMS, Platform, platform_for
+from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
 from groundwork.render import render
 from groundwork.stages import RunContext, Stage
 
@@ -106,12 +106,9 @@ def decide(host: HostModel, facts: Facts, platform: Platform, files: list, notes
     repo_changes = [c for c in files if prep.package_repo and c.want.path == platform.repo_file.format(
         name=prep.package_repo.name)]
     plan += repo_changes
-    missing = [p for p in prep.base_packages.get(platform.family, []) if facts["packages"].get(p) is None]
-    if missing:
-        plan.append(CommandChange(f"install {' '.join(missing)}",
-                                  [platform.refresh_index, platform.install_command(missing)],
-                                  "".join(value_diff(f"package {p}", None, "installed") for p in missing)))
-    elif repo_changes:
+    install = install_missing(platform, prep.base_packages.get(platform.family, []), facts["packages"])
+    plan += install
+    if repo_changes and not install:
         plan.append(CommandChange("refresh the package index", [platform.refresh_index],
                                   value_diff("package index", None, "refreshed from the changed repository")))
 

@@ -17,7 +17,7 @@ from groundwork import facts as probe
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageError, StageReport, apply_plan,
                                 file_changes, value_diff)
 from groundwork.inventory import HostModel
-from groundwork.platforms import platform_for
+from groundwork.platforms import install_missing, platform_for
 from groundwork.render import render
 from groundwork.stages import RunContext, Stage
 
@@ -47,12 +47,8 @@ def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
                            probe.files([CONFIG, HTPASSWD, UNIT_DROPIN, vhost_path(reg.name)]),
                            probe.paths_exist([f"{reg.data_dir}/registry"])])
     platform = platform_for(facts["os"])
-    plan: list[Change] = []
     missing = [p for p in PACKAGES[platform.family] if facts["packages"].get(p) is None]
-    if missing:
-        plan.append(CommandChange(f"install {' '.join(missing)}",
-                                  [platform.refresh_index, platform.install_command(missing)],
-                                  "".join(value_diff(f"package {p}", None, "installed") for p in missing)))
+    plan: list[Change] = install_missing(platform, missing, facts["packages"])
     storage = f"{reg.data_dir}/registry"
     if storage not in facts["paths"]:
         plan.append(CommandChange(f"create {storage}", [f"mkdir -p {shlex.quote(storage)} && "

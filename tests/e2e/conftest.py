@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lab import lab as lab_module
 from tests.conftest import PROJECT, run_runbook
@@ -88,3 +89,14 @@ def converged(lab, runbook):
     result = runbook()
     assert result.rc == 0, result
     return lab
+
+
+def inventory_copy(tmp_path: Path, change) -> str:
+    """The project's inventory (lab keys and all) in tmp_path, with change(file name, data) made to each file."""
+    folder = tmp_path / "inventory"
+    folder.mkdir()
+    for name in ("hosts.yaml", "groups.yaml", "defaults.yaml"):
+        data = yaml.safe_load((PROJECT / "inventory" / name).read_text())
+        change(name, data)
+        (folder / name).write_text(yaml.safe_dump(data))
+    return str(folder)

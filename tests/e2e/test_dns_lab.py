@@ -1,9 +1,6 @@
 """DNS end to end: bind9 primary and secondary on the proxy hosts, resolvers everywhere, failures kept safe."""
 
-import yaml
-
-from tests.conftest import PROJECT
-from tests.e2e.conftest import HOSTS
+from tests.e2e.conftest import HOSTS, inventory_copy
 
 
 def dig(lab, name: str, server: str, rdtype: str = "A", on: str = "hdss7-21") -> str:
@@ -12,17 +9,6 @@ def dig(lab, name: str, server: str, rdtype: str = "A", on: str = "hdss7-21") ->
 
 def serial(lab, zone: str, server: str = "10.4.7.11") -> int:
     return int(dig(lab, zone, server, "SOA").split()[2])
-
-
-def inventory_copy(tmp_path, change) -> str:
-    """The project's inventory (lab keys and all) with a change made to it."""
-    folder = tmp_path / "inventory"
-    folder.mkdir()
-    for name in ("hosts.yaml", "groups.yaml", "defaults.yaml"):
-        data = yaml.safe_load((PROJECT / "inventory" / name).read_text())
-        change(name, data)
-        (folder / name).write_text(yaml.safe_dump(data))
-    return str(folder)
 
 
 def test_names_answer_on_both_servers_and_hosts_ping_each_other(converged):

@@ -2,9 +2,7 @@
 
 import json
 
-import yaml
-
-from tests.conftest import PROJECT
+from tests.e2e.conftest import inventory_copy
 
 DOCKER_HOSTS = ["hdss7-200", "hdss7-21", "hdss7-22"]
 
@@ -53,16 +51,13 @@ def test_hand_edited_bip_is_seen_by_dry_run_on_that_host_only_and_put_back(conve
 
 def test_an_option_dockerd_refuses_leaves_docker_on_its_previous_configuration(converged, runbook, tmp_path):
     lab = converged
-    folder = tmp_path / "inventory"
-    folder.mkdir()
-    for name in ("hosts.yaml", "groups.yaml", "defaults.yaml"):
-        data = yaml.safe_load((PROJECT / "inventory" / name).read_text())
+    def bogus_option_on_21(name, data):
         if name == "hosts.yaml":
             data["hdss7-21"]["data"] = {"docker": {"extra_options": {"bogus-option": True}}}
-        (folder / name).write_text(yaml.safe_dump(data))
+    folder = inventory_copy(tmp_path, bogus_option_on_21)
     before = lab.ssh("hdss7-21", "cat /etc/docker/daemon.json")
 
-    run = runbook("-i", str(folder), "--group", "master_compute", "--no-verify")
+    run = runbook("-i", folder, "--group", "master_compute", "--no-verify")
     assert run.rc == 4, run
     assert run.statuses("docker") == {"hdss7-21": "failed", "hdss7-22": "ok"}
     error = run.entry("hdss7-21", "docker")["error"]

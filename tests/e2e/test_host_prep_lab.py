@@ -1,13 +1,6 @@
 """host_prep and the runbook CLI end to end: real hosts over SSH, checked with the plain ssh client."""
 
-import shutil
-from pathlib import Path
-
-import yaml
-
-from tests.e2e.conftest import HOSTS
-
-SEED_INVENTORY = Path(__file__).resolve().parents[2] / "inventory"
+from tests.e2e.conftest import HOSTS, inventory_copy
 
 
 def test_full_run_prepares_every_host_then_a_second_run_changes_nothing(lab, runbook):
@@ -91,15 +84,12 @@ def test_a_host_that_is_down_fails_alone(converged, runbook):
 
 def test_hand_edited_file_is_put_back_as_a_sudo_user_with_a_backup(converged, runbook, tmp_path):
     lab = converged
-    inventory = tmp_path / "inventory"
-    shutil.copytree(SEED_INVENTORY, inventory)
-    defaults = yaml.safe_load((inventory / "defaults.yaml").read_text())
-    defaults["username"] = "gwadmin"
-    (inventory / "defaults.yaml").write_text(yaml.safe_dump(defaults))
+    inventory = inventory_copy(tmp_path, lambda name, data: data.update(username="gwadmin")
+                               if name == "defaults.yaml" else None)
     wanted = lab.ssh("hdss7-200", "cat /etc/sysctl.d/docker.conf")
     lab.ssh("hdss7-200", "echo 'vm.swappiness = 1' >> /etc/sysctl.d/docker.conf; chmod 600 /etc/sysctl.d/docker.conf")
 
-    run = runbook("-i", str(inventory), "--host", "hdss7-200")
+    run = runbook("-i", inventory, "--host", "hdss7-200")
     assert run.rc == 0, run
     change = run.entry("hdss7-200")["changes"][0]
     assert change["summary"] == "update /etc/sysctl.d/docker.conf"
