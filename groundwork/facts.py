@@ -7,6 +7,7 @@ probe back its own part of the output. Every probe works on Debian-family and EL
 from __future__ import annotations
 
 import base64
+import json
 import shlex
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -26,8 +27,9 @@ class Facts(dict):
 
 
 def gather_script(probes: list[Probe]) -> str:
-    # Each probe runs in a subshell so that one probe's failure or `exit` cannot hide the next one.
-    return "".join(f"echo '{MARK}{p.key}'; ( {p.script} ) 2>/dev/null; " for p in probes) + f"echo '{MARK}end'"
+    # Each probe runs in a subshell so that one probe's failure or `exit` cannot hide the next one. A mark
+    # starts on a line of its own even after output with no final newline (the parser drops that empty line).
+    return "".join(f"echo '{MARK}{p.key}'; ( {p.script} ) 2>/dev/null; echo; " for p in probes) + f"echo '{MARK}end'"
 
 
 def parse_gathered(probes: list[Probe], output: str) -> Facts:
@@ -37,7 +39,7 @@ def parse_gathered(probes: list[Probe], output: str) -> Facts:
     for line in output.splitlines():
         if line.startswith(MARK):
             if current is not None:
-                sections[current] = "\n".join(lines)
+                sections[current] = "\n".join(lines[:-1] if lines and lines[-1] == "" else lines)
             current, lines = line[len(MARK):], []
         else:
             lines.append(line)
@@ -240,3 +242,20 @@ def contents(paths: list[str]) -> Probe:
             result[path] = base64.b64decode(body) if present.strip() == "1" else None
         return result
     return Probe("contents", script or "true", parse)
+
+
+def links(paths: list[str]) -> Probe:
+    """For each path: the target when it is a symbolic link, "" when it is anything else, absent when missing."""
+    script = (f"for p in {_q(list(paths))}; do if [ -L \"$p\" ]; then printf '%s\\t%s\\n' \"$p\" \"$(readlink \"$p\")\"; "
+              "elif [ -e \"$p\" ]; then printf '%s\\t\\n' \"$p\"; fi; done; true")
+    return Probe("links", script, lambda text: dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line))
+
+
+def harbor_health(port: int) -> Probe:
+    """Harbor's own health summary ("healthy", "unhealthy"), None when nothing answers on the port."""
+    def parse(text: str) -> str | None:
+        try:
+            return json.loads(text).get("status")
+        except (ValueError, AttributeError):
+            return None
+    return Probe("harbor_health", f"curl -s -m 5 http://127.0.0.1:{int(port)}/api/v2.0/health; true", parse)

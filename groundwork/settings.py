@@ -11,7 +11,7 @@ import re
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 def _matching(pattern: str, what: str) -> AfterValidator:
     compiled = re.compile(pattern)
@@ -107,12 +107,28 @@ class Docker(Strict):
     extra_options: dict[str, Any] = Field(default_factory=dict)
 
 
+class Harbor(Strict):
+    """The `harbor` backend: Harbor's offline installer, which the operator copies to the ops host first."""
+    installer: Annotated[AbsPath, _matching(r".*/harbor-offline-installer-v?\d+\.\d+\.\d+[\w.-]*\.tgz",
+                                            "Harbor offline installer path (.../harbor-offline-installer-vX.Y.Z.tgz)")]
+    # The seeds unpack it to /opt/harbor-vX.Y.Z and link /opt/harbor to it.
+    install_root: AbsPath = "/opt"
+
+
 class Registry(Strict):
     name: DnsName = "harbor.od.com"
     backend: Literal["distribution", "harbor"] = "distribution"
     http_port: Annotated[int, Field(ge=1, le=65535)] = 180
     data_dir: AbsPath = "/data/harbor"
     project: DnsName = "public"
+    harbor: Harbor | None = None
+
+    @model_validator(mode="after")
+    def _harbor_needs_its_installer(self) -> "Registry":
+        if self.backend == "harbor" and self.harbor is None:
+            raise ValueError("backend harbor needs harbor.installer: the path of Harbor's offline installer "
+                             "on the ops host")
+        return self
 
 
 class CaNames(Strict):

@@ -3,76 +3,78 @@
 nginx serves harbor.od.com on port 80 and proxies to the registry on 127.0.0.1:180 (client_max_body_size
 1000m, the Host header passed through), its configuration checked with `nginx -t` before a reload.
 
+Backend `harbor` (real deployments): Harbor's offline installer, copied to the ops host by the operator, is
+unpacked to /opt/harbor-vX.Y.Z with /opt/harbor linked to it (as the seeds do), harbor.yml is made from the
+installer's template with the seeds' settings, install.sh is run when harbor.yml changed or Harbor is not
+healthy, and the project `public` is created through Harbor's REST API.
+
 Backend `distribution` (the registry component Harbor itself embeds, Debian's docker-registry): htpasswd
 (bcrypt) auth with the admin credentials from the secret source, storage under /data, listening on
-127.0.0.1:180. It is what the lab runs: Harbor's own images cannot be fetched without internet. The `harbor`
-backend (the offline installer) is not implemented yet; choosing it fails the stage with that message.
+127.0.0.1:180. It is what the lab runs: Harbor's own images cannot be fetched without internet.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import shlex
 
 from groundwork import facts as probe
-from groundwork.changes import (Change, CommandChange, DesiredFile, StageError, StageReport, apply_plan,
-                                file_changes, value_diff)
+from groundwork import harbor
+from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, FileChange, StageError,
+                                StageReport, apply_plan, file_changes, value_diff)
 from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
 from groundwork.render import render
+from groundwork.settings import Registry
 from groundwork.stages import RunContext, Stage
 
 ADMIN = "admin"  # Harbor's admin user, as in the seeds
 CONFIG = "/etc/docker/registry/config.yml"
 HTPASSWD = "/etc/docker/registry/htpasswd"
 UNIT_DROPIN = "/etc/systemd/system/docker-registry.service.d/groundwork.conf"
-PACKAGES = {"debian": ["docker-registry", "apache2-utils", "nginx", "curl"], "el": ["docker-distribution", "httpd-tools", "curl",
-                                                                            "nginx"]}
+PACKAGES = {
+    "distribution": {"debian": ["docker-registry", "apache2-utils"], "el": ["docker-distribution", "httpd-tools"]},
+    "harbor": {"debian": ["docker-compose"], "el": ["docker-compose-plugin"]},
+}
+FRONT_PACKAGES = ["nginx", "curl"]
 SERVICE = "docker-registry"
 # An unprivileged registry listening below 1024 needs this capability.
 DROPIN = b"# Managed by groundwork (registry)\n[Service]\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n"
+INSTALL_TIMEOUT = 1800.0  # install.sh loads about 2 GB of images before starting them
 
 
 def vhost_path(name: str) -> str:
     return f"/etc/nginx/conf.d/{name}.conf"
 
 
+def harbor_home(reg: Registry) -> tuple[str, str]:
+    """(/opt/harbor-vX.Y.Z, /opt/harbor): where the installer is unpacked and the seeds' link to it."""
+    return (f"{reg.harbor.install_root}/harbor-{harbor.installer_version(reg.harbor.installer)}",
+            f"{reg.harbor.install_root}/harbor")
+
+
 def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
     reg = host.settings.registry
-    if reg.backend == "harbor":
-        raise StageError("registry.backend harbor (the offline installer) is not implemented yet; "
-                         "use backend distribution")
     password = ctx.secrets["registry_password"]
-    facts = remote.gather([probe.os_info(), probe.packages(sorted({p for v in PACKAGES.values() for p in v})),
-                           probe.services([SERVICE, "nginx"]),
-                           probe.files([CONFIG, HTPASSWD, UNIT_DROPIN, vhost_path(reg.name)]),
-                           probe.paths_exist([f"{reg.data_dir}/registry"])])
+    probes = [probe.os_info(), probe.packages(sorted({p for b in PACKAGES.values() for v in b.values() for p in v}
+                                                     | set(FRONT_PACKAGES))),
+              probe.services([SERVICE, "nginx"]), probe.files([CONFIG, HTPASSWD, UNIT_DROPIN, vhost_path(reg.name)])]
+    if reg.backend == "harbor":
+        probes += harbor_probes(reg)
+    else:
+        probes.append(probe.paths_exist([f"{reg.data_dir}/registry"]))
+    facts = remote.gather(probes)
     platform = platform_for(facts["os"])
-    missing = [p for p in PACKAGES[platform.family] if facts["packages"].get(p) is None]
+    wanted = PACKAGES[reg.backend][platform.family] + FRONT_PACKAGES
+    missing = [p for p in wanted if facts["packages"].get(p) is None]
     plan: list[Change] = install_missing(platform, missing, facts["packages"])
-    storage = f"{reg.data_dir}/registry"
-    if storage not in facts["paths"]:
-        plan.append(CommandChange(f"create {storage}", [f"mkdir -p {shlex.quote(storage)} && "
-                                                        f"chown docker-registry: {shlex.quote(storage)}"],
-                                  value_diff(storage, None, "directory of docker-registry")))
-
-    # bcrypt salts every hash anew: keep the file while it still verifies the password, else make a new one.
-    htpasswd_ok = facts["files"].get(HTPASSWD) is not None and remote.run(
-        f"htpasswd -v -i {HTPASSWD} {ADMIN}", stdin=password.encode(), check=False).ok
-    registry_files = [DesiredFile(CONFIG, render("registry/distribution.yml.j2", name=reg.name, port=reg.http_port,
-                                                 data_dir=reg.data_dir, htpasswd=HTPASSWD)),
-                      DesiredFile(UNIT_DROPIN, DROPIN)]
-    registry_changes = file_changes(remote, registry_files, facts["files"])
-    if not htpasswd_ok:
-        registry_changes.append(_htpasswd_change(password, exists=facts["files"].get(HTPASSWD) is not None))
-    plan += registry_changes
-    service = facts["services"].get(SERVICE)
-    if registry_changes or missing or not (service and service.active == "active"):
-        plan.append(CommandChange("restart the registry and wait until it answers", [
-            "systemctl daemon-reload", f"systemctl enable {SERVICE} >/dev/null 2>&1; systemctl restart {SERVICE}",
-            f"for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:{reg.http_port}/v2/ && exit 0; "
-            f"sleep 0.2; done; journalctl -u {SERVICE} -n 5 --no-pager -q -o cat >&2; exit 1"],
-            value_diff("registry", "previous configuration", f"serving on 127.0.0.1:{reg.http_port}"),
-            undo_files_on_failure=True, recover=["systemctl daemon-reload", f"systemctl restart {SERVICE}"]))
+    if reg.backend == "harbor":
+        plan += harbor_plan(remote, host, reg, facts, password, ctx)
+        backend_note = f"Harbor {harbor.installer_version(reg.harbor.installer)}, data {reg.data_dir}"
+    else:
+        plan += _distribution_plan(remote, reg, facts, password, missing)
+        backend_note = f"distribution, storage {reg.data_dir}/registry"
 
     vhost = file_changes(remote, [DesiredFile(vhost_path(reg.name), render(
         "registry/nginx-vhost.conf.j2", name=reg.name, port=reg.http_port))], facts["files"])
@@ -85,15 +87,40 @@ def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
                                   value_diff("nginx", "previous configuration", f"serving {reg.name} on port 80"),
                                   undo_files_on_failure=True,
                                   recover=["systemctl is-active --quiet nginx || systemctl restart nginx"]))
-    report = StageReport(notes=[f"{reg.name} on port 80 -> registry on 127.0.0.1:{reg.http_port}, "
-                                f"storage {storage}"])
+    report = StageReport(notes=[f"{reg.name} on port 80 -> registry on 127.0.0.1:{reg.http_port} ({backend_note})"])
     return apply_plan(remote, plan, ctx.dry_run, report)
+
+
+def _distribution_plan(remote, reg: Registry, facts, password: str, missing: list[str]) -> list[Change]:
+    plan: list[Change] = []
+    storage = f"{reg.data_dir}/registry"
+    if storage not in facts["paths"]:
+        plan.append(CommandChange(f"create {storage}", [f"mkdir -p {shlex.quote(storage)} && "
+                                                        f"chown docker-registry: {shlex.quote(storage)}"],
+                                  value_diff(storage, None, "directory of docker-registry")))
+    # bcrypt salts every hash anew: keep the file while it still verifies the password, else make a new one.
+    htpasswd_ok = facts["files"].get(HTPASSWD) is not None and remote.run(
+        f"htpasswd -v -i {HTPASSWD} {ADMIN}", stdin=password.encode(), check=False).ok
+    registry_files = [DesiredFile(CONFIG, render("registry/distribution.yml.j2", name=reg.name, port=reg.http_port,
+                                                 data_dir=reg.data_dir, htpasswd=HTPASSWD)),
+                      DesiredFile(UNIT_DROPIN, DROPIN)]
+    registry_changes: list[Change] = list(file_changes(remote, registry_files, facts["files"]))
+    if not htpasswd_ok:
+        registry_changes.append(_htpasswd_change(password, exists=facts["files"].get(HTPASSWD) is not None))
+    plan += registry_changes
+    service = facts["services"].get(SERVICE)
+    if registry_changes or missing or not (service and service.active == "active"):
+        plan.append(CommandChange("restart the registry and wait until it answers", [
+            "systemctl daemon-reload", f"systemctl enable {SERVICE} >/dev/null 2>&1; systemctl restart {SERVICE}",
+            f"for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:{reg.http_port}/v2/ && exit 0; "
+            f"sleep 0.2; done; journalctl -u {SERVICE} -n 5 --no-pager -q -o cat >&2; exit 1"],
+            value_diff("registry", "previous configuration", f"serving on 127.0.0.1:{reg.http_port}"),
+            undo_files_on_failure=True, recover=["systemctl daemon-reload", f"systemctl restart {SERVICE}"]))
+    return plan
 
 
 def _htpasswd_change(password: str, exists: bool) -> Change:
     """A new bcrypt entry for the admin, made on the host from the password on stdin, written 0640."""
-    from groundwork.changes import ActionChange
-
     def write(remote) -> None:
         line = remote.run(f"htpasswd -n -B -i {ADMIN}", stdin=password.encode(), sensitive_output=True).stdout
         remote.write_file(HTPASSWD, line.strip().encode() + b"\n", mode="0640", group="docker-registry",
@@ -101,6 +128,101 @@ def _htpasswd_change(password: str, exists: bool) -> Change:
     return ActionChange(f"{'replace' if exists else 'create'} {HTPASSWD}",
                         value_diff(HTPASSWD, "entry no longer matching the password" if exists else None,
                                    f"bcrypt entry for {ADMIN} (content never shown)"), write)
+
+
+def database_password(registry_password: str, host: str) -> str:
+    """Harbor's database password for a first install: derived from the registry secret, so a plan shows the
+    same harbor.yml digest every time and no second secret is needed; never written anywhere but harbor.yml."""
+    return hmac.new(registry_password.encode(), f"harbor-database:{host}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def harbor_probes(reg: Registry) -> list[probe.Probe]:
+    home, link = harbor_home(reg)
+    return [probe.paths_exist([reg.harbor.installer, f"{home}/install.sh", reg.data_dir, f"{reg.data_dir}/logs"]),
+            probe.links([link]), probe.files([f"{home}/harbor.yml"]), probe.harbor_health(reg.http_port)]
+
+
+def harbor_plan(remote, host: HostModel, reg: Registry, facts, password: str, ctx: RunContext) -> list[Change]:
+    installer = reg.harbor.installer
+    home, link = harbor_home(reg)
+    yml = f"{home}/harbor.yml"
+    unpacked = f"{home}/install.sh" in facts["paths"]
+    if not unpacked and installer not in facts["paths"]:
+        raise StageError(f"Harbor's offline installer {installer} is not on {host.name}: copy it there first "
+                         f"(scp {installer.rsplit('/', 1)[-1]} {host.name}:{installer}), then run again")
+    plan: list[Change] = []
+    if not unpacked:
+        root = shlex.quote(reg.harbor.install_root)
+        plan.append(CommandChange(f"unpack {installer} to {home}", [
+            f"mkdir -p {root} && tmp=$(mktemp -d {root}/.harbor-unpack-XXXXXX) && "
+            f"tar xzf {shlex.quote(installer)} -C \"$tmp\" && mv \"$tmp/harbor\" {shlex.quote(home)} && rmdir \"$tmp\""],
+            value_diff(home, None, f"Harbor's installer, {harbor.installer_version(installer)}")))
+    current_link = facts["links"].get(link)
+    if current_link == "":
+        raise StageError(f"{link} on {host.name} is a directory or file, not a link to {home}: move it aside "
+                         f"(the seeds link {link} to the unpacked version), then run again")
+    if current_link != home:
+        plan.append(CommandChange(f"link {link} to {home}", [f"ln -sfn {shlex.quote(home)} {shlex.quote(link)}"],
+                                  value_diff(link, current_link and f"-> {current_link}", f"-> {home}")))
+    for folder in (reg.data_dir, f"{reg.data_dir}/logs"):
+        if folder not in facts["paths"]:
+            plan.append(CommandChange(f"create {folder}", [f"mkdir -p {shlex.quote(folder)}"],
+                                      value_diff(folder, None, "directory")))
+
+    yml_changes = _harbor_yml_changes(remote, host, reg, facts, yml, unpacked, password, ctx)
+    plan += yml_changes
+    healthy = facts["harbor_health"] == "healthy"
+    if yml_changes or not healthy:
+        plan.append(ActionChange("run Harbor's install.sh and wait until Harbor is healthy",
+                                 value_diff("Harbor", facts["harbor_health"] or "not running",
+                                            f"healthy on 127.0.0.1:{reg.http_port}"),
+                                 lambda r: _install(r, link, reg.http_port)))
+    # The project lives in Harbor's database under the data volume: a reinstall keeps it.
+    if not (healthy and harbor.project_exists(remote, reg.http_port, password, reg.project)):
+        def create(r) -> None:
+            harbor.ensure_project(r, reg.http_port, password, reg.project)
+        plan.append(ActionChange(f"create Harbor project {reg.project!r} (public) through the REST API",
+                                 value_diff(f"project {reg.project}", None, "public"), create))
+    return plan
+
+
+def _harbor_yml_changes(remote, host, reg, facts, yml, unpacked, password, ctx) -> list[Change]:
+    """harbor.yml from the installer's template; it holds both passwords, so its content is never shown."""
+    def desired(template: bytes, current: bytes | None) -> DesiredFile:
+        db = harbor.db_password_of(current) or database_password(password, host.name)
+        ctx.masker.add(db)
+        return DesiredFile(yml, harbor.harbor_yml(template, hostname=reg.name, http_port=reg.http_port,
+                                                   data_volume=reg.data_dir, admin_password=password,
+                                                   db_password=db), mode="600", sensitive=True)
+
+    if not unpacked:  # the template is known once the installer is unpacked
+        def write(r) -> None:
+            found = r.read_files([f"{yml}.tmpl"])[f"{yml}.tmpl"]
+            if found is None:
+                raise StageError(f"{yml}.tmpl is missing from the unpacked installer")
+            want = desired(found, None)
+            r.write_file(want.path, want.content, mode=want.mode, sensitive=True)
+        return [ActionChange(f"create {yml} from the installer's harbor.yml.tmpl",
+                             value_diff(yml, None, f"hostname {reg.name}, http port {reg.http_port}, no https, "
+                                        f"data_volume {reg.data_dir}, logs {reg.data_dir}/logs, passwords from "
+                                        "the secret source (content never shown)"), write)]
+    found = remote.read_files([f"{yml}.tmpl", yml], sensitive=True)
+    if found[f"{yml}.tmpl"] is None:
+        raise StageError(f"{yml}.tmpl is missing on {host.name}: the installer under {yml.rsplit('/', 1)[0]} is "
+                         "incomplete; remove that folder and run again to unpack it anew")
+    want = desired(found[f"{yml}.tmpl"], found[yml])
+    same_content, same_attrs = want.matches(facts["files"].get(yml))
+    return [] if same_content and same_attrs else [FileChange(want, found[yml], facts["files"].get(yml))]
+
+
+def _install(remote, link: str, port: int) -> None:
+    """install.sh loads the images, runs prepare on harbor.yml and starts the containers (down first when up)."""
+    remote.run(f"cd {shlex.quote(link)} && ./install.sh", timeout=INSTALL_TIMEOUT, what="Harbor's install.sh")
+    remote.run(f"for i in $(seq 150); do curl -s -m 5 http://127.0.0.1:{port}/api/v2.0/health | "
+               "grep -q '\"status\": *\"healthy\"' && exit 0; sleep 2; done; "
+               f"echo 'Harbor did not report healthy within 5 minutes:' >&2; "
+               f"curl -s -m 5 http://127.0.0.1:{port}/api/v2.0/health >&2; exit 1", timeout=400,
+               what="waiting for Harbor to be healthy")
 
 
 STAGE = Stage(name="registry", title="registry behind nginx at harbor.od.com", groups=("ops",), run=run,
