@@ -9,7 +9,8 @@ Exit codes (documented in the README):
   5  the verification pass found a check failing
   6  --approved-plan refused: the plan computed now differs from the approved one; nothing was changed
   7  another run is working on the same inventory; nothing was done
-  130 interrupted (Ctrl-C); the run record says what was done
+  130 interrupted (Ctrl-C); the stage under way finished on its hosts, no later stage started, and the
+      run record says which stages ran and which did not (a second Ctrl-C aborts the stage under way)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -196,16 +198,26 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
                  + (", DRY RUN: nothing will be changed" if args.dry_run else ""))
 
     outcome, checks = "interrupted", None
+    ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets)
+
+    def on_interrupt(signum, frame) -> None:
+        if ctx.stop.is_set():
+            raise KeyboardInterrupt
+        ctx.stop.set()
+        progress.say("\ninterrupted: the stage under way finishes on its hosts, nothing further starts "
+                     "(Ctrl-C again to abort it)")
+    previous_handler = signal.signal(signal.SIGINT, on_interrupt)
     try:
         if approved is not None and not _plan_still_approved(nr, stages, RunContext(
                 inventory=inventory, dry_run=True, masker=masker, secrets=secrets), targets, approved, progress):
             outcome = "refused"
         else:
-            run_stages(nr, stages, RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker,
-                                              secrets=secrets), targets, record, progress)
+            run_stages(nr, stages, ctx, targets, record, progress)
             record.ended = utc_now()
             if stages:
                 progress.recap()
+            if ctx.stop.is_set():
+                raise KeyboardInterrupt
             if approved is not None and plan_digest(plan_of(record)) != approved["digest"]:
                 progress.say("warning: what was applied differs from the approved plan (a host changed "
                              "between the check and the change); see the change log")
@@ -215,8 +227,10 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
             outcome = _outcome(record, checks)
     except KeyboardInterrupt:
         record.interrupted = True
-        progress.say("\ninterrupted: stopping; what finished is in the run record")
+        progress.say("\ninterrupted: stopped; the run record says which stages ran and which did not. "
+                     "Run again to finish.")
     finally:
+        signal.signal(signal.SIGINT, previous_handler)
         nr.close_connections()
         record.ended = meta.ended = meta.ended or utc_now()
         write_run_folder(folder, record, meta, checks, outcome)

@@ -329,10 +329,24 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
 
     _check_bip_overlaps(hosts, files["hosts"], problems)
     _check_group_sizes(hosts, raw["hosts"], files["hosts"], problems)
+    if defaults is not None:
+        _check_registry_name(defaults, files["defaults"], problems)
     if problems:
         raise InventoryError(problems)
     digest_source = b"".join(p.read_bytes() for p in paths.values())
     return Inventory(directory=directory, hosts=hosts, defaults=defaults, digest_source=digest_source)
+
+
+def _check_registry_name(defaults: Settings, file: str, problems: list[Problem]) -> None:
+    """The registry's name must be one the DNS stage serves, and docker must be allowed plain http to it."""
+    name, domain = defaults.registry.name, defaults.service_domain
+    if not name.endswith("." + domain):
+        problems.append(Problem(file, "", "data.registry.name", f"{name} does not resolve: it is not in the "
+                                f"service domain {domain}, the zone the DNS stage serves (the seeds use "
+                                f"harbor.{domain})"))
+    if name not in defaults.docker.insecure_registries:
+        problems.append(Problem(file, "", "data.docker.insecure_registries", f"must list the registry {name}: it "
+                                "is served over plain http behind nginx, as in the seeds"))
 
 
 def _with_cfssl_ca(settings: Settings, file: str, where: str, problems: list[Problem]) -> Settings:

@@ -15,8 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from nornir.core import Nornir
+from nornir.core.inventory import Host
 from nornir.core.task import Result, Task
 
+from groundwork import hostkeys
 from groundwork.changes import PlanFailed, StageReport
 from groundwork.inventory import KNOWN_GROUPS, HostModel
 from groundwork.remote import Remote
@@ -103,20 +105,38 @@ def order_hosts(hosts: list[HostModel]) -> list[HostModel]:
     return sorted(hosts, key=key)
 
 
-def describe_error(exc: BaseException, host: HostModel) -> str:
-    """One line an operator can act on, in place of a driver's traceback."""
+def describe_error(exc: BaseException, host: HostModel, connection: Host | None = None) -> str:
+    """One line an operator can act on, in place of a driver's traceback. connection: the Nornir host, for
+    the SSH port and known_hosts file that a host key message names."""
     from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
     import paramiko
 
+    # Netmiko wraps paramiko's host key refusals in a timeout exception; the cause says what happened.
+    chain = [exc]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 10:
+        chain.append(cause)
+    for link in chain:
+        if isinstance(link, paramiko.BadHostKeyException):
+            return hostkeys.changed_key_message(link, str(host.address), *_ssh_identity(connection))
+        if isinstance(link, paramiko.SSHException) and "not found in known_hosts" in str(link):
+            return hostkeys.unknown_key_message(str(host.address), *_ssh_identity(connection))
     if isinstance(exc, NetmikoAuthenticationException):
         return f"SSH login to {host.address} refused: check the user, key or GROUNDWORK_SSH_PASSWORD"
+    if isinstance(exc, NetmikoTimeoutException) and isinstance(exc.__context__, paramiko.SSHException):
+        return f"SSH connection to {host.address} failed: {_first_line(exc.__context__)}"
     if isinstance(exc, NetmikoTimeoutException):
         return f"cannot connect over SSH to {host.address}: host down or unreachable ({_first_line(exc)})"
-    if isinstance(exc, paramiko.BadHostKeyException):
-        return f"host key of {host.address} has changed: {_first_line(exc)}"
     if isinstance(exc, (paramiko.SSHException, EOFError, socket.error)):
         return f"SSH connection to {host.address} failed: {_first_line(exc) or type(exc).__name__}"
     return _first_line(exc) or type(exc).__name__
+
+
+def _ssh_identity(connection: Host | None) -> tuple[int, str | None]:
+    """(port, known_hosts file) of a Nornir host's netmiko connection."""
+    if connection is None:
+        return 22, None
+    params = connection.get_connection_parameters("netmiko")
+    return params.port or 22, (params.extras or {}).get("alt_key_file")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -179,7 +199,7 @@ def _stage_task(task: Task, stage: Stage, ctx: RunContext) -> Result:
     except PlanFailed as exc:
         report = exc.report
     except Exception as exc:  # noqa: BLE001 - one host's failure must not stop the others
-        report = StageReport(error=describe_error(exc, host))
+        report = StageReport(error=describe_error(exc, host, task.host))
     report.mask(ctx.masker)
     report.commands = remote.log if remote else []
     return Result(host=task.host, failed=True, changed=report.changed, result=report, exception=None)
@@ -190,6 +210,10 @@ def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
     """Run each stage on the targeted hosts it applies to, in order, hosts of a stage in parallel."""
     for stage in stages:
         hosts = [h for h in order_hosts(targets) if stage.applies_to(h, ctx.inventory)]
+        if ctx.stop.is_set():
+            for h in hosts:
+                record.add(HostStageRecord(h.name, stage.name, "skipped", 0.0, error="not run: the run was interrupted"))
+            continue
         failed_before = set(record.failed_hosts)
         skipped = [h.name for h in hosts if h.name in failed_before]
         hosts = [h for h in hosts if h.name not in failed_before]
@@ -214,4 +238,11 @@ def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
             progress.host_done(entry)
             return result
 
-        nr.filter(filter_func=lambda h: h.name in names).run(task=timed_task, name=stage.name, on_failed=True)
+        try:
+            nr.filter(filter_func=lambda h: h.name in names).run(task=timed_task, name=stage.name, on_failed=True)
+        except KeyboardInterrupt:
+            done = {e.host for e in record.entries if e.stage == stage.name}
+            for name in sorted(names - done):
+                record.add(HostStageRecord(name, stage.name, "failed", 0.0, error="stopped by Ctrl-C before this "
+                                           "host's stage finished; run again"))
+            raise

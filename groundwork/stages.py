@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -17,6 +18,8 @@ class RunContext:
     dry_run: bool
     masker: "Masker"
     secrets: dict[str, str] = field(default_factory=dict)
+    # Set by the first Ctrl-C: stages under way finish their hosts, no further stage starts.
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)

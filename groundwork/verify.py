@@ -98,11 +98,12 @@ class CheckSession:
 
     def _connect(self, host: HostModel) -> None:
         try:
-            remote = Remote.for_host(self.nr.inventory.hosts[host.name], self.nr.config, self.masker)
+            connection = self.nr.inventory.hosts[host.name]
+            remote = Remote.for_host(connection, self.nr.config, self.masker)
             remote.run("true")
             self._remotes[host.name] = remote
         except Exception as exc:  # noqa: BLE001 - the host's checks fail with this, the others go on
-            self._unreachable[host.name] = self.masker(describe_error(exc, host))
+            self._unreachable[host.name] = self.masker(describe_error(exc, host, connection))
 
     def connect_all(self) -> None:
         """Open the hosts' connections in parallel (those the pipeline did not open already)."""

@@ -184,3 +184,12 @@ def test_an_operators_cfssl_files_set_the_ca(inv_dir, tmp_path):
                                                                          "/opt/certs")
     (cfssl / "ca-csr.json").write_text("{not json")
     assert any("data.ca.cfssl_dir" in p and "not valid JSON" in p for p in problems(inv_dir))
+
+
+def test_a_registry_name_no_dns_server_here_serves_is_refused(inv_dir):
+    edit(inv_dir, "defaults.yaml", lambda d: d["data"].update(registry={"name": "harbor.example.com"}))
+    found = problems(inv_dir)
+    assert any(p.endswith("defaults.yaml: data.registry.name: harbor.example.com does not resolve: it is not in "
+                          "the service domain od.com, the zone the DNS stage serves (the seeds use harbor.od.com)")
+               for p in found)
+    assert any("data.docker.insecure_registries: must list the registry harbor.example.com" in p for p in found)

@@ -1,0 +1,220 @@
+"""python -m bench — time the pipeline on the local lab, at 5 hosts and more (run as root, after lab/setup).
+
+For each host count it builds an inventory (the project's five hosts plus extra master_compute hosts
+hdss7-23, hdss7-24, ... on the same network), brings the lab to exactly those hosts, and times, as separate
+runbook processes the way an operator runs them:
+
+  cold     runbooks/full.py on freshly recreated hosts (every package installed, every file written)
+  noop     runbooks/full.py --no-verify on converged hosts; must report 0 hosts changed, else the bench fails
+  noop+v   runbooks/full.py on converged hosts, verification pass included
+  dry      runbooks/full.py --dry-run
+  verify   runbooks/verify.py
+
+Each is repeated (--repeat; cold: --cold-repeat) and the median is reported, with the peak memory (RSS) of
+the runbook process and, from the run record, each stage's wall time (its slowest host). --workers adds no-op
+runs at other num_workers values. Results are printed as a table and written as JSON (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+TARGETS = {"noop": 3.0, "verify": 10.0, "cold": 90.0}  # seconds, on the 5-host lab (issue 9)
+
+
+def inventory_with(hosts: int, folder: Path) -> Path:
+    """The project's inventory with extra master_compute hosts hdss7-23... until there are `hosts` hosts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("groups.yaml", "defaults.yaml"):
+        (folder / name).write_text((PROJECT / "inventory" / name).read_text())
+    data = yaml.safe_load((PROJECT / "inventory" / "hosts.yaml").read_text())
+    taken = {int(h["hostname"].rsplit(".", 1)[1]) for h in data.values()}
+    octet = 23
+    while len(data) < hosts:
+        if octet >= 200:
+            raise SystemExit(f"bench: {hosts} hosts do not fit the lab network 10.4.7.0/24 below the ops host")
+        if octet not in taken:
+            data[f"hdss7-{octet}"] = {"hostname": f"10.4.7.{octet}", "groups": ["master_compute"]}
+        octet += 1
+    (folder / "hosts.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder
+
+
+def lab(*args: str, inventory: Path) -> None:
+    done = subprocess.run([PYTHON, "-m", "lab", "-i", str(inventory), *args], cwd=PROJECT, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench: python -m lab {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+
+
+def timed_run(runbook: str, args: list[str], reports: Path) -> dict:
+    """One runbook process: wall time, exit code, peak RSS and its run record."""
+    reports.mkdir(parents=True, exist_ok=True)
+    before = set(reports.iterdir())
+    started = time.perf_counter()
+    proc = subprocess.Popen([PYTHON, str(PROJECT / "runbooks" / f"{runbook}.py"), *args, "--reports", str(reports)],
+                            cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    new = sorted(set(reports.iterdir()) - before - {reports / "index.html"})
+    record = json.loads((new[-1] / "run.json").read_text()) if new and (new[-1] / "run.json").exists() else {}
+    return {"wall": wall, "rc": proc.returncode, "rss_mb": usage.ru_maxrss / 1024, "record": record,
+            "output": output.decode(errors="replace")}
+
+
+def stage_walls(record: dict) -> dict[str, float]:
+    walls: dict[str, float] = {}
+    for entry in record.get("entries", []):
+        walls[entry["stage"]] = max(walls.get(entry["stage"], 0.0), entry["duration"])
+    return walls
+
+
+def changed_hosts(record: dict) -> set[str]:
+    return {e["host"] for e in record.get("entries", []) if e["status"] == "changed"}
+
+
+def measure(name: str, runbook: str, args: list[str], repeat: int, reports: Path, inventory: Path,
+            before_each=None, expect_no_change: bool = False) -> dict:
+    runs = []
+    for i in range(repeat):
+        if before_each:
+            before_each()
+        run = timed_run(runbook, ["-i", str(inventory), *args], reports)
+        ok_codes = {0}
+        if run["rc"] not in ok_codes:
+            raise SystemExit(f"bench: {name} run {i + 1} exited {run['rc']}:\n{run['output'][-3000:]}")
+        if expect_no_change and changed_hosts(run["record"]):
+            raise SystemExit(f"bench: the no-op rerun changed {sorted(changed_hosts(run['record']))}: "
+                             "the pipeline is not idempotent")
+        runs.append(run)
+        print(f"  {name:<8} run {i + 1}/{repeat}: {run['wall']:.2f}s", flush=True)
+    stages = {s: statistics.median(stage_walls(r["record"]).get(s, 0.0) for r in runs)
+              for s in stage_walls(runs[0]["record"])}
+    return {"median_s": statistics.median(r["wall"] for r in runs), "runs_s": [round(r["wall"], 3) for r in runs],
+            "peak_rss_mb": max(r["rss_mb"] for r in runs), "stages_s": {k: round(v, 3) for k, v in stages.items()},
+            "changed_hosts": len(changed_hosts(runs[-1]["record"]))}
+
+
+def profile_noop(inventory: Path, reports: Path, top: int = 18) -> str:
+    """Where a no-op run's time goes: cProfile of runbooks/full.py --no-verify, by cumulative time."""
+    out = reports / "noop.prof"
+    reports.mkdir(parents=True, exist_ok=True)
+    subprocess.run([PYTHON, "-m", "cProfile", "-o", str(out), str(PROJECT / "runbooks" / "full.py"), "-i",
+                    str(inventory), "--no-verify", "--reports", str(reports)], cwd=PROJECT, capture_output=True)
+    text = io.StringIO()
+    pstats.Stats(str(out), stream=text).sort_stats("cumulative").print_stats(top)
+    return text.getvalue()
+
+
+def bench_hosts(hosts: int, args, work: Path) -> dict:
+    inventory = inventory_with(hosts, work / f"inventory-{hosts}")
+    reports = work / f"reports-{hosts}"
+    print(f"\n== {hosts} hosts", flush=True)
+    result: dict = {"hosts": hosts}
+    if not args.skip_cold:
+        result["cold"] = measure("cold", "full", [], args.cold_repeat, reports, inventory,
+                                 before_each=lambda: lab("up", "--fresh", inventory=inventory))
+    else:
+        lab("up", inventory=inventory)
+        timed_run("full", ["-i", str(inventory), "--no-verify"], reports)  # converge first
+    result["noop"] = measure("noop", "full", ["--no-verify"], args.repeat, reports, inventory, expect_no_change=True)
+    result["noop+v"] = measure("noop+v", "full", [], args.repeat, reports, inventory, expect_no_change=True)
+    result["dry"] = measure("dry", "full", ["--dry-run"], args.repeat, reports, inventory, expect_no_change=True)
+    result["verify"] = measure("verify", "verify", [], args.repeat, reports, inventory)
+    result["workers"] = {}
+    for workers in args.workers:
+        result["workers"][str(workers)] = measure(f"noop w{workers}", "full", ["--no-verify", "-w", str(workers)],
+                                                  args.repeat, reports, inventory, expect_no_change=True)
+    if args.profile:
+        result["profile"] = profile_noop(inventory, reports)
+    return result
+
+
+def table(results: list[dict]) -> str:
+    kinds = ["cold", "noop", "noop+v", "dry", "verify"]
+    lines = [f"{'hosts':>5}  " + "  ".join(f"{k:>8}" for k in kinds) + "   peak RSS",
+             "-" * 66]
+    for r in results:
+        cells = [f"{r[k]['median_s']:7.2f}s" if k in r else f"{'-':>8}" for k in kinds]
+        rss = max(r[k]["peak_rss_mb"] for k in kinds if k in r)
+        lines.append(f"{r['hosts']:>5}  " + "  ".join(cells) + f"   {rss:6.0f} MB")
+    for r in results:
+        for workers, w in r.get("workers", {}).items():
+            lines.append(f"{r['hosts']:>5} hosts, num_workers {workers:>3}: no-op {w['median_s']:.2f}s")
+    five = next((r for r in results if r["hosts"] == 5), None)
+    if five:
+        lines.append("\ntargets on the 5-host lab:")
+        for kind, limit in TARGETS.items():
+            if kind in five:
+                got = five[kind]["median_s"]
+                lines.append(f"  {kind:<7} {got:6.2f}s  target < {limit:.0f}s  {'met' if got < limit else 'MISSED'}")
+        fifty = next((r for r in results if r["hosts"] == 50), None)
+        if fifty:
+            got, limit = fifty["noop"]["median_s"], 2 * five["noop"]["median_s"]
+            lines.append(f"  noop at 50 hosts {got:.2f}s  target < {limit:.2f}s (twice 5 hosts)  "
+                         f"{'met' if got < limit else 'MISSED'}")
+    lines.append("\nstage wall times (median, slowest host), no-op:")
+    for r in results:
+        lines.append(f"  {r['hosts']:>3} hosts: " + ", ".join(f"{s} {t:.2f}s" for s, t in r["noop"]["stages_s"].items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hosts", type=int, nargs="+", default=[5], help="host counts to measure (default: 5)")
+    p.add_argument("--repeat", type=int, default=5, help="runs per measurement (default 5; the median is kept)")
+    p.add_argument("--cold-repeat", type=int, default=3, help="cold runs per host count (default 3)")
+    p.add_argument("--skip-cold", action="store_true", help="no cold runs (hosts are not recreated)")
+    p.add_argument("--workers", type=int, nargs="*", default=[], help="also time no-op runs at these num_workers")
+    p.add_argument("--profile", action="store_true", help="add a cProfile of one no-op run to the output")
+    p.add_argument("--out", type=Path, help="JSON results file (default: bench/results/<UTC time>.json)")
+    args = p.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench: run as root (the lab needs it)", file=sys.stderr)
+        return 2
+    out = args.out or PROJECT / "bench" / "results" / (datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gw-bench-") as work:
+        try:
+            for hosts in args.hosts:
+                results.append(bench_hosts(hosts, args, Path(work)))
+        finally:
+            # Back to the project's five hosts, converged, as lab/setup leaves the lab.
+            if any(h != 5 for h in args.hosts):
+                print("\nbench: putting the lab back to the project's five hosts", flush=True)
+                lab("down", inventory=inventory_with(max(args.hosts), Path(work) / "inventory-down"))
+                lab("up", inventory=PROJECT / "inventory")
+                timed_run("full", ["--no-verify"], Path(work) / "reports-restore")
+    print("\n" + table(results))
+    for r in results:
+        if "profile" in r:
+            print(f"\nprofile of a no-op run at {r['hosts']} hosts (cumulative):\n{r['profile']}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+               "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    print(f"\nresults: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
