@@ -18,7 +18,6 @@ runs at other num_workers values. Results are printed as a table and written as 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import io
 import json
 import os

@@ -29,8 +29,9 @@ import yaml
 
 from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryError, Problem, load_inventory
 from groundwork.remote import Masker
-from groundwork.report import (PlanError, RunMetadata, git_state, load_plan, operator_name, plan_difference,
-                               plan_digest, plan_of, tool_versions, write_index, write_run_folder)
+from groundwork.report import (PlanError, RunMetadata, change_report_html, git_state, load_plan, operator_name,
+                               plan_difference, plan_digest, plan_of, tool_versions, write_atomic, write_index,
+                               write_run_folder)
 from groundwork.runlock import LockedError, acquire
 from groundwork.secrets import load_secrets, require
 from groundwork.runner import Progress, RunRecord, new_run_id, order_hosts, run_stages, utc_now
@@ -221,9 +222,10 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
             if approved is not None and plan_digest(plan_of(record)) != approved["digest"]:
                 progress.say("warning: what was applied differs from the approved plan (a host changed "
                              "between the check and the change); see the change log")
-            session = _check_session(nr, inventory, targets, masker, meta, record, progress, check_modules,
-                                     run_checks=not (args.dry_run or args.no_verify), secrets=secrets)
-            checks = _run_checks(session, folder)
+            if not (args.dry_run or args.no_verify):
+                session = _check_session(nr, inventory, targets, masker, meta, record, progress, check_modules,
+                                         secrets=secrets)
+                checks = _run_checks(session, folder)
             outcome = _outcome(record, checks)
     except KeyboardInterrupt:
         record.interrupted = True
@@ -233,6 +235,8 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
         signal.signal(signal.SIGINT, previous_handler)
         nr.close_connections()
         record.ended = meta.ended = meta.ended or utc_now()
+        if not (folder / "report.html").exists():
+            write_atomic(folder / "report.html", change_report_html(meta, record, _unverified(outcome, args.dry_run)))
         write_run_folder(folder, record, meta, checks, outcome)
         index = write_index(args.reports)
         lock.close()  # the next run may start
@@ -260,16 +264,23 @@ def _plan_still_approved(nr, stages, ctx: RunContext, targets, approved, progres
     return True
 
 
-def _check_session(nr, inventory, targets, masker, meta, record, progress, modules, run_checks, secrets):
-    from groundwork.verify import CheckSession
-    return CheckSession(nr, inventory, targets, masker, meta, record, progress, modules, run_checks=run_checks,
-                        secrets=secrets)
+def _check_session(nr, inventory, targets, masker, meta, record, progress, modules, secrets):
+    from groundwork.verify import CheckSession  # pytest is loaded only for a verification pass
+    return CheckSession(nr, inventory, targets, masker, meta, record, progress, modules, secrets=secrets)
 
 
-def _run_checks(session, folder: Path) -> list[dict] | None:
+def _run_checks(session, folder: Path) -> list[dict]:
     from groundwork.verify import run_checks
-    results = run_checks(session, folder)
-    return results if session.run_checks else None
+    return run_checks(session, folder)
+
+
+def _unverified(outcome: str, dry_run: bool) -> str:
+    """The verdict of a report written without a verification pass."""
+    if outcome == "interrupted":
+        return "Run interrupted: verification not run."
+    if outcome == "refused":
+        return "Approved plan refused: nothing was changed; verification not run."
+    return "Verification not run (dry run)." if dry_run else "Verification not run (--no-verify)."
 
 
 def _outcome(record: RunRecord, checks: list[dict] | None) -> str:

@@ -165,6 +165,21 @@ def change_log_html(record: RunRecord) -> str:
             "<th>changes</th></tr>" + "".join(rows) + "</table>")
 
 
+def change_report_html(meta: RunMetadata, record: RunRecord, verdict: str) -> str:
+    """report.html of a run without a verification pass (dry run, --no-verify, interrupted, refused): the same
+    metadata and change log as the pytest-html report, without loading pytest for nothing."""
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in meta.as_table().items())
+    failed = record.failed_hosts
+    title = html.escape(f"groundwork {meta.runbook} — run {meta.run_id}")
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>"
+            f"<h1>{title}</h1><h2>Environment</h2><table id=\"environment\">{rows}</table>"
+            f"<p><b>{html.escape(verdict)}</b> Pipeline: {len(record.changed_hosts)} host(s) "
+            f"{'would change' if record.dry_run else 'changed'}, {len(failed)} failed"
+            f"{': ' + html.escape(', '.join(failed)) if failed else ''}.</p>"
+            f"{change_log_html(record)}</body></html>")
+
+
 def write_index(reports_dir: Path) -> Path:
     """reports/index.html: every run, newest first, with its outcome."""
     rows = []

@@ -71,7 +71,7 @@ class CheckSession:
     """The pytest plugin that hands checks their hosts and connections and collects their results."""
 
     def __init__(self, nr, inventory: Inventory, targets: list[HostModel], masker: Masker, meta: RunMetadata,
-                 record: RunRecord, progress: Progress, modules: list[str] | None, run_checks: bool = True,
+                 record: RunRecord, progress: Progress, modules: list[str] | None,
                  secrets: dict[str, str] | None = None):
         self.nr = nr
         self.inventory = inventory
@@ -81,7 +81,6 @@ class CheckSession:
         self.record = record
         self.progress = progress
         self.modules = modules
-        self.run_checks = run_checks
         self.secrets = secrets or {}
         self.results: list[CheckResult] = []
         self._remotes: dict[str, Remote] = {}
@@ -121,7 +120,7 @@ class CheckSession:
         config.stash[metadata_key].update(self.meta.as_table())
 
     def pytest_collection_modifyitems(self, config, items):
-        keep = [i for i in items if self.run_checks and (self.modules is None or i.path.name in self.modules)]
+        keep = [i for i in items if self.modules is None or i.path.name in self.modules]
         dropped = [i for i in items if i not in keep]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
@@ -138,9 +137,7 @@ class CheckSession:
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session):
         failed = sorted({r.host for r in self.results if r.outcome in ("failed", "error")})
-        if not self.run_checks:
-            verdict = "Verification not run" + (" (dry run)." if self.record.dry_run else " (--no-verify).")
-        elif failed:
+        if failed:
             verdict = f"Verification FAILED on {', '.join(failed)}."
         else:
             verdict = f"Verification passed: {len(self.results)} check(s) on {len(self.targets)} host(s)."
@@ -216,27 +213,25 @@ def evidence_html(evidence: list[Evidence]) -> str:
 
 
 def run_checks(session: CheckSession, folder: Path) -> list[dict]:
-    """Run the checks (or, with run_checks off, only write the report) and return the results as dicts."""
+    """Run the checks, write the pytest-html report, and return the results as dicts."""
     folder.mkdir(parents=True, exist_ok=True)
-    if session.run_checks:
-        session.progress.say(f"\n== verification on {len(session.targets)} host(s)")
-        session.connect_all()
+    session.progress.say(f"\n== verification on {len(session.targets)} host(s)")
+    session.connect_all()
     started = time.monotonic()
     args = [str(CHECKS_DIR), "-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR),
             "-p", "no:terminal", "-p", "no:cacheprovider", f"--html={folder / 'report.html'}",
             "--self-contained-html"]
     pytest.main(args, plugins=[session])
-    if session.run_checks:
-        for host in session.targets:
-            mine = [r for r in session.results if r.host == host.name]
-            passed = sum(r.outcome == "passed" for r in mine)
-            skipped = sum(r.outcome == "skipped" for r in mine)
-            status = "ok" if passed + skipped == len(mine) else "failed"
-            session.progress.say(f"  {host.name:<12} {session.progress.paint(status, status):<8} "
-                                 f"{passed}/{len(mine)} checks passed" + (f", {skipped} skipped" if skipped else ""))
-        failed = sum(r.outcome in ("failed", "error") for r in session.results)
-        passed = sum(r.outcome == "passed" for r in session.results)
-        skipped = len(session.results) - passed - failed
-        session.progress.say(f"{passed} check(s) passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
-                             + f" in {time.monotonic() - started:.1f}s")
+    for host in session.targets:
+        mine = [r for r in session.results if r.host == host.name]
+        passed = sum(r.outcome == "passed" for r in mine)
+        skipped = sum(r.outcome == "skipped" for r in mine)
+        status = "ok" if passed + skipped == len(mine) else "failed"
+        session.progress.say(f"  {host.name:<12} {session.progress.paint(status, status):<8} "
+                             f"{passed}/{len(mine)} checks passed" + (f", {skipped} skipped" if skipped else ""))
+    failed = sum(r.outcome in ("failed", "error") for r in session.results)
+    passed = sum(r.outcome == "passed" for r in session.results)
+    skipped = len(session.results) - passed - failed
+    session.progress.say(f"{passed} check(s) passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
+                         + f" in {time.monotonic() - started:.1f}s")
     return [asdict(r) for r in session.results]

@@ -14,7 +14,7 @@ import pytest
 
 from lab import lab as lab_module
 from tests.conftest import PROJECT
-from tests.e2e.conftest import HOSTS, Run, inventory_copy
+from tests.e2e.conftest import Run, inventory_copy
 
 
 def start_runbook(reports: Path, *args: str, name: str = "full") -> subprocess.Popen:

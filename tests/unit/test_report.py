@@ -5,8 +5,8 @@ import subprocess
 
 from groundwork.changes import ChangeRecord, StageReport
 from groundwork.remote import Masker
-from groundwork.report import (RunMetadata, plan_difference, plan_digest, plan_of, write_index,
-                               write_run_folder)
+from groundwork.report import (RunMetadata, change_report_html, plan_difference, plan_digest, plan_of,
+                               write_index, write_run_folder)
 from groundwork.runner import HostStageRecord, RunRecord
 
 
@@ -66,3 +66,12 @@ def test_stage_report_masks_every_field():
                          notes=["hostname is s3cret"], error="s3cret")
     report.mask(Masker(["s3cret"]))
     assert "s3cret" not in json.dumps([report.changes[0].__dict__, report.notes, report.error])
+
+
+def test_a_report_without_verification_has_the_metadata_verdict_and_plan(tmp_path):
+    r = record(diff="-old-name\n+hdss7-21.host.com\n")
+    page = change_report_html(meta(r), r, "Verification not run (dry run).")
+    for text in ("CHG-1", r.run_id, "Inventory digest", "f" * 64, "Verification not run (dry run).",
+                 "1 host(s) would change, 0 failed", "Plan (dry run: nothing was changed)", "+hdss7-21.host.com",
+                 "already as wanted"):
+        assert text in page
