@@ -77,6 +77,7 @@ class CommandChange:
     # back as they were and `recover` runs, so the service keeps running on its previous configuration.
     undo_files_on_failure: bool = False
     recover: list[str] = field(default_factory=list)
+    timeout: float | None = None  # for each command and recovery command; None: the remote's default
 
 
 @dataclass
@@ -180,20 +181,21 @@ def apply_plan(remote: Remote, plan: list[Change], dry_run: bool, report: StageR
                 change.action(remote)
             else:
                 for command in change.commands:
-                    remote.run(command, what=change.summary)
+                    remote.run(command, what=change.summary, timeout=change.timeout)
         except Exception as exc:  # noqa: BLE001 - recorded, then the stage fails with it
             record.applied = False
             record.error = str(exc)
             report.error = str(exc) if str(exc).startswith(change.summary) else f"{change.summary}: {exc}"
             if isinstance(change, CommandChange) and change.undo_files_on_failure and written:
-                report.error += "; " + _undo(remote, written, change.recover)
+                report.error += "; " + _undo(remote, written, change.recover, change.timeout)
             raise PlanFailed(report.error, report) from exc
         finally:
             record.duration = time.monotonic() - started
     return report
 
 
-def _undo(remote: Remote, written: list[tuple[str, str | None]], recover: list[str]) -> str:
+def _undo(remote: Remote, written: list[tuple[str, str | None]], recover: list[str],
+          timeout: float | None = None) -> str:
     """Put written files back as they were (a new file is removed) and run the recovery commands."""
     paths = ", ".join(p for p, _ in written)
     try:
@@ -203,7 +205,7 @@ def _undo(remote: Remote, written: list[tuple[str, str | None]], recover: list[s
         return f"putting the previous files back FAILED as well: {exc}"
     try:
         for command in recover:
-            remote.run(command, what="recovering the service on its previous configuration")
+            remote.run(command, what="recovering the service on its previous configuration", timeout=timeout)
     except Exception as exc:  # noqa: BLE001
         return f"previous files restored ({paths}); the service did not recover: {exc}"
     return f"previous files restored ({paths})"

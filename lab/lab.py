@@ -422,9 +422,10 @@ def up(inventory: Inventory, fresh: bool = False, only: list[str] | None = None)
         start_host(host, base, repo, authorized_key, fresh=fresh)
         booted.append(host)
     _write_known_hosts(lab_hosts(inventory))
-    late = wait_for_ssh(booted)
+    wait = max(SSH_WAIT, 2.0 * len(booted))  # many hosts booting at once share this machine's cores
+    late = wait_for_ssh(booted, wait)
     if late:
-        raise LabError(f"no SSH answer within {SSH_WAIT:.0f}s from {', '.join(h.name for h in late)}; "
+        raise LabError(f"no SSH answer within {wait:.0f}s from {', '.join(h.name for h in late)}; "
                        f"see {LAB_DIR}/hosts/NAME/console.log")
     if booted:
         _log(f"booted {', '.join(h.name for h in booted)} in {time.monotonic() - started:.1f}s")

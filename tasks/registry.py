@@ -173,10 +173,16 @@ def harbor_plan(remote, host: HostModel, reg: Registry, facts, password: str, ct
     plan += yml_changes
     healthy = facts["harbor_health"] == "healthy"
     if yml_changes or not healthy:
-        plan.append(ActionChange("run Harbor's install.sh and wait until Harbor is healthy",
-                                 value_diff("Harbor", facts["harbor_health"] or "not running",
-                                            f"healthy on 127.0.0.1:{reg.http_port}"),
-                                 lambda r: _install(r, link, reg.http_port)))
+        install = [f"cd {shlex.quote(link)} && ./install.sh",
+                   f"for i in $(seq 150); do curl -s -m 5 http://127.0.0.1:{reg.http_port}/api/v2.0/health | "
+                   "grep -q '\"status\": *\"healthy\"' && exit 0; sleep 2; done; "
+                   "echo 'Harbor did not report healthy within 5 minutes:' >&2; "
+                   f"curl -s -m 5 http://127.0.0.1:{reg.http_port}/api/v2.0/health >&2; exit 1"]
+        plan.append(CommandChange("run Harbor's install.sh and wait until Harbor is healthy", install,
+            value_diff("Harbor", facts["harbor_health"] or "not running", f"healthy on 127.0.0.1:{reg.http_port}"),
+            # install.sh prepares from harbor.yml and starts the containers: with the previous harbor.yml
+            # put back, running it again brings Harbor back as it was.
+            undo_files_on_failure=True, recover=install, timeout=INSTALL_TIMEOUT))
     # The project lives in Harbor's database under the data volume: a reinstall keeps it.
     if not (healthy and harbor.project_exists(remote, reg.http_port, password, reg.project)):
         def create(r) -> None:
@@ -213,16 +219,6 @@ def _harbor_yml_changes(remote, host, reg, facts, yml, unpacked, password, ctx) 
     want = desired(found[f"{yml}.tmpl"], found[yml])
     same_content, same_attrs = want.matches(facts["files"].get(yml))
     return [] if same_content and same_attrs else [FileChange(want, found[yml], facts["files"].get(yml))]
-
-
-def _install(remote, link: str, port: int) -> None:
-    """install.sh loads the images, runs prepare on harbor.yml and starts the containers (down first when up)."""
-    remote.run(f"cd {shlex.quote(link)} && ./install.sh", timeout=INSTALL_TIMEOUT, what="Harbor's install.sh")
-    remote.run(f"for i in $(seq 150); do curl -s -m 5 http://127.0.0.1:{port}/api/v2.0/health | "
-               "grep -q '\"status\": *\"healthy\"' && exit 0; sleep 2; done; "
-               f"echo 'Harbor did not report healthy within 5 minutes:' >&2; "
-               f"curl -s -m 5 http://127.0.0.1:{port}/api/v2.0/health >&2; exit 1", timeout=400,
-               what="waiting for Harbor to be healthy")
 
 
 STAGE = Stage(name="registry", title="registry behind nginx at harbor.od.com", groups=("ops",), run=run,

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from groundwork import harbor
-from groundwork.changes import StageError, apply_plan
+from groundwork.changes import PlanFailed, StageError, apply_plan
 from groundwork.inventory import InventoryError, load_inventory
 from groundwork.remote import Masker
 from groundwork.settings import Harbor
@@ -60,6 +60,7 @@ INSTALL_SH = """#!/bin/sh
 set -e
 cd "$(dirname "$0")"
 grep -q '^hostname: harbor.od.com$' harbor.yml
+if [ -f fail-next-install ]; then rm fail-next-install; echo 'prepare: refused by the test' >&2; exit 1; fi
 if [ -f api.pid ]; then kill "$(cat api.pid)" 2>/dev/null || true; sleep 0.3; fi
 echo installed >> installs.log
 nohup {python} harbor_api.py "$PWD/harbor.yml" </dev/null >api.out 2>&1 &
@@ -237,3 +238,20 @@ def test_backend_harbor_without_an_installer_is_refused_naming_the_field(tmp_pat
     with pytest.raises(InventoryError) as refused:
         load_inventory(folder)
     assert "data.registry" in refused.value.report() and "needs harbor.installer" in refused.value.report()
+
+
+def test_a_failing_install_puts_the_previous_harbor_yml_back_and_brings_harbor_back_on_it(remote, ops):
+    host, reg, tmp = ops
+    converge(remote, host, reg)
+    home = tmp / "opt" / f"harbor-{VERSION}"
+    yml = home / "harbor.yml"
+    previous = yml.read_text().replace("hostname: harbor.od.com", "hostname: harbor.od.com\n# kept by hand")
+    yml.write_text(previous)
+    (home / "fail-next-install").touch()
+    with pytest.raises(PlanFailed) as failed:
+        converge(remote, host, reg)
+    assert "prepare: refused by the test" in str(failed.value)
+    assert f"previous files restored ({yml})" in str(failed.value)
+    assert yml.read_text() == previous
+    assert (home / "installs.log").read_text().count("installed") == 2  # first install, then the recovery
+    assert harbor.project_exists(remote, reg.http_port, PASSWORD, "public")
