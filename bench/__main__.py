@@ -75,7 +75,8 @@ def timed_run(runbook: str, args: list[str], reports: Path) -> dict:
     proc.returncode = os.waitstatus_to_exitcode(status)
     new = sorted(set(reports.iterdir()) - before - {reports / "index.html"})
     record = json.loads((new[-1] / "run.json").read_text()) if new and (new[-1] / "run.json").exists() else {}
-    return {"wall": wall, "rc": proc.returncode, "rss_mb": usage.ru_maxrss / 1024, "record": record,
+    return {"wall": wall, "rc": proc.returncode, "rss_mb": usage.ru_maxrss / 1024,
+            "cpu": usage.ru_utime + usage.ru_stime, "record": record,
             "output": output.decode(errors="replace")}
 
 
@@ -97,9 +98,13 @@ def measure(name: str, runbook: str, args: list[str], repeat: int, reports: Path
         if before_each:
             before_each()
         run = timed_run(runbook, ["-i", str(inventory), *args], reports)
-        ok_codes = {0}
-        if run["rc"] not in ok_codes:
+        failed_checks = [c for c in run["record"].get("checks") or [] if c["outcome"] in ("failed", "error")]
+        if run["rc"] == 5 and failed_checks:  # timed all the same; the failures are reported with the numbers
+            print(f"  {name:<8} run {i + 1}: {len(failed_checks)} check(s) failed, e.g. {failed_checks[0]['host']}: "
+                  f"{failed_checks[0]['message'][:160]}", flush=True)
+        elif run["rc"] != 0:
             raise SystemExit(f"bench: {name} run {i + 1} exited {run['rc']}:\n{run['output'][-3000:]}")
+        run["failed_checks"] = len(failed_checks)
         if expect_no_change and changed_hosts(run["record"]):
             raise SystemExit(f"bench: the no-op rerun changed {sorted(changed_hosts(run['record']))}: "
                              "the pipeline is not idempotent")
@@ -108,8 +113,10 @@ def measure(name: str, runbook: str, args: list[str], repeat: int, reports: Path
     stages = {s: statistics.median(stage_walls(r["record"]).get(s, 0.0) for r in runs)
               for s in stage_walls(runs[0]["record"])}
     return {"median_s": statistics.median(r["wall"] for r in runs), "runs_s": [round(r["wall"], 3) for r in runs],
-            "peak_rss_mb": max(r["rss_mb"] for r in runs), "stages_s": {k: round(v, 3) for k, v in stages.items()},
-            "changed_hosts": len(changed_hosts(runs[-1]["record"]))}
+            "peak_rss_mb": max(r["rss_mb"] for r in runs), "cpu_s": round(statistics.median(r["cpu"] for r in runs), 3),
+            "stages_s": {k: round(v, 3) for k, v in stages.items()},
+            "changed_hosts": len(changed_hosts(runs[-1]["record"])),
+            "failed_checks": [r["failed_checks"] for r in runs]}
 
 
 def profile_noop(inventory: Path, reports: Path, top: int = 18) -> str:
@@ -135,9 +142,10 @@ def bench_hosts(hosts: int, args, work: Path) -> dict:
         lab("up", inventory=inventory)
         timed_run("full", ["-i", str(inventory), "--no-verify"], reports)  # converge first
     result["noop"] = measure("noop", "full", ["--no-verify"], args.repeat, reports, inventory, expect_no_change=True)
-    result["noop+v"] = measure("noop+v", "full", [], args.repeat, reports, inventory, expect_no_change=True)
+    verify_repeat = args.verify_repeat or args.repeat
+    result["noop+v"] = measure("noop+v", "full", [], verify_repeat, reports, inventory, expect_no_change=True)
     result["dry"] = measure("dry", "full", ["--dry-run"], args.repeat, reports, inventory, expect_no_change=True)
-    result["verify"] = measure("verify", "verify", [], args.repeat, reports, inventory)
+    result["verify"] = measure("verify", "verify", [], verify_repeat, reports, inventory)
     result["workers"] = {}
     for workers in args.workers:
         result["workers"][str(workers)] = measure(f"noop w{workers}", "full", ["--no-verify", "-w", str(workers)],
@@ -158,6 +166,10 @@ def table(results: list[dict]) -> str:
     for r in results:
         for workers, w in r.get("workers", {}).items():
             lines.append(f"{r['hosts']:>5} hosts, num_workers {workers:>3}: no-op {w['median_s']:.2f}s")
+    for r in results:
+        for kind in kinds:
+            if kind in r and any(r[kind].get("failed_checks", [])):
+                lines.append(f"{r['hosts']:>5} hosts, {kind}: checks failed in the runs: {r[kind]['failed_checks']}")
     five = next((r for r in results if r["hosts"] == 5), None)
     if five:
         lines.append("\ntargets on the 5-host lab:")
@@ -170,6 +182,9 @@ def table(results: list[dict]) -> str:
             got, limit = fifty["noop"]["median_s"], 2 * five["noop"]["median_s"]
             lines.append(f"  noop at 50 hosts {got:.2f}s  target < {limit:.2f}s (twice 5 hosts)  "
                          f"{'met' if got < limit else 'MISSED'}")
+    lines.append("\nno-op: CPU time of the runbook process itself (the rest is waiting on the hosts):")
+    for r in results:
+        lines.append(f"  {r['hosts']:>3} hosts: {r['noop'].get('cpu_s', 0):.2f}s CPU of {r['noop']['median_s']:.2f}s")
     lines.append("\nstage wall times (median, slowest host), no-op:")
     for r in results:
         lines.append(f"  {r['hosts']:>3} hosts: " + ", ".join(f"{s} {t:.2f}s" for s, t in r["noop"]["stages_s"].items()))
@@ -182,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hosts", type=int, nargs="+", default=[5], help="host counts to measure (default: 5)")
     p.add_argument("--repeat", type=int, default=5, help="runs per measurement (default 5; the median is kept)")
     p.add_argument("--cold-repeat", type=int, default=3, help="cold runs per host count (default 3)")
+    p.add_argument("--verify-repeat", type=int, help="runs of noop+v and verify (default: --repeat); the checks "
+                   "grow with the square of the hosts (each host resolves and pings every other)")
     p.add_argument("--skip-cold", action="store_true", help="no cold runs (hosts are not recreated)")
     p.add_argument("--workers", type=int, nargs="*", default=[], help="also time no-op runs at these num_workers")
     p.add_argument("--profile", action="store_true", help="add a cProfile of one no-op run to the output")
@@ -192,10 +209,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out or PROJECT / "bench" / "results" / (datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json")
     results = []
+    machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+               "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as work:
         try:
             for hosts in args.hosts:
                 results.append(bench_hosts(hosts, args, Path(work)))
+                # Written after each host count, so a later failure keeps what was measured.
+                out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
         finally:
             # Back to the project's five hosts, converged, as lab/setup leaves the lab.
             if any(h != 5 for h in args.hosts):
@@ -207,10 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         if "profile" in r:
             print(f"\nprofile of a no-op run at {r['hosts']} hosts (cumulative):\n{r['profile']}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-               "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
     print(f"\nresults: {out}")
     return 0
 

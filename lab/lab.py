@@ -348,6 +348,16 @@ def _write_known_hosts(hosts: list[LabHost]) -> None:
     tmp.replace(known_hosts())
 
 
+def ensure_inotify(hosts: int) -> None:
+    """Each host's systemd, journald and logind hold inotify instances counted against root on this machine;
+    the kernel's default of 128 stops the 37th host from booting. Raise it (never lower it) for the lab."""
+    path = Path("/proc/sys/fs/inotify/max_user_instances")
+    wanted = 128 + 8 * hosts
+    if int(path.read_text()) < wanted:
+        path.write_text(str(wanted))
+        _log(f"raised fs.inotify.max_user_instances to {wanted} for {hosts} hosts")
+
+
 def ensure_bridge(inventory: Inventory) -> None:
     address = controller_address(inventory)
     if sh("ip", "link", "show", BRIDGE, check=False).returncode != 0:
@@ -413,6 +423,7 @@ def up(inventory: Inventory, fresh: bool = False, only: list[str] | None = None)
     repo = build_repo()
     authorized_key = ssh_key().with_suffix(".pub").read_text()
     ensure_bridge(inventory)
+    ensure_inotify(len(inventory.hosts))
     hosts = [h for h in lab_hosts(inventory) if not only or h.name in only]
     started = time.monotonic()
     booted = []

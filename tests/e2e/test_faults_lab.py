@@ -194,6 +194,8 @@ def test_an_interrupted_run_says_what_ran_and_a_rerun_finishes(converged, runboo
     assert stages["registry"] == {"not run: the run was interrupted"}
     assert run.statuses()["hdss7-22"] == "changed"
     assert "verification" not in run.stdout
+    report = (tmp_path / "reports" / run.record["run_id"] / "report.html").read_text()
+    assert "Run interrupted: verification not run." in report and "by-hand" in report  # its change log
     again = runbook()
     assert again.rc == 0, again
     assert all(e["status"] == "ok" for e in again.record["entries"]
