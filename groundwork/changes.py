@@ -102,15 +102,22 @@ def value_diff(label: str, before: str | None, after: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def file_changes(remote: Remote, desired: list[DesiredFile], current: dict[str, FileInfo | None]) -> list[FileChange]:
-    """Changes for the desired files that differ on the host; reads only those files, in one round trip."""
+def file_changes(remote: Remote, desired: list[DesiredFile], current: dict[str, FileInfo | None],
+                 known: dict[str, bytes | None] | None = None) -> list[FileChange]:
+    """Changes for the desired files that differ on the host; reads only those files, in one round trip
+    (sensitive ones so that their content stays out of the command log). known: contents already read."""
+    known = known or {}
     pending = []
     for want in desired:
         same_content, same_attrs = want.matches(current.get(want.path))
         if not (same_content and same_attrs):
             pending.append((want, same_content))
-    to_read = [w.path for w, same_content in pending if not same_content and current.get(w.path) is not None]
-    contents = remote.read_files(to_read) if to_read else {}
+    to_read = [w for w, same_content in pending
+               if not same_content and current.get(w.path) is not None and w.path not in known]
+    contents = dict(known)
+    for sensitive in (False, True):
+        paths = [w.path for w in to_read if w.sensitive == sensitive]
+        contents.update(remote.read_files(paths, sensitive=sensitive) if paths else {})
     return [FileChange(want=w, before=w.content if same else contents.get(w.path),
                        attrs_before=current.get(w.path)) for w, same in pending]
 

@@ -51,9 +51,9 @@ def parser(description: str) -> argparse.ArgumentParser:
                                 epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid inventory, "
                                        "4 a host failed, 5 verification failed, 6 plan refused, "
                                        "7 another run holds the inventory, 130 interrupted")
-    p.add_argument("-c", "--config", type=Path, default=PROJECT / "config.yaml",
+    p.add_argument("-c", "--config", type=Path, default=PROJECT / "config.yaml", metavar="FILE",
                    help="Nornir config file (default: config.yaml of the project)")
-    p.add_argument("-i", "--inventory", type=Path,
+    p.add_argument("-i", "--inventory", type=Path, metavar="DIR",
                    help="inventory folder with hosts.yaml, groups.yaml, defaults.yaml (default: from the config)")
     p.add_argument("-g", "--group", action="append", default=[], metavar="GROUP",
                    help=f"only hosts of this group ({', '.join(KNOWN_GROUPS)}); repeatable")
@@ -67,9 +67,11 @@ def parser(description: str) -> argparse.ArgumentParser:
                    help="apply only if the plan computed now is the one of that dry run, on its hosts")
     p.add_argument("--diff", action="store_true", help="show the diff of every change (always on in a dry run)")
     p.add_argument("--no-verify", action="store_true", help="skip the verification pass")
-    p.add_argument("--change-id", default="", help="the change ticket this run belongs to, shown in the report")
-    p.add_argument("-w", "--workers", type=int, help="hosts worked on at once (default: from the config)")
-    p.add_argument("--reports", type=Path, default=PROJECT / "reports", help="where run folders are written")
+    p.add_argument("--change-id", default="", metavar="ID",
+                   help="the change ticket this run belongs to, shown in the report")
+    p.add_argument("-w", "--workers", type=int, metavar="N", help="hosts worked on at once (default: from the config)")
+    p.add_argument("--reports", type=Path, default=PROJECT / "reports", metavar="DIR",
+                   help="where run folders are written")
     return p
 
 
@@ -223,9 +225,8 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
                 progress.say("warning: what was applied differs from the approved plan (a host changed "
                              "between the check and the change); see the change log")
             if not (args.dry_run or args.no_verify):
-                session = _check_session(nr, inventory, targets, masker, meta, record, progress, check_modules,
-                                         secrets=secrets)
-                checks = _run_checks(session, folder)
+                checks = _verify(nr, inventory, targets, masker, meta, record, progress, check_modules, secrets,
+                                 folder)
             outcome = _outcome(record, checks)
     except KeyboardInterrupt:
         record.interrupted = True
@@ -264,14 +265,10 @@ def _plan_still_approved(nr, stages, ctx: RunContext, targets, approved, progres
     return True
 
 
-def _check_session(nr, inventory, targets, masker, meta, record, progress, modules, secrets):
-    from groundwork.verify import CheckSession  # pytest is loaded only for a verification pass
-    return CheckSession(nr, inventory, targets, masker, meta, record, progress, modules, secrets=secrets)
-
-
-def _run_checks(session, folder: Path) -> list[dict]:
-    from groundwork.verify import run_checks
-    return run_checks(session, folder)
+def _verify(nr, inventory, targets, masker, meta, record, progress, modules, secrets, folder: Path) -> list[dict]:
+    from groundwork.verify import CheckSession, run_checks  # pytest is loaded only for a verification pass
+    return run_checks(CheckSession(nr, inventory, targets, masker, meta, record, progress, modules,
+                                   secrets=secrets), folder)
 
 
 def _unverified(outcome: str, dry_run: bool) -> str:

@@ -21,8 +21,8 @@ import shlex
 
 from groundwork import facts as probe
 from groundwork import harbor
-from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, FileChange, StageError,
-                                StageReport, apply_plan, file_changes, value_diff)
+from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
+                                apply_plan, file_changes, value_diff)
 from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
 from groundwork.render import render
@@ -216,9 +216,8 @@ def _harbor_yml_changes(remote, host, reg, facts, yml, unpacked, password, ctx) 
     if found[f"{yml}.tmpl"] is None:
         raise StageError(f"{yml}.tmpl is missing on {host.name}: the installer under {yml.rsplit('/', 1)[0]} is "
                          "incomplete; remove that folder and run again to unpack it anew")
-    want = desired(found[f"{yml}.tmpl"], found[yml])
-    same_content, same_attrs = want.matches(facts["files"].get(yml))
-    return [] if same_content and same_attrs else [FileChange(want, found[yml], facts["files"].get(yml))]
+    return file_changes(remote, [desired(found[f"{yml}.tmpl"], found[yml])], facts["files"],
+                        known={yml: found[yml]})
 
 
 STAGE = Stage(name="registry", title="registry behind nginx at harbor.od.com", groups=("ops",), run=run,

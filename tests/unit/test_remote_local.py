@@ -6,6 +6,7 @@ import stat
 import pytest
 
 from groundwork import facts as probe
+from groundwork.changes import DesiredFile, file_changes
 from groundwork.remote import Masker, RemoteError, unified_diff
 
 
@@ -107,3 +108,20 @@ def test_failed_activation_puts_written_files_back(local_remote, tmp_path):
     assert "bad config at line 3" in str(failed.value)
     assert f"previous files restored ({existing}, {created})" in str(failed.value)
     assert [c.applied for c in failed.value.report.changes] == [True, True, False]
+
+
+def test_file_changes_read_a_sensitive_file_without_logging_it_and_skip_what_is_known(local_remote, tmp_path):
+    secret, plain = tmp_path / "secret.yml", tmp_path / "plain.conf"
+    secret.write_text("password: hunter2\n")
+    plain.write_text("old\n")
+    current = local_remote.gather([probe.files([str(secret), str(plain)])])["files"]
+    wanted = [DesiredFile(str(secret), b"password: other\n", sensitive=True), DesiredFile(str(plain), b"new\n")]
+    changes = file_changes(local_remote, wanted, current)
+    assert [c.before for c in changes] == [b"password: hunter2\n", b"old\n"]
+    assert "hunter2" not in "".join(c.stdout + c.command for c in local_remote.log)
+    assert "hunter2" not in changes[0].diff
+
+    local_remote.log.clear()
+    known = file_changes(local_remote, wanted, current, known={str(secret): b"password: hunter2\n",
+                                                               str(plain): b"old\n"})
+    assert [c.before for c in known] == [b"password: hunter2\n", b"old\n"] and local_remote.log == []
