@@ -10,7 +10,7 @@ Exit codes (documented in the README):
   6  --approved-plan refused: the plan computed now differs from the approved one; nothing was changed
   7  another run is working on the same inventory; nothing was done
   130 interrupted (Ctrl-C); the stage under way finished on its hosts, no later stage started, and the
-      run record says which stages ran and which did not (a second Ctrl-C aborts the stage under way)
+      run record says which stages ran and which did not (Ctrl-C again does not cut that stage short)
 """
 
 from __future__ import annotations
@@ -204,11 +204,11 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets)
 
     def on_interrupt(signum, frame) -> None:
-        if ctx.stop.is_set():
-            raise KeyboardInterrupt
+        # Never raised into the stage under way: a change cut in half (a file written, its service not yet
+        # restarted) would look done to the next run. Nornir's thread pool would wait for it anyway.
+        progress.say("\ninterrupted: the stage under way finishes on its hosts, nothing further starts"
+                     + (" (already stopping)" if ctx.stop.is_set() else ""))
         ctx.stop.set()
-        progress.say("\ninterrupted: the stage under way finishes on its hosts, nothing further starts "
-                     "(Ctrl-C again to abort it)")
     previous_handler = signal.signal(signal.SIGINT, on_interrupt)
     try:
         if approved is not None and not _plan_still_approved(nr, stages, RunContext(
@@ -216,6 +216,7 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
             outcome = "refused"
         else:
             run_stages(nr, stages, ctx, targets, record, progress)
+            signal.signal(signal.SIGINT, previous_handler)  # from here on Ctrl-C stops at once: nothing is changed
             record.ended = utc_now()
             if stages:
                 progress.recap()

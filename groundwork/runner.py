@@ -238,11 +238,4 @@ def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
             progress.host_done(entry)
             return result
 
-        try:
-            nr.filter(filter_func=lambda h: h.name in names).run(task=timed_task, name=stage.name, on_failed=True)
-        except KeyboardInterrupt:
-            done = {e.host for e in record.entries if e.stage == stage.name}
-            for name in sorted(names - done):
-                record.add(HostStageRecord(name, stage.name, "failed", 0.0, error="stopped by Ctrl-C before this "
-                                           "host's stage finished; run again"))
-            raise
+        nr.filter(filter_func=lambda h: h.name in names).run(task=timed_task, name=stage.name, on_failed=True)

@@ -221,7 +221,8 @@ def run_checks(session: CheckSession, folder: Path) -> list[dict]:
     args = [str(CHECKS_DIR), "-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR),
             "-p", "no:terminal", "-p", "no:cacheprovider", f"--html={folder / 'report.html'}",
             "--self-contained-html"]
-    pytest.main(args, plugins=[session])
+    if pytest.main(args, plugins=[session]) == pytest.ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt  # pytest took the Ctrl-C and ended the session; the run is interrupted
     for host in session.targets:
         mine = [r for r in session.results if r.host == host.name]
         passed = sum(r.outcome == "passed" for r in mine)

@@ -200,3 +200,14 @@ def test_an_interrupted_run_says_what_ran_and_a_rerun_finishes(converged, runboo
     assert again.rc == 0, again
     assert all(e["status"] == "ok" for e in again.record["entries"]
                if e["stage"] in ("host_prep",)) and again.statuses()["hdss7-22"] == "ok"
+
+
+def test_ctrl_c_during_the_verification_pass_stops_at_once(converged, tmp_path):
+    proc = start_runbook(tmp_path / "reports")
+    seen = read_until(proc, "== verification")
+    proc.send_signal(signal.SIGINT)
+    run = finish(proc, tmp_path / "reports", seen)
+    assert run.rc == 130, run
+    assert run.record["interrupted"] is True and run.record["outcome"] == "interrupted"
+    assert all(e["status"] == "ok" for e in run.record["entries"])  # every stage had finished, unchanged
+    assert (tmp_path / "reports" / run.record["run_id"] / "report.html").exists()
