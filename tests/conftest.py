@@ -9,6 +9,15 @@ import yaml
 from groundwork.remote import Remote
 
 PROJECT = Path(__file__).resolve().parents[1]
+E2E = PROJECT / "tests" / "e2e"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/e2e is a lab test: `-m "not lab"` must never bring the lab up (as root its
+    fixture recreates the hosts). A `pytestmark` in a conftest marks nothing, so the marker is added here."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.lab)
 
 
 class LocalRemote(Remote):

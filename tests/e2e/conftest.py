@@ -15,8 +15,6 @@ from tests.conftest import PROJECT, run_runbook
 HOSTS = {"hdss7-11": "10.4.7.11", "hdss7-12": "10.4.7.12", "hdss7-21": "10.4.7.21", "hdss7-22": "10.4.7.22",
          "hdss7-200": "10.4.7.200"}
 
-pytestmark = pytest.mark.lab
-
 
 def lab_command(*args: str) -> subprocess.CompletedProcess:
     done = subprocess.run([sys.executable, "-m", "lab", *args], cwd=PROJECT, capture_output=True, text=True,
