@@ -3,13 +3,15 @@
 The SSH session comes from nornir-netmiko (login, keys, host key policy, reuse across stages). Commands run
 on exec channels of that session's transport rather than in Netmiko's interactive shell: an exec channel
 returns the real exit status and keeps stdout and stderr apart, with no prompt to match and nothing echoed.
-File contents and passwords travel on stdin, never on a command line.
+File contents and secrets travel on stdin, never on a command line; the sudo password goes to sudo alone, and
+only when sudo asks for it (see Remote._wrap).
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import secrets
 import select
 import shlex
 import time
@@ -99,6 +101,29 @@ def unified_diff(path: str, before: bytes | None, after: bytes | None, sensitive
 
 
 @dataclass
+class SudoHandshake:
+    """The two markers of one sudo call: sudo's prompt (answered with the password) and the command's start."""
+
+    prompt: str
+    ready: str
+    answered: bool = False
+    refused: bool = False  # sudo asked again after the password: it is wrong
+
+    @classmethod
+    def new(cls) -> "SudoHandshake":
+        token = secrets.token_hex(8)
+        return cls(prompt=f"[gw-sudo-prompt-{token}]", ready=f"[gw-command-started-{token}]")
+
+    @property
+    def prompt_bytes(self) -> bytes:
+        return self.prompt.encode()
+
+    @property
+    def ready_bytes(self) -> bytes:
+        return self.ready.encode()
+
+
+@dataclass
 class Remote:
     """Runs commands on one host over an established SSH transport."""
 
@@ -127,14 +152,18 @@ class Remote:
 
     # -- commands -------------------------------------------------------------------------------
 
-    def _wrap(self, command: str) -> tuple[str, bytes]:
+    def _wrap(self, command: str) -> tuple[str, "SudoHandshake | None"]:
         script = f"{SHELL_ENV} {command}"
         if self.username == "root":
-            return f"sh -c {shlex.quote(script)}", b""
+            return f"sh -c {shlex.quote(script)}", None
         if self.sudo_password:
-            # sudo -S reads the password as the first line of stdin, one byte at a time.
-            return f"sudo -S -p '' -- sh -c {shlex.quote(script)}", self.sudo_password.encode() + b"\n"
-        return f"sudo -n -- sh -c {shlex.quote(script)}", b""
+            # sudo is given the password only when it asks: it prompts on stderr with a prompt of ours, and the
+            # command announces itself there before it reads a byte of its own stdin. With NOPASSWD or a cached
+            # timestamp there is no prompt, and the password is never sent.
+            hs = SudoHandshake.new()
+            announced = f"printf %s {shlex.quote(hs.ready)} >&2; {script}"
+            return f"sudo -S -p {shlex.quote(hs.prompt)} -- sh -c {shlex.quote(announced)}", hs
+        return f"sudo -n -- sh -c {shlex.quote(script)}", None
 
     def run(self, command: str, *, stdin: bytes = b"", check: bool = True, timeout: float | None = None,
             what: str = "", sensitive_output: bool = False) -> CommandResult:
@@ -142,12 +171,16 @@ class Remote:
 
         sensitive_output: the output (a key being read) goes to the caller only, never into the log.
         """
-        wrapped, prefix = self._wrap(command)
+        wrapped, handshake = self._wrap(command)
         started = time.monotonic()
-        rc, out, err = self._exec(wrapped, prefix + stdin, timeout or self.default_timeout)
+        rc, out, err = self._exec(wrapped, stdin, timeout or self.default_timeout, handshake)
         result = CommandResult(command=self.masker(command), rc=rc, stdout=self.masker(out.decode("utf-8", "replace")),
                                stderr=self.masker(err.decode("utf-8", "replace")),
                                duration=time.monotonic() - started)
+        if handshake and handshake.refused:  # not the command's failure: no command of this run can work
+            result.stderr = f"sudo refused the password of {self.username} (GROUNDWORK_SSH_PASSWORD)"
+            self.log.append(result)
+            raise RemoteError(result, what="sudo")
         if sensitive_output:
             self.log.append(CommandResult(result.command, rc, "(sensitive output not kept)", "", result.duration))
         else:
@@ -156,15 +189,17 @@ class Remote:
             raise RemoteError(result, what)
         return result
 
-    def _exec(self, command: str, stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+    def _exec(self, command: str, stdin: bytes, timeout: float,
+              handshake: "SudoHandshake | None" = None) -> tuple[int, bytes, bytes]:
         chan = self.transport_factory().open_session(timeout=30)
         try:
             chan.exec_command(command)
-            if stdin:
-                chan.sendall(stdin)
-            chan.shutdown_write()
-            out, err = bytearray(), bytearray()
             deadline = time.monotonic() + timeout
+            out, err = bytearray(), bytearray()
+            if handshake is None or self._sudo_handshake(chan, handshake, out, err, deadline):
+                if stdin:
+                    chan.sendall(stdin)
+            chan.shutdown_write()
             while True:
                 got = False
                 while chan.recv_ready():
@@ -184,6 +219,34 @@ class Remote:
             return chan.recv_exit_status(), bytes(out), bytes(err)
         finally:
             chan.close()
+
+    def _sudo_handshake(self, chan, hs: "SudoHandshake", out: bytearray, err: bytearray, deadline: float) -> bool:
+        """Answer sudo's prompt with the password, once; True when the command has started (it may read its
+        stdin now), False when sudo ended first (refused, or not allowed): its words are in err."""
+        seen = bytearray()
+        while True:
+            while chan.recv_ready():
+                out += chan.recv(1 << 16)
+            while chan.recv_stderr_ready():
+                seen += chan.recv_stderr(1 << 16)
+            if hs.ready_bytes in seen:
+                before, _, after = seen.partition(hs.ready_bytes)
+                err += before.replace(hs.prompt_bytes, b"") + after
+                return True
+            if hs.prompt_bytes in seen:
+                if hs.answered:  # asked again: the password was wrong
+                    err += seen.replace(hs.prompt_bytes, b"")
+                    hs.refused = True
+                    return False
+                seen = seen.replace(hs.prompt_bytes, b"")
+                chan.sendall(self.sudo_password.encode() + b"\n")
+                hs.answered = True
+            if chan.exit_status_ready() and not chan.recv_stderr_ready():
+                err += seen
+                return False
+            if time.monotonic() > deadline:
+                raise TimeoutError("sudo neither asked for a password nor started the command")
+            select.select([chan], [], [], 0.01)
 
     # -- files ----------------------------------------------------------------------------------
 

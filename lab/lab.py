@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -35,6 +36,9 @@ BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2"
 REPO_PACKAGES = sorted({*SEED_BASE_PACKAGES["debian"], "bind9", "bind9-utils", "bind9-dnsutils", "docker.io",
                         "nginx", "docker-registry", "apache2-utils", "curl", "openssl"})
 SUDO_USER = "gwadmin"  # a lab user with passwordless sudo, for running groundwork as a non-root user
+# A lab user whose sudo asks for its password (sudo_password()), as on hosts where operators log in with
+# a key and sudo wants the password: the password reaches sudo only when sudo asks for it.
+PASSWORD_SUDO_USER = "gwsudo"
 SSH_WAIT = 90.0
 
 
@@ -156,6 +160,17 @@ def ssh_key() -> Path:
 
 def known_hosts() -> Path:
     return LAB_DIR / "ssh/known_hosts"
+
+
+def sudo_password() -> str:
+    """The password of PASSWORD_SUDO_USER on every lab host: random, made once, readable by root only. It has
+    a space and shell characters, as real passwords do."""
+    path = LAB_DIR / "ssh/sudo_password"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(f"gw {secrets.token_urlsafe(12)} $'\";|&")
+    return path.read_text()
 
 
 # -- hosts --------------------------------------------------------------------------------------------
@@ -325,15 +340,19 @@ def _first_boot_files(host: LabHost, authorized_key: str) -> None:
     (root / "etc/resolv.conf").write_text("# no resolver until the DNS stage writes one\n")
     sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.name}",
        "-f", str(root / "etc/ssh/ssh_host_ed25519_key"))
-    for user_home, owner in (("root", "0:0"), (f"home/{SUDO_USER}", None)):
-        ssh_dir = root / user_home / ".ssh"
+    sh("chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", PASSWORD_SUDO_USER)
+    sh("chroot", str(root), "chpasswd", input=f"{PASSWORD_SUDO_USER}:{sudo_password()}\n")
+    (root / f"etc/sudoers.d/{PASSWORD_SUDO_USER}").write_text(f"{PASSWORD_SUDO_USER} ALL=(ALL) ALL\n")
+    os.chmod(root / f"etc/sudoers.d/{PASSWORD_SUDO_USER}", 0o440)
+    for user in ("root", SUDO_USER, PASSWORD_SUDO_USER):
+        home = root / ("root" if user == "root" else f"home/{user}")
+        ssh_dir = home / ".ssh"
         ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         (ssh_dir / "authorized_keys").write_text(authorized_key)
         os.chmod(ssh_dir / "authorized_keys", 0o600)
-        if owner is None:  # the sudo user's uid inside the base image
-            uid = int(sh("chroot", str(root), "id", "-u", SUDO_USER).stdout)
-            for p in (ssh_dir, ssh_dir / "authorized_keys"):
-                os.chown(p, uid, uid)
+        uid = int(sh("chroot", str(root), "id", "-u", user).stdout)  # the user's uid inside the host
+        for path in (ssh_dir, ssh_dir / "authorized_keys"):
+            os.chown(path, uid, uid)
 
 
 def _write_known_hosts(hosts: list[LabHost]) -> None:

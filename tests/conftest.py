@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def pytest_collection_modifyitems(config, items):
 class LocalRemote(Remote):
     """The real remote layer with its transport swapped for a local shell: the scripts it builds run for real."""
 
-    def _exec(self, command: str, stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+    def _exec(self, command: str, stdin: bytes, timeout: float, handshake=None) -> tuple[int, bytes, bytes]:
         done = subprocess.run(command, shell=True, input=stdin, capture_output=True, timeout=timeout)
         return done.returncode, done.stdout, done.stderr
 
@@ -33,10 +34,12 @@ def local_remote(tmp_path):
     return LocalRemote(transport_factory=lambda: None, backup_dir=str(tmp_path / "backups"))
 
 
-def run_runbook(*args: str, name: str = "full", timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run a runbook as an operator would, in a child process."""
+def run_runbook(*args: str, name: str = "full", timeout: float = 600,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a runbook as an operator would, in a child process; env: variables set on top of ours."""
     return subprocess.run([sys.executable, str(PROJECT / "runbooks" / f"{name}.py"), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=PROJECT)
+                          capture_output=True, text=True, timeout=timeout, cwd=PROJECT,
+                          env={**os.environ, **env} if env else None)
 
 
 def copy_seed_inventory(dest: Path) -> Path:

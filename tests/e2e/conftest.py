@@ -24,6 +24,14 @@ def lab_command(*args: str) -> subprocess.CompletedProcess:
 
 
 class Lab:
+    def files_containing(self, host: str, text: str) -> list[str]:
+        """Every file the host has written since it was made (its overlay's upper layer and /data) that
+        contains text: a look at the host's disk from outside, as a forensic check would."""
+        state = lab_module.LAB_DIR / "hosts" / host
+        done = subprocess.run(["grep", "-rlF", "--", text, str(state / "upper"), str(state / "data")],
+                              capture_output=True, text=True, timeout=300)
+        return done.stdout.splitlines()
+
     def ssh(self, host: str, command: str, user: str = "root", check: bool = True) -> str:
         """Run a command on a lab host with the plain ssh client, as a person checking by hand would."""
         done = subprocess.run(
@@ -76,8 +84,8 @@ def lab():
 def runbook(tmp_path):
     reports = tmp_path / "reports"
 
-    def run(*args: str, name: str = "full") -> Run:
-        return Run(run_runbook(*args, "--reports", str(reports), name=name), reports)
+    def run(*args: str, name: str = "full", env: dict[str, str] | None = None) -> Run:
+        return Run(run_runbook(*args, "--reports", str(reports), name=name, env=env), reports)
     return run
 
 
