@@ -181,7 +181,7 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     require(secrets, set(args.gw_secrets).union(*(s.secrets for s in stages)), f"the {runbook} runbook")
     masker = Masker(secrets.values())
     lock = acquire(paths["host_file"].parent, {"user": operator_name(), "runbook": runbook, "started": utc_now()})
-    nr = _nornir(config, paths, args.workers)
+    nr = _nornir(config, paths, args.workers, inventory)
     if secrets.get("ssh_password"):
         nr.inventory.defaults.password = secrets["ssh_password"]
 
@@ -291,12 +291,18 @@ def _outcome(record: RunRecord, checks: list[dict] | None) -> str:
     return "changed" if record.changed_hosts else "ok"
 
 
-def _nornir(config: dict, paths: dict[str, Path], workers: int | None):
+def _nornir(config: dict, paths: dict[str, Path], workers: int | None, inventory: Inventory):
     from nornir import InitNornir
+    from nornir.core.inventory import ConnectionOptions
 
     runner = dict(config.get("runner") or {"plugin": "threaded"})
     if workers:
         runner["options"] = {**(runner.get("options") or {}), "num_workers": workers}
-    return InitNornir(runner=runner,
-                      inventory={"plugin": "SimpleInventory", "options": {k: str(v) for k, v in paths.items()}},
-                      logging=config.get("logging") or {"enabled": False})
+    nr = InitNornir(runner=runner,
+                    inventory={"plugin": "SimpleInventory", "options": {k: str(v) for k, v in paths.items()}},
+                    logging=config.get("logging") or {"enabled": False})
+    # Each host's extras merged key by key with the host key policy pinned (inventory.load_inventory), in
+    # place of Nornir's nearest-level-wins extras.
+    for name, host in inventory.hosts.items():
+        nr.inventory.hosts[name].connection_options["netmiko"] = ConnectionOptions(extras=dict(host.ssh_extras))
+    return nr

@@ -7,6 +7,7 @@ is reported at once, naming the file, the host (or group) and the field.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address
 from pathlib import Path
@@ -21,7 +22,14 @@ from groundwork.settings import Ca, Settings
 KNOWN_GROUPS = ("proxy", "ops", "master_compute")
 HOST_KEYS = {"hostname", "groups", "data", "username", "port", "platform", "connection_options"}
 GROUP_KEYS = {"data", "username", "port", "platform", "connection_options", "groups"}
-SECRET_KEYS = {"password"}
+# Never in the inventory, at any depth of an entry (netmiko's `secret` is the enable password): the one
+# secret source is the environment or the secrets file (groundwork/secrets.py).
+SECRET_KEYS = {"password", "passphrase", "secret"}
+EXTRAS_FIELD = "connection_options.netmiko.extras"
+# groundwork's own host key policy, whatever the inventory says: every host key is checked against the
+# known_hosts file named by alt_key_file, and only that file (see hostkeys.connect_pinned).
+PINNED_EXTRAS = {"ssh_strict": True, "alt_host_keys": True, "system_host_keys": False}
+_ASCII_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class HostModel:
     settings: Settings
     fqdn: str
     docker_bip: IPv4Interface  # docker0's address, the seeds' 172.7.NN.1/24
+    # netmiko's extras for this host: defaults, groups and host merged key by key, host key policy pinned
+    ssh_extras: dict = field(default_factory=dict, compare=False)
 
     def in_group(self, group: str) -> bool:
         return group in self.groups
@@ -171,38 +181,83 @@ def _settings_problems(exc: ValidationError, file: str, where: str) -> list[Prob
     return out
 
 
-def _check_entry_keys(entry: Any, allowed: set[str], file: str, where: str, problems: list[Problem],
-                      key_files: bool = True) -> dict:
+def _check_entry_keys(entry: Any, allowed: set[str], file: str, where: str, problems: list[Problem]) -> dict:
     if entry is None:
         return {}
     if not isinstance(entry, dict):
         problems.append(Problem(file, where, "", f"must be a mapping, found {type(entry).__name__}"))
         return {}
     for key in entry:
-        if key in SECRET_KEYS:
-            problems.append(Problem(file, where, key, "secrets do not belong in the inventory; "
-                                    "set GROUNDWORK_SSH_PASSWORD in the environment instead"))
-        elif key not in allowed:
+        if key not in allowed and key not in SECRET_KEYS:
             problems.append(Problem(file, where, str(key), "unknown key"))
+    for path in _secret_paths(entry):
+        problems.append(Problem(file, where, path, "secrets do not belong in the inventory: set "
+                                "GROUNDWORK_SSH_PASSWORD or ssh_password in the secrets file instead"))
     if "data" in entry and not isinstance(entry["data"] or {}, dict):
         problems.append(Problem(file, where, "data", "must be a mapping"))
-    if key_files:
-        _check_key_files(entry, file, where, problems)
+    if entry.get("port") is not None and not (isinstance(entry["port"], int) and not isinstance(entry["port"], bool)
+                                              and 1 <= entry["port"] <= 65535):
+        problems.append(Problem(file, where, "port", f"must be a TCP port number from 1 to 65535 (got {entry['port']!r})"))
+    options = entry.get("connection_options")
+    if options is not None and not isinstance(options, dict):
+        problems.append(Problem(file, where, "connection_options", "must be a mapping"))
+    elif options and not isinstance((options.get("netmiko") or {}).get("extras") or {}, dict):
+        problems.append(Problem(file, where, EXTRAS_FIELD, "must be a mapping"))
+    if "groups" in entry and entry["groups"] is not None:
+        groups = entry["groups"]
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            problems.append(Problem(file, where, "groups", f"must be a list of group names (got {groups!r})"))
+            entry = {**entry, "groups": []}
     return entry
 
 
+def _secret_paths(value: Any, prefix: str = "") -> list[str]:
+    """Where a secret key stands in an entry, as dotted fields (data is left out: unknown keys fail there)."""
+    found = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            path = f"{prefix}{key}"
+            if key in SECRET_KEYS:
+                found.append(path)
+            elif not (prefix == "" and key == "data"):
+                found += _secret_paths(inner, path + ".")
+    elif isinstance(value, list):
+        for inner in value:
+            found += _secret_paths(inner, prefix)
+    return found
+
+
+def _extras(entry: dict) -> dict:
+    options = entry.get("connection_options") if isinstance(entry.get("connection_options"), dict) else {}
+    extras = (options.get("netmiko") or {}).get("extras") if isinstance(options.get("netmiko"), dict) else None
+    return extras if isinstance(extras, dict) else {}
+
+
+def _ssh_extras(layers: list[dict], file: str, where: str, problems: list[Problem]) -> dict:
+    """netmiko's extras for one host, merged key by key from the defaults up to the host. Nornir takes the
+    extras of the nearest level whole, so a group setting conn_timeout alone would drop the defaults' known_hosts
+    file and host key checking with it; merged, and with the host key policy pinned, it cannot."""
+    merged: dict = {}
+    for layer in layers:
+        merged.update(layer)
+    for key, wanted in PINNED_EXTRAS.items():
+        if key in merged and merged[key] is not wanted:
+            problems.append(Problem(file, where, f"{EXTRAS_FIELD}.{key}", f"must be {str(wanted).lower()} or left "
+                                    "out: groundwork checks every host key against the known_hosts file alt_key_file"))
+    if not merged.get("alt_key_file"):
+        problems.append(Problem(file, where, f"{EXTRAS_FIELD}.alt_key_file", "missing: the known_hosts file holding "
+                                "this host's key (groundwork checks every host key against it)"))
+    return {**merged, **PINNED_EXTRAS}
+
+
 def _check_key_files(entry: dict, file: str, where: str, problems: list[Problem]) -> None:
-    """The SSH key and known_hosts files named for a connection must exist, or every host would fail alike."""
-    options = entry.get("connection_options") or {}
-    extras = ((options.get("netmiko") or {}) if isinstance(options, dict) else {}).get("extras") or {}
-    if not isinstance(extras, dict):
-        return
+    """The SSH key and known_hosts files an entry names must exist, or every host would fail alike."""
+    extras = _extras(entry)
     for key, what in (("key_file", "SSH private key"), ("alt_key_file", "known_hosts file")):
         path = extras.get(key)
         if path and not Path(str(path)).expanduser().is_file():
             hint = " (the lab writes it: python -m lab up)" if "groundwork-lab" in str(path) else ""
-            problems.append(Problem(file, where, f"connection_options.netmiko.extras.{key}",
-                                    f"{what} {path} does not exist{hint}"))
+            problems.append(Problem(file, where, f"{EXTRAS_FIELD}.{key}", f"{what} {path} does not exist{hint}"))
 
 
 def docker_bip(address: IPv4Address, bip_octet: int) -> IPv4Interface:
@@ -223,118 +278,169 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
     raw = {name: _load_yaml(path, problems) for name, path in paths.items()}
     files = {name: str(path) for name, path in paths.items()}
 
-    defaults_entry = _check_entry_keys(raw["defaults"], GROUP_KEYS - {"groups"}, files["defaults"], "", problems,
-                                       key_files)
-    defaults_data = (defaults_entry.get("data") or {}) if isinstance(defaults_entry.get("data"), dict) else {}
+    defaults_entry = _check_entry_keys(raw["defaults"], GROUP_KEYS - {"groups"}, files["defaults"], "", problems)
+    if key_files:
+        _check_key_files(defaults_entry, files["defaults"], "", problems)
+    defaults_data = defaults_entry.get("data") if isinstance(defaults_entry.get("data"), dict) else {}
     # A bad value in defaults or a group is reported there, not again for every host that inherits it.
     inherited: dict[str, set[tuple[str, str]]] = {"": set()}
-
-    def settings_problems(exc: ValidationError, file: str, where: str, seen: set) -> list[Problem]:
-        found = [p for p in _settings_problems(exc, file, where) if (p.field, p.message) not in seen]
-        return found
-
-    try:
-        defaults = Settings.model_validate(defaults_data)
-    except ValidationError as exc:
-        found = _settings_problems(exc, files["defaults"], "")
-        inherited[""] = {(p.field, p.message) for p in found}
-        problems += found
-        defaults = Settings()
-
-    groups: dict[str, dict] = {}
-    for name, entry in raw["groups"].items():
-        entry = _check_entry_keys(entry, GROUP_KEYS, files["groups"], str(name), problems, key_files)
-        if name not in KNOWN_GROUPS:
-            problems.append(Problem(files["groups"], str(name), "", f"unknown group (known: {', '.join(KNOWN_GROUPS)})"))
-        groups[str(name)] = entry
-        data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
-        inherited[str(name)] = set(inherited[""])
-        try:
-            Settings.model_validate(_deep_merge(defaults_data, data))
-        except ValidationError as exc:
-            found = settings_problems(exc, files["groups"], str(name), inherited[""])
-            inherited[str(name)] |= {(p.field, p.message) for p in found}
-            problems += found
+    defaults = _validated(defaults_data, files["defaults"], "", set(), problems, inherited, "")
+    groups = _load_groups(raw["groups"], defaults_data, files["groups"], problems, inherited, key_files)
 
     hosts: dict[str, HostModel] = {}
     by_address: dict[IPv4Address, str] = {}
     for name, entry in raw["hosts"].items():
-        name = str(name)
-        hfile = files["hosts"]
-        entry = _check_entry_keys(entry, HOST_KEYS, hfile, name, problems, key_files)
-        if not _valid_host_name(name):
-            problems.append(Problem(hfile, name, "", "host name must be a DNS label (letters, digits, hyphens)"))
-
-        address = None
-        hostname = entry.get("hostname")
-        if hostname is None:
-            problems.append(Problem(hfile, name, "hostname", "missing: the IPv4 address to connect to"))
-        else:
-            try:
-                address = ip_address(str(hostname))
-                if address.version != 4:
-                    raise ValueError
-            except ValueError:
-                problems.append(Problem(hfile, name, "hostname", f"{hostname!r} is not a valid IPv4 address"))
-                address = None
-
-        host_groups = entry.get("groups") or []
-        if not isinstance(host_groups, list):
-            problems.append(Problem(hfile, name, "groups", "must be a list of group names"))
-            host_groups = []
-        if not host_groups:
-            problems.append(Problem(hfile, name, "groups", f"missing: one of {', '.join(KNOWN_GROUPS)}"))
-        for group in host_groups:
-            if group not in groups:
-                problems.append(Problem(hfile, name, "groups", f"unknown group {group!r} "
-                                        f"(known: {', '.join(sorted(groups)) or 'none'})"))
-
-        data = defaults_data
-        for group in reversed(host_groups):  # the first group listed wins, as in Nornir
-            gdata = groups.get(group, {}).get("data")
-            data = _deep_merge(data, gdata if isinstance(gdata, dict) else {})
-        hdata = entry.get("data")
-        data = _deep_merge(data, hdata if isinstance(hdata, dict) else {})
-        try:
-            settings = Settings.model_validate(data)
-        except ValidationError as exc:
-            seen = set().union(*(inherited.get(g, inherited[""]) for g in host_groups)) if host_groups \
-                else inherited[""]
-            problems += settings_problems(exc, hfile, name, seen)
-            settings = None
-        if address is None:
-            continue
-
-        if address in by_address:
-            problems.append(Problem(hfile, name, "hostname", f"{address} is also the address of {by_address[address]}"))
-            continue
-        by_address[address] = name
-        net = settings.network if settings else _network_of(data)
-        if net is None:
-            continue  # its settings are invalid, network included: that problem is reported already
-        if address not in net:
-            problems.append(Problem(hfile, name, "hostname", f"{address} is outside the network {net} (data.network)"))
-        elif address in (net.network_address, net.broadcast_address):
-            problems.append(Problem(hfile, name, "hostname", f"{address} is the network or broadcast address of {net}"))
-        if settings is None:
-            continue
-        if settings.ca.cfssl_dir:
-            settings = _with_cfssl_ca(settings, hfile, name, problems)
-        bip = docker_bip(address, settings.docker.bip_octet)
-        if bip.network.overlaps(net):
-            problems.append(Problem(hfile, name, "data.docker.bip_octet",
-                                    f"docker bip {bip} overlaps the host network {net}"))
-        hosts[name] = HostModel(name=name, address=address, groups=tuple(host_groups), settings=settings,
-                                fqdn=f"{name}.{settings.host_domain}", docker_bip=bip)
+        host = _load_host(str(name), entry, groups, defaults_entry, files["hosts"], problems, inherited,
+                          by_address, key_files)
+        if host is not None:
+            hosts[host.name] = host
 
     _check_bip_overlaps(hosts, files["hosts"], problems)
     _check_group_sizes(hosts, raw["hosts"], files["hosts"], problems)
+    _check_names(hosts, raw["hosts"], files["hosts"], problems)
     if defaults is not None:
         _check_registry_name(defaults, files["defaults"], problems)
+        _check_zones(defaults, files["defaults"], problems)
     if problems:
         raise InventoryError(problems)
     digest_source = b"".join(p.read_bytes() for p in paths.values())
     return Inventory(directory=directory, hosts=hosts, defaults=defaults, digest_source=digest_source)
+
+
+def _validated(data: dict, file: str, where: str, seen: set, problems: list[Problem],
+               inherited: dict[str, set[tuple[str, str]]], key: str) -> Settings | None:
+    """The settings of one level, or None; new problems are recorded under `key` so that levels inheriting
+    them do not repeat them."""
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        found = [p for p in _settings_problems(exc, file, where) if (p.field, p.message) not in seen]
+        inherited[key] = set(seen) | {(p.field, p.message) for p in found}
+        problems += found
+        return None
+
+
+def _load_groups(raw_groups: dict, defaults_data: dict, file: str, problems: list[Problem],
+                 inherited: dict[str, set[tuple[str, str]]], key_files: bool) -> dict[str, dict]:
+    groups: dict[str, dict] = {}
+    for name, entry in raw_groups.items():
+        name = str(name)
+        entry = _check_entry_keys(entry, GROUP_KEYS, file, name, problems)
+        if key_files:
+            _check_key_files(entry, file, name, problems)
+        if name not in KNOWN_GROUPS:
+            problems.append(Problem(file, name, "", f"unknown group (known: {', '.join(KNOWN_GROUPS)})"))
+        groups[name] = entry
+        inherited[name] = set(inherited[""])
+        data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
+        _validated(_deep_merge(defaults_data, data), file, name, inherited[""], problems, inherited, name)
+    return groups
+
+
+def _load_host(name: str, entry: Any, groups: dict[str, dict], defaults_entry: dict, file: str,
+               problems: list[Problem], inherited: dict[str, set[tuple[str, str]]],
+               by_address: dict[IPv4Address, str], key_files: bool) -> HostModel | None:
+    """One host's model, or None when a problem keeps it from being one (every problem is recorded).
+    by_address: the addresses of the hosts before it, to which this one's is added."""
+    entry = _check_entry_keys(entry, HOST_KEYS, file, name, problems)
+    if not _valid_host_name(name):
+        problems.append(Problem(file, name, "", "host name must be a DNS label of ASCII letters, digits and hyphens"))
+    address = _host_address(name, entry.get("hostname"), file, problems)
+    if address in by_address:
+        problems.append(Problem(file, name, "hostname", f"{address} is also the address of {by_address[address]}"))
+        address = None
+    elif address is not None:
+        by_address[address] = name
+    host_groups = entry.get("groups") or []
+    if not host_groups:
+        problems.append(Problem(file, name, "groups", f"missing: one of {', '.join(KNOWN_GROUPS)}"))
+    for group in host_groups:
+        if group not in groups:
+            problems.append(Problem(file, name, "groups", f"unknown group {group!r} "
+                                    f"(known: {', '.join(sorted(groups)) or 'none'})"))
+    # The first group listed wins, as in Nornir; the host's own values win over its groups'.
+    levels = [defaults_entry, *(groups.get(g, {}) for g in reversed(host_groups)), entry]
+    data: dict = {}
+    for level in levels:
+        data = _deep_merge(data, level.get("data") if isinstance(level.get("data"), dict) else {})
+    extras = _ssh_extras([_extras(level) for level in levels], file, name, problems)
+    if key_files:
+        _check_key_files(entry, file, name, problems)
+    seen = set().union(*(inherited.get(g, inherited[""]) for g in host_groups)) if host_groups else inherited[""]
+    settings = _validated(data, file, name, seen, problems, {}, name)
+    if address is None:
+        return None
+    net = settings.network if settings else _network_of(data)
+    if net is None:
+        return None  # its settings are invalid, network included: that problem is reported already
+    if address not in net:
+        problems.append(Problem(file, name, "hostname", f"{address} is outside the network {net} (data.network)"))
+    elif address in (net.network_address, net.broadcast_address):
+        problems.append(Problem(file, name, "hostname", f"{address} is the network or broadcast address of {net}"))
+    if settings is None:
+        return None
+    if settings.ca.cfssl_dir:
+        settings = _with_cfssl_ca(settings, file, name, problems)
+    bip = docker_bip(address, settings.docker.bip_octet)
+    if bip.network.overlaps(net):
+        problems.append(Problem(file, name, "data.docker.bip_octet", f"docker bip {bip} overlaps the host network {net}"))
+    return HostModel(name=name, address=address, groups=tuple(host_groups), settings=settings,
+                     fqdn=f"{name}.{settings.host_domain}", docker_bip=bip, ssh_extras=extras)
+
+
+def _host_address(name: str, hostname: Any, file: str, problems: list[Problem]) -> IPv4Address | None:
+    if hostname is None:
+        problems.append(Problem(file, name, "hostname", "missing: the IPv4 address to connect to"))
+        return None
+    try:
+        address = ip_address(str(hostname))
+        if address.version == 4:
+            return address
+    except ValueError:
+        pass
+    problems.append(Problem(file, name, "hostname", f"{hostname!r} is not a valid IPv4 address"))
+    return None
+
+
+def _check_names(hosts: dict[str, HostModel], raw_hosts: dict, file: str, problems: list[Problem]) -> None:
+    """Host names become DNS records: two that differ only by case would be one record, and a host named like
+    a zone's own record (dns, the registry) would take its place."""
+    seen: dict[str, str] = {}
+    for name in (str(n) for n in raw_hosts):
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            problems.append(Problem(file, name, "", f"differs from host {other} only by case: DNS names are not "
+                                    "case-sensitive, so both would be one record"))
+    for host in hosts.values():
+        reserved = _reserved_records(host.settings)
+        if host.name.lower() in reserved:
+            problems.append(Problem(file, host.name, "", f"a host may not be named {host.name!r}: that name is "
+                                    f"the zone record {reserved[host.name.lower()]}"))
+
+
+def _reserved_records(settings: Settings) -> dict[str, str]:
+    """Record names the zones define themselves, lower case -> what they are."""
+    reserved = {"dns": "of the DNS server (dns.<zone>)"}
+    registry, domain = settings.registry.name, "." + settings.service_domain
+    if registry.endswith(domain):
+        reserved[registry[: -len(domain)].lower()] = f"of the registry ({registry})"
+    reserved.update({name.lower(): f"{name}.{settings.service_domain} (data.dns.records)"
+                     for name in settings.dns.records})
+    return reserved
+
+
+def _check_zones(defaults: Settings, file: str, problems: list[Problem]) -> None:
+    if defaults.host_domain.lower() == defaults.service_domain.lower():
+        problems.append(Problem(file, "", "data.service_domain", f"must differ from host_domain "
+                                f"({defaults.host_domain}): the two zones hold different records (the seeds: "
+                                "host.com for hosts, od.com for services)"))
+    registry, domain = defaults.registry.name.lower(), "." + defaults.service_domain.lower()
+    own = {"dns"} | ({registry[: -len(domain)]} if registry.endswith(domain) else set())
+    for name in defaults.dns.records:
+        if name.lower() in own:
+            problems.append(Problem(file, "", f"data.dns.records.{name}", f"{name}.{defaults.service_domain} is "
+                                    "defined by groundwork itself (the DNS server, or the registry on the ops host); "
+                                    "a record here would silently replace its address"))
 
 
 def _check_registry_name(defaults: Settings, file: str, problems: list[Problem]) -> None:
@@ -378,8 +484,7 @@ def _network_of(data: dict) -> IPv4Network | None:
 
 
 def _valid_host_name(name: str) -> bool:
-    return bool(name) and len(name) <= 63 and name[0].isalnum() and name[-1].isalnum() and all(
-        c.isalnum() or c == "-" for c in name)
+    return bool(_ASCII_LABEL.fullmatch(name))
 
 
 def _check_bip_overlaps(hosts: dict[str, HostModel], file: str, problems: list[Problem]) -> None:

@@ -137,8 +137,11 @@ class Remote:
 
     @classmethod
     def for_host(cls, host: "Host", config: "Config", masker: Masker | None = None) -> "Remote":
-        """The Remote of a Nornir host, over its nornir-netmiko connection (opened once, then reused)."""
-        conn = host.get_connection("netmiko", config)
+        """The Remote of a Nornir host, over its nornir-netmiko connection (opened once, then reused), whose
+        host key was checked against the inventory's known_hosts file."""
+        from groundwork.hostkeys import connect_pinned
+
+        conn = connect_pinned(host, config)
         username = host.username or "root"
         masker = masker or Masker()
         if host.password:

@@ -119,7 +119,8 @@ def describe_error(exc: BaseException, host: HostModel, connection: Host | None 
         if isinstance(link, paramiko.BadHostKeyException):
             return hostkeys.changed_key_message(link, str(host.address), *_ssh_identity(connection))
         if isinstance(link, paramiko.SSHException) and "not found in known_hosts" in str(link):
-            return hostkeys.unknown_key_message(str(host.address), *_ssh_identity(connection))
+            port, known_hosts = _ssh_identity(connection)
+            return hostkeys.unknown_key_message(str(host.address), port, known_hosts or "the known_hosts file")
     if isinstance(exc, NetmikoAuthenticationException):
         return f"SSH login to {host.address} refused: check the user, key or GROUNDWORK_SSH_PASSWORD"
     if isinstance(exc, NetmikoTimeoutException) and isinstance(exc.__context__, paramiko.SSHException):

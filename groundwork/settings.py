@@ -27,7 +27,14 @@ def _matching(pattern: str, what: str) -> AfterValidator:
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DnsName = Annotated[str, Field(max_length=253), _matching(rf"{_LABEL}(\.{_LABEL})*", "DNS name")]
 PackageName = Annotated[str, _matching(r"[A-Za-z0-9][A-Za-z0-9+._-]*", "package name")]
-AbsPath = Annotated[str, _matching(r"/[^\x00\n]*", "absolute path")]
+# Values that reach a shell are quoted everywhere; these patterns keep them plain besides, so that a path or
+# a name is never read as two words, a second line of a file, or a command.
+AbsPath = Annotated[str, _matching(r"/[A-Za-z0-9._+@:,=/-]*", "absolute path of letters, digits and . _ - + @ : , = / "
+                                                            "(no spaces, quotes, newlines or shell characters)")]
+OneLine = Annotated[str, _matching(r"[^\x00-\x1f\x7f]*", "single line of text (no newline or control character)")]
+RegistryHost = Annotated[str, _matching(r"[A-Za-z0-9.-]+(:\d{1,5})?(/\d{1,2})?",
+                                        "registry host[:port] or network/prefix")]
+Url = Annotated[str, _matching(r"https?://[A-Za-z0-9._~:/?#@!&+,;=%-]+", "http:// or https:// URL")]
 Identifier = Annotated[str, _matching(r"[A-Za-z0-9_.-]+", "name (letters, digits, _ . -)")]
 
 
@@ -39,7 +46,8 @@ class PackageRepo(Strict):
     """A package repository the hosts install from (seed 004's offline repository)."""
 
     name: Identifier = "groundwork-local"
-    url: Annotated[str, _matching(r"(file:|https?://)\S+", "repository URL (file:, http:// or https://)")]
+    url: Annotated[str, _matching(r"(file:/|https?://)[A-Za-z0-9._~:/?#@!&+,=%-]+",
+                                  "repository URL (file:, http:// or https://, no spaces, quotes or ;)")]
     # apt: "./" for a flat repository (dpkg-scanpackages), else a suite such as "bookworm" with components.
     suite: Annotated[str, _matching(r"[A-Za-z0-9./_-]+", "suite")] = "./"
     components: list[Identifier] = Field(default_factory=list)
@@ -71,7 +79,11 @@ class HostPrep(Strict):
     # Docker needs 3.10 or newer (seed 004); the seeds check `uname -a` by eye.
     min_kernel: Annotated[str, _matching(r"\d+(\.\d+){0,2}", "kernel version")] = "3.10"
     kernel_modules: list[Identifier] = Field(default_factory=lambda: ["br_netfilter"])
-    sysctl: dict[Annotated[str, _matching(r"[a-z0-9_.-]+(/[a-z0-9_.-]+)*", "sysctl key")], str] = Field(default_factory=lambda: dict(SEED_SYSCTL))
+    # A newline in a value would add a setting of its own to the file read at boot.
+    sysctl: dict[Annotated[str, _matching(r"[a-z0-9_.-]+(/[a-z0-9_.-]+)*", "sysctl key")],
+                 Annotated[str, _matching(r"[A-Za-z0-9 ._:,/+-]+", "sysctl value (one line: letters, digits, "
+                                                                   "spaces and . _ : , / + -)")]] = Field(
+        default_factory=lambda: dict(SEED_SYSCTL))
     sysctl_file: AbsPath = "/etc/sysctl.d/docker.conf"
     package_repo: PackageRepo | None = None
 
@@ -98,9 +110,10 @@ class Docker(Strict):
         default_factory=lambda: {"el": ["docker-ce"], "debian": ["docker.io"]})
     bip_octet: Annotated[int, Field(ge=0, le=255)] = 7
     data_root: AbsPath = "/data/docker"
-    storage_driver: str = "overlay2"
-    insecure_registries: list[str] = Field(default_factory=lambda: ["registry.access.redhat.com", "quay.io", "harbor.od.com"])
-    registry_mirrors: list[str] = Field(default_factory=list)
+    storage_driver: Identifier = "overlay2"
+    insecure_registries: list[RegistryHost] = Field(
+        default_factory=lambda: ["registry.access.redhat.com", "quay.io", "harbor.od.com"])
+    registry_mirrors: list[Url] = Field(default_factory=list)
     cgroup_driver: Literal["systemd", "cgroupfs"] = "systemd"
     live_restore: bool = True
     # More daemon.json keys, merged over the ones above (a key here wins).
@@ -131,18 +144,25 @@ class Registry(Strict):
         return self
 
 
+# Not empty, one line, and within X.509's upper bound for these names.
+CertName = Annotated[str, Field(max_length=64), _matching(r"[^\x00-\x1f\x7f]+", "name (not empty, one line)")]
+
+
 class CaNames(Strict):
-    C: str = "CN"
-    ST: str = "beijing"
-    L: str = "beijing"
-    O: str = "od"  # noqa: E741 - cfssl's field name
-    OU: str = "ops"
+    C: Annotated[str, _matching(r"[A-Z]{2}", "country code (two capital letters, like CN)")] = "CN"
+    ST: CertName = "beijing"
+    L: CertName = "beijing"
+    O: CertName = "od"  # noqa: E741 - cfssl's field name
+    OU: CertName = "ops"
+
+
+KEY_SIZES = {"rsa": (2048, 3072, 4096), "ecdsa": (256,)}
 
 
 class Ca(Strict):
-    cn: str = "OldboyEdu"
+    cn: CertName = "OldboyEdu"
     key_algo: Literal["rsa", "ecdsa"] = "rsa"
-    key_size: Literal[2048, 3072, 4096, 256] = 2048
+    key_size: int = 2048
     names: CaNames = Field(default_factory=CaNames)
     expiry: Annotated[str, _matching(r"\d+h", "duration in hours (like 175200h)")] = "1752000h"
     profile_expiry: Annotated[str, _matching(r"\d+h", "duration in hours (like 175200h)")] = "175200h"
@@ -151,9 +171,17 @@ class Ca(Strict):
     # replace cn, names, key and expiry settings.
     cfssl_dir: str | None = None
 
+    @model_validator(mode="after")
+    def _key_size_fits_the_algorithm(self) -> "Ca":
+        if self.key_size not in KEY_SIZES[self.key_algo]:
+            sizes = " or ".join(map(str, KEY_SIZES[self.key_algo]))
+            raise ValueError(f"key_size {self.key_size} does not fit key_algo {self.key_algo}: use {sizes}"
+                             + (" (RSA keys under 2048 bits are refused)" if self.key_algo == "rsa" else ""))
+        return self
+
 
 class Settings(Strict):
-    role: str = ""
+    role: OneLine = ""
     network: IPv4Network = IPv4Network("10.4.7.0/24")
     host_domain: DnsName = "host.com"
     service_domain: DnsName = "od.com"

@@ -112,8 +112,8 @@ def test_changed_and_unknown_host_keys_stop_those_hosts_with_the_fingerprint_and
     assert changed.startswith(f"host key of 10.4.7.21 has CHANGED: {known} has ssh-ed25519 "
                               f"{fingerprint_of(' '.join(impostor))}, the host presents ssh-ed25519 "
                               f"{fingerprint_of(real_21.split(' ', 1)[1])}")
-    assert unknown.startswith(f"host key of 10.4.7.22 is unknown: {known} has no entry for it; the host presents "
-                              f"ssh-ed25519 SHA256:")
+    assert unknown.startswith(f"host key of 10.4.7.22 is unknown: {known} has no entry for it, so groundwork "
+                              "did not connect")
 
     # The commands the messages give are what an operator runs after checking the fingerprints.
     for message in (changed, unknown):
@@ -211,3 +211,42 @@ def test_ctrl_c_during_the_verification_pass_stops_at_once(converged, tmp_path):
     assert run.record["interrupted"] is True and run.record["outcome"] == "interrupted"
     assert all(e["status"] == "ok" for e in run.record["entries"])  # every stage had finished, unchanged
     assert (tmp_path / "reports" / run.record["run_id"] / "report.html").exists()
+
+
+def syn_counter(address: str):
+    """Counts this machine's TCP SYNs to address:22 with an iptables rule of its own, removed on exit."""
+    rule = ["OUTPUT", "-d", address, "-p", "tcp", "--dport", "22", "--syn", "-m", "comment", "--comment",
+            f"gw-test-{address}", "-j", "ACCEPT"]
+    subprocess.run(["iptables", "-I", *rule], check=True)
+
+    def count() -> int:
+        listing = subprocess.run(["iptables", "-L", "OUTPUT", "-v", "-x", "-n"], capture_output=True, text=True,
+                                 check=True).stdout
+        return int(next(line for line in listing.splitlines() if f"gw-test-{address}" in line).split()[0])
+
+    def remove() -> None:
+        subprocess.run(["iptables", "-D", *rule], check=True)
+    return count, remove
+
+
+def test_a_group_overriding_extras_still_checks_keys_and_an_unknown_host_is_never_connected_to(
+        converged, runbook, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("".join(line + "\n" for line in lab_module.known_hosts().read_text().splitlines()
+                             if not line.startswith("10.4.7.22 ")))
+
+    def change(name, data):
+        if name == "defaults.yaml":
+            data["connection_options"]["netmiko"]["extras"]["alt_key_file"] = str(known)
+        if name == "groups.yaml":  # in Nornir alone, this would drop the defaults' extras for the group
+            data["master_compute"]["connection_options"] = {"netmiko": {"extras": {"conn_timeout": 30}}}
+    count, remove = syn_counter("10.4.7.22")
+    try:
+        run = runbook("-i", inventory_copy(tmp_path, change), "--group", "master_compute", name="host_prep")
+        assert count() == 0, "groundwork opened a connection to the host missing from known_hosts"
+    finally:
+        remove()
+    assert run.rc == 4, run
+    assert run.statuses() == {"hdss7-21": "ok", "hdss7-22": "failed"}
+    assert run.entry("hdss7-22")["error"].startswith(
+        f"host key of 10.4.7.22 is unknown: {known} has no entry for it, so groundwork did not connect")

@@ -47,6 +47,9 @@ def loopback_inventory(tmp_path: Path, port: int) -> Path:
     extras["conn_timeout"] = 2
     (tmp_path / "key").unlink()  # netmiko reads the key before it connects: a real one
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "key")], check=True)
+    # Every host "known" (with this throwaway key), so that groundwork goes as far as connecting.
+    public = " ".join((tmp_path / "key.pub").read_text().split()[:2])
+    (tmp_path / "known_hosts").write_text("".join(f"[{e['hostname']}]:{port} {public}\n" for e in hosts.values()))
     (folder / "defaults.yaml").write_text(yaml.safe_dump(defaults))
     return folder
 
@@ -91,3 +94,17 @@ def test_unknown_host_on_the_command_line_is_a_usage_error(tmp_path):
                        "--reports", str(tmp_path / "reports"))
     assert done.returncode == 2
     assert "unknown host or group: hdss7-99" in done.stderr
+
+
+def test_a_host_missing_from_known_hosts_is_never_connected_to(tmp_path):
+    """groundwork looks the host up in known_hosts before it opens a socket: the listener sees nothing."""
+    listener = Listener()
+    folder = loopback_inventory(tmp_path, listener.port)
+    known = tmp_path / "known_hosts"
+    known.write_text("".join(line + "\n" for line in known.read_text().splitlines() if "127.0.0.21" not in line))
+    done = run_runbook("-i", str(folder), "--reports", str(tmp_path / "reports"), "--host", "hdss7-21",
+                       name="host_prep")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert (f"host key of 127.0.0.21 is unknown: {known} has no entry for it, so groundwork did not connect"
+            in done.stdout)
+    assert listener.connections == 0
