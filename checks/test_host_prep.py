@@ -1,5 +1,7 @@
 """Host preparation, checked on every host as the seeds check it by hand."""
 
+from shlex import quote
+
 from groundwork import facts
 
 GROUPS = None
@@ -40,7 +42,7 @@ def test_kernel_settings_for_docker(host, probe):
 def test_kernel_settings_survive_a_reboot(host, probe):
     """the sysctl settings are in the file read at boot"""
     prep = host.settings.host_prep
-    text = probe.run(f"cat {prep.sysctl_file}").stdout
+    text = probe.run(f"cat {quote(prep.sysctl_file)}").stdout
     lines = {tuple(part.strip() for part in line.split("=", 1)) for line in text.splitlines() if "=" in line}
     missing = [f"{k} = {v}" for k, v in prep.sysctl.items() if (k, v) not in lines]
     assert not missing, f"missing from {prep.sysctl_file}: {missing}"

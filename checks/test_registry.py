@@ -1,5 +1,7 @@
 """The registry, checked as the seeds check it: docker login, push a canary, pull it on every compute host."""
 
+from shlex import quote
+
 import pytest
 
 from groundwork.verify import SESSION_KEY
@@ -21,7 +23,7 @@ def canary_pushed(request):
 
 
 def login(probe, name: str, password: str):
-    return probe.run(f"docker login {name} -u admin --password-stdin", stdin=password.encode())
+    return probe.run(f"docker login {quote(name)} -u admin --password-stdin", stdin=password.encode())
 
 
 @pytest.mark.groups("ops")
@@ -30,9 +32,9 @@ def test_login_and_push_a_canary_image(host, probe, registry):
     reg, password, run_id = registry
     assert login(probe, reg.name, password).rc == 0, "docker login refused the admin credentials"
     image = f"{reg.name}/{reg.project}/canary:{run_id}"
-    built = probe.run(f"tar -c -T /dev/null | docker import - {image}")
+    built = probe.run(f"tar -c -T /dev/null | docker import - {quote(image)}")
     assert built.rc == 0, built.stderr
-    pushed = probe.run(f"docker push {image}")
+    pushed = probe.run(f"docker push {quote(image)}")
     assert pushed.rc == 0, pushed.stderr.strip().splitlines()[-1:] or pushed.stdout
 
 
@@ -41,8 +43,9 @@ def test_catalog_lists_the_canary(host, probe, registry):
     """the registry's catalog lists the canary, and its tags the run's tag"""
     reg, password, run_id = registry
     config = f'user = "admin:{password}"\n'.encode()
-    catalog = probe.run(f"curl -s -K - http://{reg.name}/v2/_catalog", stdin=config).stdout
-    tags = probe.run(f"curl -s -K - http://{reg.name}/v2/{reg.project}/canary/tags/list", stdin=config).stdout
+    catalog = probe.run(f"curl -s -K - {quote(f'http://{reg.name}/v2/_catalog')}", stdin=config).stdout
+    tags = probe.run(f"curl -s -K - {quote(f'http://{reg.name}/v2/{reg.project}/canary/tags/list')}",
+                     stdin=config).stdout
     assert f'"{reg.project}/canary"' in catalog and f'"{run_id}"' in tags
 
 
@@ -51,7 +54,7 @@ def test_the_canary_pulls_on_every_compute_host(host, probe, registry, canary_pu
     """the canary pushed from the ops host is pulled here"""
     reg, password, run_id = registry
     assert login(probe, reg.name, password).rc == 0, "docker login refused the admin credentials"
-    pulled = probe.run(f"docker pull {reg.name}/{reg.project}/canary:{run_id}")
+    pulled = probe.run(f"docker pull {quote(f'{reg.name}/{reg.project}/canary:{run_id}')}")
     assert pulled.rc == 0, pulled.stderr.strip()
 
 

@@ -236,7 +236,7 @@ def contents(paths: list[str]) -> Probe:
 
     def parse(text: str) -> dict[str, bytes | None]:
         chunks = text.split("@@gw-file ")[1:]
-        result: dict[str, bytes | None] = {}
+        result: dict[str, bytes | None] = dict.fromkeys(paths)  # output cut short: the rest read as absent
         for path, chunk in zip(paths, chunks):
             present, _, body = chunk.partition("\n")
             result[path] = base64.b64decode(body) if present.strip() == "1" else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass
 
 import yaml
@@ -82,7 +83,7 @@ def call(remote, port: int, method: str, path: str, password: str, body: dict | 
         config += f"data = {_curl_quoted(json.dumps(body))}\nheader = \"Content-Type: application/json\"\n"
     url = f"http://127.0.0.1:{port}/api/v2.0{path}"
     head = "-I " if method == "HEAD" else f"-X {method} "
-    result = remote.run(f"f=$(mktemp) || exit 1; curl -s -m 30 {head}-o \"$f\" -w '%{{http_code}}' -K - '{url}'; "
+    result = remote.run(f"f=$(mktemp) || exit 1; curl -s -m 30 {head}-o \"$f\" -w '%{{http_code}}' -K - {shlex.quote(url)}; "
                         "rc=$?; echo; cat \"$f\"; rm -f \"$f\"; exit $rc", stdin=config.encode(), check=False,
                         what=f"Harbor API {method} {path}")
     status, _, reply = result.stdout.partition("\n")

@@ -104,20 +104,20 @@ def _activation(host: HostModel, platform: Platform, facts: Facts, wait_for: dic
     running = facts["services"].get("named")
     reload = running and running.active == "active"
     # Not running when the facts were gathered: the package install may have started it on its defaults since.
-    actions = actions or (["rndc reload"] if reload else [f"systemctl enable {bind.service}",
-                                                          f"systemctl restart {bind.service}"])
+    service = shlex.quote(bind.service)
+    actions = actions or (["rndc reload"] if reload else [f"systemctl enable {service}", f"systemctl restart {service}"])
     address = shlex.quote(str(host.address))
     waits = [f"for i in $(seq 50); do s=$(dig +short +time=1 +tries=1 SOA {shlex.quote(z)} @{address} | cut -d' ' -f3); "
              f"[ \"$s\" = {serial} ] && break; sleep 0.2; done; "
              f"[ \"$s\" = {serial} ] || {{ echo \"named does not serve {z} serial {serial} (it serves '$s')\" >&2; "
-             f"journalctl -u {bind.service} -n 5 --no-pager -q >&2; exit 1; }}" for z, serial in wait_for.items()]
+             f"journalctl -u {service} -n 5 --no-pager -q >&2; exit 1; }}" for z, serial in wait_for.items()]
     return CommandChange(summary or f"check the configuration and {'reload' if reload else 'start'} named",
-                         [f"named-checkconf -z {bind.main_conf}", *actions, *waits],
+                         [f"named-checkconf -z {shlex.quote(bind.main_conf)}", *actions, *waits],
                          value_diff("named", "previous configuration", "configuration above, checked and loaded"),
                          # named keeps serving its loaded configuration when the check fails first; start it
                          # again only if the reload or start itself took it down.
                          undo_files_on_failure=True,
-                         recover=[f"systemctl is-active --quiet {bind.service} || systemctl restart {bind.service}"])
+                         recover=[f"systemctl is-active --quiet {service} || systemctl restart {service}"])
 
 
 def decide_primary(host: HostModel, inventory: Inventory, facts: Facts, platform: Platform,

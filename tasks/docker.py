@@ -10,6 +10,7 @@ the previous file is put back, docker restarted on it, and the stage fails with 
 from __future__ import annotations
 
 import json
+import shlex
 
 from groundwork import facts as probe
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, apply_plan, file_changes,
@@ -51,7 +52,7 @@ def decide(host: HostModel, facts, changes: list, platform) -> list[Change]:
     plan: list[Change] = list(install)
     dirs = [host.settings.docker.data_root, "/etc/docker"]
     if any(d not in facts["paths"] for d in dirs):
-        plan.append(CommandChange("create docker's folders", [f"mkdir -p {' '.join(dirs)}"],
+        plan.append(CommandChange("create docker's folders", ["mkdir -p " + " ".join(shlex.quote(d) for d in dirs)],
                                   "".join(value_diff(d, None, "directory") for d in dirs if d not in facts["paths"])))
     plan += changes
     docker = facts["services"].get("docker")
