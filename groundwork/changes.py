@@ -8,6 +8,7 @@ what it did, its diff and how long it took, keeping what was done when a later c
 from __future__ import annotations
 
 import hashlib
+import hmac
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Callable
 
 from groundwork.facts import FileInfo
 from groundwork.remote import CommandResult, Remote, unified_diff
+from groundwork.stages import RunContext
 
 
 class StageError(Exception):
@@ -129,6 +131,30 @@ class ChangeRecord:
     applied: bool
     duration: float = 0.0
     error: str | None = None
+    commands: list[str] = field(default_factory=list)  # what it runs (a file's write is its content digest)
+    content: str = ""  # a file's content digest: sha256:..., or hmac-sha256:... keyed for a sensitive file
+
+    def plan_entry(self) -> dict:
+        """What an approval binds: the change as shown, every command, the content written."""
+        return {"summary": self.summary, "diff": self.diff, "commands": self.commands, "content": self.content}
+
+
+def content_digest(want: DesiredFile, key: bytes) -> str:
+    """A plan's digest of a file's content. A sensitive file's is keyed: an unkeyed digest of content that
+    holds a secret lets anyone with the plan test guesses of the secret offline."""
+    if want.sensitive:
+        return "hmac-sha256:" + hmac.new(key, want.content, hashlib.sha256).hexdigest()
+    return "sha256:" + hashlib.sha256(want.content).hexdigest()
+
+
+def record_of(change: "Change", dry_run: bool, key: bytes) -> ChangeRecord:
+    record = ChangeRecord(summary=change.summary, diff=change.diff, applied=not dry_run)
+    if isinstance(change, FileChange):
+        w = change.want
+        record.content = f"{content_digest(w, key)} mode {w.mode} owner {w.owner}:{w.group}"
+    elif isinstance(change, CommandChange):
+        record.commands = list(change.commands)
+    return record
 
 
 @dataclass
@@ -139,6 +165,7 @@ class StageReport:
     notes: list[str] = field(default_factory=list)  # why nothing was done, what was checked
     commands: list[CommandResult] = field(default_factory=list)
     error: str | None = None
+    refused: bool = False  # its plan was not the approved one (changes.PlanRefused)
 
     @property
     def changed(self) -> bool:
@@ -148,6 +175,7 @@ class StageReport:
         """Hide secret values in everything the report carries; done once, before it is printed or saved."""
         for change in self.changes:
             change.summary, change.diff = masker(change.summary), masker(change.diff)
+            change.commands = [masker(c) for c in change.commands]
             change.error = masker(change.error) if change.error else None
         self.notes = [masker(n) for n in self.notes]
         self.error = masker(self.error) if self.error else None
@@ -164,14 +192,24 @@ class PlanFailed(Exception):
         self.report = report
 
 
-def apply_plan(remote: Remote, plan: list[Change], dry_run: bool, report: StageReport | None = None) -> StageReport:
-    """Carry out a plan in order (or only record it in a dry run). Stops at the first failing change."""
+class PlanRefused(PlanFailed):
+    """The plan computed for a host's stage is not the approved one: nothing of it was applied."""
+
+
+def apply_plan(remote: Remote, plan: list[Change], ctx: RunContext, report: StageReport | None = None) -> StageReport:
+    """Carry out a plan in order (or only record it in a dry run). Stops at the first failing change.
+
+    Under --approved-plan the plan, computed right before this, is applied only when it is exactly the approved
+    plan's slice for this host and stage; otherwise nothing of it is, and the host stops here.
+    """
     report = report or StageReport()
+    records = [record_of(change, ctx.dry_run, ctx.digest_key) for change in plan]
+    if ctx.approved is not None:
+        _check_approved(records, ctx, remote.masker, report)
     written: list[tuple[str, str | None]] = []  # (path, backup) of the files this plan wrote, to undo them
-    for change in plan:
-        record = ChangeRecord(summary=change.summary, diff=change.diff, applied=not dry_run)
+    for change, record in zip(plan, records):
         report.changes.append(record)
-        if dry_run:
+        if ctx.dry_run:
             continue
         started = time.monotonic()
         try:
@@ -199,6 +237,21 @@ def apply_plan(remote: Remote, plan: list[Change], dry_run: bool, report: StageR
         finally:
             record.duration = time.monotonic() - started
     return report
+
+
+def _check_approved(records: list[ChangeRecord], ctx: RunContext, masker, report: StageReport) -> None:
+    host, stage = ctx.step
+    approved = ctx.approved.get((host, stage), [])
+    now = [{k: (masker(v) if isinstance(v, str) else [masker(c) for c in v]) for k, v in r.plan_entry().items()}
+           for r in records]
+    if now != approved:
+        from groundwork.report import plan_difference
+
+        report.notes.append(plan_difference([{"host": host, "stage": stage, **e} for e in approved],
+                                            [{"host": host, "stage": stage, **e} for e in now]))
+        report.refused = True
+        raise PlanRefused(f"REFUSED: the plan for {host} {stage} differs from the approved plan {ctx.approved_run} "
+                          "(the host changed since it was approved); nothing of it was applied", report)
 
 
 def _undo(remote: Remote, written: list[tuple[str, str | None]], recover: list[str],

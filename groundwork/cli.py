@@ -7,7 +7,9 @@ Exit codes (documented in the README):
   3  invalid inventory or configuration; no host was contacted
   4  one or more hosts failed a stage; the others finished
   5  the verification pass found a check failing
-  6  --approved-plan refused: the plan computed now differs from the approved one; nothing was changed
+  6  --approved-plan refused: the plan computed now (checked again for each host's stage right before it is
+      applied) differs from the approved one, or the approved plan's folder was altered; nothing was changed
+      on the hosts refused
   7  another run is working on the same inventory; nothing was done
   130 interrupted (Ctrl-C); the stage under way finished on its hosts, no later stage started, and the
       run record says which stages ran and which did not (Ctrl-C again does not cut that stage short)
@@ -29,9 +31,9 @@ import yaml
 
 from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryError, Problem, load_inventory
 from groundwork.remote import Masker
-from groundwork.report import (PlanError, RunMetadata, change_report_html, git_state, load_plan, operator_name,
-                               plan_difference, plan_digest, plan_of, tool_versions, write_atomic, write_index,
-                               write_run_folder)
+from groundwork.report import (PlanError, PlanRejected, RunMetadata, approved_slices, change_report_html, digest_key,
+                               git_state, load_plan, operator_name, plan_difference, plan_digest, plan_of,
+                               tool_versions, write_atomic, write_index, write_run_folder)
 from groundwork.runlock import LockedError, acquire
 from groundwork.secrets import load_secrets, require
 from groundwork.runner import Progress, RunRecord, new_run_id, order_hosts, run_stages, utc_now
@@ -104,6 +106,9 @@ def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]], runb
     except (UsageError, PlanError) as exc:
         print(f"groundwork: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except PlanRejected as exc:
+        print(f"groundwork: REFUSED: {exc}; nothing was changed", file=sys.stderr)
+        return EXIT_PLAN_REFUSED
     except LockedError as exc:
         print(f"groundwork: {exc}", file=sys.stderr)
         return EXIT_LOCKED
@@ -194,14 +199,18 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     meta = RunMetadata(run_id=record.run_id, runbook=runbook, change_id=args.change_id, operator=operator_name(),
                        started=record.started, ended=None, git_commit=commit, git_dirty=dirty,
                        inventory_digest=hashlib.sha256(inventory.digest_source).hexdigest(),
-                       groups=args.group, hosts=record.targets, dry_run=args.dry_run, tools=tool_versions())
+                       groups=args.group, hosts=record.targets, dry_run=args.dry_run, tools=tool_versions(),
+                       addresses={h.name: str(h.address) for h in targets})
     progress = Progress(record, show_diff=args.diff)
     progress.say(f"groundwork {runbook}: run {record.run_id}, {len(targets)} host(s)"
                  + (f", change {args.change_id}" if args.change_id else "")
                  + (", DRY RUN: nothing will be changed" if args.dry_run else ""))
 
     outcome, checks = "interrupted", None
-    ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets)
+    key = digest_key(args.reports)
+    ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets, digest_key=key,
+                     approved=approved_slices(approved) if approved else None,
+                     approved_run=approved["run_id"] if approved else "")
 
     def on_interrupt(signum, frame) -> None:
         # Never raised into the stage under way: a change cut in half (a file written, its service not yet
@@ -212,7 +221,8 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     previous_handler = signal.signal(signal.SIGINT, on_interrupt)
     try:
         if approved is not None and not _plan_still_approved(nr, stages, RunContext(
-                inventory=inventory, dry_run=True, masker=masker, secrets=secrets), targets, approved, progress):
+                inventory=inventory, dry_run=True, masker=masker, secrets=secrets, digest_key=key), targets, approved,
+                meta, progress):
             outcome = "refused"
         else:
             run_stages(nr, stages, ctx, targets, record, progress)
@@ -222,9 +232,6 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
                 progress.recap()
             if ctx.stop.is_set():
                 raise KeyboardInterrupt
-            if approved is not None and plan_digest(plan_of(record)) != approved["digest"]:
-                progress.say("warning: what was applied differs from the approved plan (a host changed "
-                             "between the check and the change); see the change log")
             if not (args.dry_run or args.no_verify):
                 checks = _verify(nr, inventory, targets, masker, meta, record, progress, check_modules, secrets,
                                  folder)
@@ -247,19 +254,28 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
             "verification-failed": EXIT_VERIFY_FAILED}.get(outcome, EXIT_OK)
 
 
-def _plan_still_approved(nr, stages, ctx: RunContext, targets, approved, progress) -> bool:
-    """Compute the plan again without changing anything and compare it with the approved one."""
+def _plan_still_approved(nr, stages, ctx: RunContext, targets, approved, meta: RunMetadata, progress) -> bool:
+    """Compute the plan again without changing anything and compare it with the approved one, the hosts'
+    addresses and the inventory's digest included. Each host's stage is checked again right before it is
+    applied (changes.apply_plan), so a host that changes after this check is stopped too."""
     progress.say(f"checking the approved plan {approved['run_id']} against the hosts")
     check = RunRecord(run_id=approved["run_id"], runbook="plan-check", dry_run=True,
                       targets=[h.name for h in targets], started=utc_now())
     quiet = Progress(check, show_diff=False, out=open(os.devnull, "w"))
     run_stages(nr, stages, ctx, targets, check, quiet)
     current = plan_of(check)
-    if check.failed_hosts or plan_digest(current) != approved["digest"]:
+    if check.failed_hosts or plan_digest(current, meta.addresses, meta.inventory_digest) != approved["digest"]:
         progress.say(f"REFUSED: the plan computed now differs from the approved plan {approved['run_id']}; "
                      "nothing was changed. Make a new --dry-run and have it approved.")
         if check.failed_hosts:
             progress.say(f"hosts that could not be planned: {', '.join(check.failed_hosts)}")
+        if approved.get("inventory_digest") != meta.inventory_digest:
+            progress.say(f"the inventory changed since the dry run (digest {approved.get('inventory_digest', '')[:16]}"
+                         f" then, {meta.inventory_digest[:16]} now)")
+        moved = {h: a for h, a in meta.addresses.items() if (approved.get("addresses") or {}).get(h) != a}
+        if moved:
+            progress.say("hosts whose address differs from the approved plan's: "
+                         + ", ".join(f"{h} ({a})" for h, a in moved.items()))
         progress.say(plan_difference(approved["changes"], current))
         return False
     progress.say(f"the plan computed now is the approved one (digest {approved['digest'][:16]}); applying it")
@@ -282,6 +298,8 @@ def _unverified(outcome: str, dry_run: bool) -> str:
 
 
 def _outcome(record: RunRecord, checks: list[dict] | None) -> str:
+    if record.refused_hosts:
+        return "refused"
     if record.failed_hosts:
         return "failed"
     if checks and any(c["outcome"] in ("failed", "error") for c in checks):

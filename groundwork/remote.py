@@ -10,7 +10,6 @@ only when sudo asks for it (see Remote._wrap).
 from __future__ import annotations
 
 import difflib
-import hashlib
 import secrets
 import select
 import shlex
@@ -86,13 +85,14 @@ class FileWrite:
 
 
 def unified_diff(path: str, before: bytes | None, after: bytes | None, sensitive: bool = False) -> str:
-    """A unified diff headed by the path; a sensitive file's content is never shown, only its digests."""
+    """A unified diff headed by the path. A sensitive file's content is never shown, nor a digest of it: an
+    unkeyed digest of content that holds a secret allows an offline guess of the secret (a plan binds the
+    content with a keyed digest instead: changes.content_digest)."""
     if before == after:
         return ""
     if sensitive:
-        def digest(b: bytes | None) -> str:
-            return "absent" if b is None else "sha256:" + hashlib.sha256(b).hexdigest()[:16]
-        return f"--- {path}\n+++ {path}\n(sensitive content not shown: {digest(before)} -> {digest(after)})\n"
+        what = "new file" if before is None else ("removed" if after is None else "content changes")
+        return f"--- {path}\n+++ {path}\n(sensitive content not shown: {what})\n"
     old = [] if before is None else before.decode("utf-8", "replace").splitlines(keepends=True)
     new = [] if after is None else after.decode("utf-8", "replace").splitlines(keepends=True)
     lines = difflib.unified_diff(old, new, fromfile=f"{path} (on host)" if before is not None else "/dev/null",

@@ -48,6 +48,7 @@ class RunMetadata:
     hosts: list[str]
     dry_run: bool
     tools: dict[str, str] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)  # each targeted host's address
 
     def as_table(self) -> dict[str, str]:
         """For the report's Environment table, in the order a reviewer reads it."""
@@ -88,17 +89,46 @@ def operator_name() -> str:
 
 def plan_of(record: RunRecord) -> list[dict]:
     """Every change of a run, in pipeline order: what a dry run would apply, or what a run applied."""
-    return [{"host": e.host, "stage": e.stage, "summary": c.summary, "diff": c.diff}
+    return [{"host": e.host, "stage": e.stage, **c.plan_entry()}
             for e in sorted(record.entries, key=lambda e: (record.targets.index(e.host), e.stage))
             if e.report for c in e.report.changes]
 
 
-def plan_digest(changes: list[dict]) -> str:
-    return hashlib.sha256(json.dumps(changes, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def plan_digest(changes: list[dict], addresses: dict[str, str] | None = None, inventory_digest: str = "") -> str:
+    """What an approval binds: every change (commands and content digests included), each targeted host's
+    address, and the inventory's digest."""
+    document = {"changes": changes, "addresses": addresses or {}, "inventory_digest": inventory_digest}
+    return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def approved_slices(plan: dict) -> dict[tuple[str, str], list[dict]]:
+    """The approved plan per host and stage, as apply_plan compares it."""
+    slices: dict[tuple[str, str], list[dict]] = {}
+    for change in plan["changes"]:
+        entry = {k: v for k, v in change.items() if k not in ("host", "stage")}
+        slices.setdefault((change["host"], change["stage"]), []).append(entry)
+    return slices
+
+
+def digest_key(reports_dir: Path) -> bytes:
+    """The key of sensitive files' content digests in plans: random, made once per reports folder, readable by
+    its owner only. A plan approved here is applied here; a plan read elsewhere gives no guess of a secret."""
+    path = reports_dir / ".digest-key"
+    if not path.exists():
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+                f.write(os.urandom(32))
+        except FileExistsError:
+            pass  # another run made it first
+    return path.read_bytes()
 
 
 def plan_text(changes: list[dict]) -> str:
-    return "".join(f"## {c['host']} {c['stage']}: {c['summary']}\n{c['diff']}" for c in changes)
+    def details(c: dict) -> str:
+        return "".join(f"  $ {command}\n" for command in c.get("commands", [])) + (
+            f"  content {c['content']}\n" if c.get("content") else "")
+    return "".join(f"## {c['host']} {c['stage']}: {c['summary']}\n{c['diff']}{details(c)}" for c in changes)
 
 
 def plan_difference(approved: list[dict], current: list[dict]) -> str:
@@ -108,14 +138,37 @@ def plan_difference(approved: list[dict], current: list[dict]) -> str:
 
 
 class PlanError(Exception):
-    pass
+    """--approved-plan names no usable plan (exit 2)."""
+
+
+class PlanRejected(Exception):
+    """The approved plan's folder was altered since its dry run wrote it (exit 6)."""
 
 
 def load_plan(reports_dir: Path, run_id: str) -> dict:
-    path = reports_dir / run_id / "plan.json"
+    """A dry run's plan, checked against its folder's SHA256SUMS and its own digest."""
+    if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
+        raise PlanError(f"{run_id!r} is not a run id: --approved-plan takes the name of a dry run's folder in "
+                        f"{reports_dir}")
+    folder = reports_dir / run_id
+    path = folder / "plan.json"
     if not path.exists():
-        raise PlanError(f"no plan in {path.parent}: --approved-plan takes the run id of a --dry-run")
-    return json.loads(path.read_text())
+        raise PlanError(f"no plan in {folder}: --approved-plan takes the run id of a --dry-run")
+    try:
+        run = json.loads((folder / "run.json").read_text())
+        sums = dict(reversed(line.split("  ", 1)) for line in (folder / "SHA256SUMS").read_text().splitlines())
+    except (OSError, ValueError) as exc:
+        raise PlanRejected(f"the folder of {run_id} is incomplete or damaged ({exc}); make a new --dry-run") from None
+    for name in ("plan.json", "run.json"):
+        if sums.get(name) != hashlib.sha256((folder / name).read_bytes()).hexdigest():
+            raise PlanRejected(f"{folder / name} does not match {folder / 'SHA256SUMS'}: the folder was altered "
+                               "after its dry run; make a new --dry-run and have it approved")
+    if not run.get("dry_run"):
+        raise PlanError(f"{run_id} was not a dry run: --approved-plan takes the run id of a --dry-run")
+    plan = json.loads(path.read_text())
+    if plan_digest(plan["changes"], plan.get("addresses"), plan.get("inventory_digest", "")) != plan.get("digest"):
+        raise PlanRejected(f"{path}: its digest does not match its changes; make a new --dry-run")
+    return plan
 
 
 # -- the run folder -------------------------------------------------------------------------------------
@@ -125,13 +178,14 @@ def write_run_folder(folder: Path, record: RunRecord, meta: RunMetadata, checks:
     """run.json, plan.json (dry run), and SHA256SUMS over every file of the folder, report.html included."""
     folder.mkdir(parents=True, exist_ok=True)
     changes = plan_of(record)
-    document = {"metadata": meta.__dict__, "outcome": outcome, **record.to_dict(),
-                "plan_digest": plan_digest(changes), "checks": checks}
+    digest = plan_digest(changes, meta.addresses, meta.inventory_digest)
+    document = {"metadata": meta.__dict__, "outcome": outcome, **record.to_dict(), "plan_digest": digest,
+                "checks": checks}
     write_atomic(folder / "run.json", json.dumps(document, indent=2) + "\n")
     if record.dry_run:
         write_atomic(folder / "plan.json", json.dumps(
-            {"run_id": record.run_id, "targets": record.targets, "inventory_digest": meta.inventory_digest,
-             "digest": plan_digest(changes), "changes": changes}, indent=2) + "\n")
+            {"run_id": record.run_id, "targets": record.targets, "addresses": meta.addresses,
+             "inventory_digest": meta.inventory_digest, "digest": digest, "changes": changes}, indent=2) + "\n")
     files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != "SHA256SUMS"
                    and not p.name.startswith("."))
     sums = "".join(f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n" for name in files)

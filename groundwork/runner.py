@@ -65,6 +65,11 @@ class RunRecord:
         return sorted({e.host for e in self.entries if e.status == "failed"}, key=self.targets.index)
 
     @property
+    def refused_hosts(self) -> list[str]:
+        """Hosts stopped because a stage's plan was not the approved one (--approved-plan)."""
+        return sorted({e.host for e in self.entries if e.report and e.report.refused}, key=self.targets.index)
+
+    @property
     def changed_hosts(self) -> list[str]:
         return sorted({e.host for e in self.entries if e.status == "changed"}, key=self.targets.index)
 
@@ -194,7 +199,7 @@ def _stage_task(task: Task, stage: Stage, ctx: RunContext) -> Result:
     remote = None
     try:
         remote = Remote.for_task(task, ctx.masker)
-        report = stage.run(remote, host, ctx).mask(ctx.masker)
+        report = stage.run(remote, host, ctx.for_step(host.name, stage.name)).mask(ctx.masker)
         report.commands = remote.log
         return Result(host=task.host, changed=report.changed, diff=report.diff, result=report)
     except PlanFailed as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
@@ -20,6 +20,16 @@ class RunContext:
     secrets: dict[str, str] = field(default_factory=dict)
     # Set by the first Ctrl-C: stages under way finish their hosts, no further stage starts.
     stop: threading.Event = field(default_factory=threading.Event)
+    # --approved-plan: (host, stage) -> the changes approved for it; each host's stage is applied only when the
+    # plan computed right before applying is exactly its slice (changes.apply_plan).
+    approved: dict[tuple[str, str], list[dict]] | None = None
+    approved_run: str = ""
+    # Keys the digests of sensitive files' contents in plans, so that a plan gives no offline guess of a secret.
+    digest_key: bytes = b""
+    step: tuple[str, str] = ("", "")  # (host, stage) of the task this context was handed to
+
+    def for_step(self, host: str, stage: str) -> "RunContext":
+        return replace(self, step=(host, stage))
 
 
 @dataclass(frozen=True)

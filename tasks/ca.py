@@ -104,7 +104,7 @@ def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
                   DesiredFile(p[CERT], current[p[CERT]]), DesiredFile(p[CSR], csr),
                   DesiredFile(p[CONFIG], pki.ca_config_json(ca))]
     plan += file_changes(remote, wanted, facts["files"])
-    return apply_plan(remote, plan, ctx.dry_run, report)
+    return apply_plan(remote, plan, ctx, report)
 
 
 def run_replace(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
@@ -121,7 +121,7 @@ def run_replace(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport
                                   "".join(value_diff(p[n], "present", f"moved to {keep}/{n}") for n in old)))
     plan.append(ActionChange(f"create the CA {ca.cn} in {ca.dir}", describe_new_ca(ca),
                              lambda r: write_ca(r, ca, pki.make_ca(ca))))
-    return apply_plan(remote, plan, ctx.dry_run, StageReport(notes=[f"old CA kept in {keep}"] if old else []))
+    return apply_plan(remote, plan, ctx, StageReport(notes=[f"old CA kept in {keep}"] if old else []))
 
 
 STAGE = Stage(name="ca", title="certificate authority", groups=("ops",), run=run)
@@ -194,7 +194,7 @@ def issue_stage(name: str, profile: str, cn: str, sans: list[str]) -> Stage:
         diff = (value_diff(leaf_cert, "present" if current[leaf_cert] else None,
                            f"CN {cn}, SANs {', '.join(sans) or 'none'}, profile {profile}, signed by {ca.cn}")
                 + value_diff(leaf_key, None, "new key, root 0600 (content never shown)"))
-        return apply_plan(remote, [ActionChange(f"issue {name}.pem ({profile})", diff, write)], ctx.dry_run, report)
+        return apply_plan(remote, [ActionChange(f"issue {name}.pem ({profile})", diff, write)], ctx, report)
 
     return Stage(name="issue_cert", title=f"issue {name} with profile {profile}", groups=("ops",), run=run_issue,
                  checks="test_ca.py")

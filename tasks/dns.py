@@ -157,7 +157,7 @@ def run_primary(remote, host: HostModel, ctx: RunContext) -> StageReport:
     wanted, serials = decide_primary(host, inventory, facts, platform, today)
     changes = file_changes(remote, wanted, facts["files"])
     report = StageReport(notes=[f"primary of {', '.join(f'{z} (serial {s})' for z, s in serials.items())}"])
-    return apply_plan(remote, _plan_server(host, facts, platform, changes, serials), ctx.dry_run, report)
+    return apply_plan(remote, _plan_server(host, facts, platform, changes, serials), ctx, report)
 
 
 def run_secondary(remote, host: HostModel, ctx: RunContext) -> StageReport:
@@ -185,7 +185,7 @@ def run_secondary(remote, host: HostModel, ctx: RunContext) -> StageReport:
         transfer.diff = "".join(value_diff(f"{z} serial", str(facts[f'soa@{host.address}'].get(z)),
                                            str(wait_for[z])) for z in stale)
         plan.append(transfer)
-    return apply_plan(remote, plan, ctx.dry_run, report)
+    return apply_plan(remote, plan, ctx, report)
 
 
 def run_resolver(remote, host: HostModel, ctx: RunContext) -> StageReport:
@@ -213,7 +213,7 @@ def run_resolver(remote, host: HostModel, ctx: RunContext) -> StageReport:
             plan.insert(1, CommandChange("reload NetworkManager", ["systemctl reload NetworkManager"],
                                          value_diff("NetworkManager dns", "managed", "none")))
     report = StageReport(notes=[f"resolves through {', '.join(servers)}, search {search}"])
-    return apply_plan(remote, plan, ctx.dry_run, report)
+    return apply_plan(remote, plan, ctx, report)
 
 
 def _is_primary(host: HostModel, inventory: Inventory) -> bool:

@@ -76,7 +76,7 @@ def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
     platform = platform_for(facts["os"])
     changes = file_changes(remote, [DesiredFile(DAEMON_JSON, render_daemon_json(host))], facts["files"])
     report = StageReport(notes=[f"bip {host.docker_bip}, data-root {host.settings.docker.data_root}"])
-    return apply_plan(remote, decide(host, facts, changes, platform), ctx.dry_run, report)
+    return apply_plan(remote, decide(host, facts, changes, platform), ctx, report)
 
 
 STAGE = Stage(name="docker", title="docker with the seeds' daemon.json", groups=("master_compute", "ops"), run=run)

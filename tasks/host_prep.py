@@ -134,7 +134,7 @@ def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
     changes = file_changes(remote, desired_files(host, platform), facts["files"])
     report = StageReport()
     plan = decide(host, facts, platform, changes, report.notes)
-    return apply_plan(remote, plan, ctx.dry_run, report)
+    return apply_plan(remote, plan, ctx, report)
 
 
 STAGE = Stage(name="host_prep", title="host preparation", groups=None, run=run)

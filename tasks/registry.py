@@ -88,7 +88,7 @@ def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
                                   undo_files_on_failure=True,
                                   recover=["systemctl is-active --quiet nginx || systemctl restart nginx"]))
     report = StageReport(notes=[f"{reg.name} on port 80 -> registry on 127.0.0.1:{reg.http_port} ({backend_note})"])
-    return apply_plan(remote, plan, ctx.dry_run, report)
+    return apply_plan(remote, plan, ctx, report)
 
 
 def _distribution_plan(remote, reg: Registry, facts, password: str, missing: list[str]) -> list[Change]:

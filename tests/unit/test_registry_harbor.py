@@ -110,7 +110,7 @@ def converge(remote, host, reg, dry_run=False, password=PASSWORD):
     ctx = RunContext(inventory=None, dry_run=dry_run, masker=remote.masker, secrets={"registry_password": password})
     facts = remote.gather(registry.harbor_probes(reg))
     plan = registry.harbor_plan(remote, host, reg, facts, password, ctx)
-    return apply_plan(remote, plan, dry_run).mask(remote.masker)
+    return apply_plan(remote, plan, ctx).mask(remote.masker)
 
 
 @pytest.fixture

