@@ -57,11 +57,27 @@ def test_zone_serials_equal_the_primary(host, probe, inventory):
 
 def test_resolver_points_at_the_dns_servers(host, probe, inventory):
     """the resolver uses the DNS servers with search domain host.com"""
-    text = probe.run("cat /etc/resolv.conf; resolvectl dns 2>/dev/null || true").stdout
-    servers = [str(h.address) for h in inventory.group_members("proxy")]
-    assert f"search {host.settings.host_domain}" in text or f"Domains={host.settings.host_domain}" in text
-    missing = [s for s in servers if s not in text]
-    assert not missing, f"not a nameserver: {missing}"
+    text = probe.run("cat /etc/resolv.conf; resolvectl dns 2>/dev/null; resolvectl domain 2>/dev/null; true").stdout
+    servers, domains = resolver_settings(text)
+    assert host.settings.host_domain in domains, f"search domains {sorted(domains)}; wanted {host.settings.host_domain}"
+    missing = [str(h.address) for h in inventory.group_members("proxy") if str(h.address) not in servers]
+    assert not missing, f"not a nameserver: {missing} (nameservers: {sorted(servers)})"
+
+
+def resolver_settings(text: str) -> tuple[set[str], set[str]]:
+    """Name servers and search domains, each a whole word, from resolv.conf and `resolvectl dns`/`domain`
+    ("Global: 10.4.7.11 10.4.7.12", "Link 2 (eth0): host.com")."""
+    servers, domains = set(), set()
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["nameserver"]:
+            servers.update(words[1:2])
+        elif words[:1] == ["search"]:
+            domains.update(words[1:])
+        elif line.startswith(("Global:", "Link ")) and ":" in line:
+            for word in line.split(":", 1)[1].split():
+                (servers if word[:1].isdigit() else domains).add(word.lstrip("~"))
+    return servers, domains
 
 
 def test_other_hosts_resolve_by_fqdn_and_short_name_and_answer_ping(host, probe, inventory):

@@ -3,6 +3,7 @@
 from shlex import quote
 
 from groundwork import facts
+from tasks.host_prep import module_marker
 
 GROUPS = None
 
@@ -33,10 +34,14 @@ def test_base_tools_are_installed(host, probe):
 
 def test_kernel_settings_for_docker(host, probe):
     """br_netfilter is loaded and the sysctl settings docker needs are in force"""
-    wanted = host.settings.host_prep.sysctl
-    running = probe.fact(facts.sysctl(sorted(wanted)))
-    wrong = {k: running.get(k) for k, v in wanted.items() if running.get(k) != v}
-    assert not wrong, f"sysctl values differ from {wanted}: {wrong}"
+    prep = host.settings.host_prep
+    markers = {m: module_marker(m) for m in prep.kernel_modules}
+    present = probe.fact(facts.paths_exist(list(markers.values())))
+    absent = [m for m, marker in markers.items() if marker not in present]
+    assert not absent, f"kernel modules not loaded: {' '.join(absent)}"
+    running = probe.fact(facts.sysctl(sorted(prep.sysctl)))
+    wrong = {k: running.get(k) for k, v in prep.sysctl.items() if running.get(k) != v}
+    assert not wrong, f"sysctl values differ from {prep.sysctl}: {wrong}"
 
 
 def test_kernel_settings_survive_a_reboot(host, probe):
@@ -49,8 +54,17 @@ def test_kernel_settings_survive_a_reboot(host, probe):
 
 
 def test_selinux_and_firewalld_are_off(host, probe):
-    """SELinux is not enforcing and firewalld is not running (where they exist)"""
-    selinux = probe.fact(facts.selinux())
-    firewalld = probe.fact(facts.services(["firewalld"]))["firewalld"]
-    assert selinux.get("running") in (None, "disabled", "permissive")
-    assert not firewalld.exists or firewalld.active != "active"
+    """SELinux is not enforcing and is disabled at boot, firewalld is stopped and disabled (where they exist)"""
+    prep = host.settings.host_prep
+    problems = []
+    if prep.disable_selinux:
+        selinux = probe.fact(facts.selinux())
+        if selinux.get("running") not in (None, "disabled", "permissive"):
+            problems.append(f"SELinux is {selinux['running']}")
+        if selinux.get("config") not in (None, "disabled"):
+            problems.append(f"/etc/selinux/config has SELINUX={selinux['config']}, so it is back at boot")
+    if prep.disable_firewalld:
+        firewalld = probe.fact(facts.services(["firewalld"])).get("firewalld")
+        if firewalld and firewalld.exists and (firewalld.active == "active" or firewalld.enabled == "enabled"):
+            problems.append(f"firewalld is {firewalld.active} and {firewalld.enabled}")
+    assert not problems, "; ".join(problems)

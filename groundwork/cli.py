@@ -6,7 +6,7 @@ Exit codes (documented in the README):
   2  bad command line: unknown option, host or group; no such approved plan or earlier run
   3  invalid inventory or configuration; no host was contacted
   4  one or more hosts failed a stage; the others finished
-  5  the verification pass found a check failing
+  5  the verification pass found a check failing, or verified nothing on a host (all its checks skipped)
   6  --approved-plan refused: the plan computed now (checked again for each host's stage right before it is
       applied) differs from the approved one, or the approved plan's folder was altered; nothing was changed
       on the hosts refused
@@ -41,6 +41,9 @@ from groundwork.stages import RunContext, Stage
 
 (EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVENTORY, EXIT_HOST_FAILED, EXIT_VERIFY_FAILED,
  EXIT_PLAN_REFUSED, EXIT_LOCKED, EXIT_INTERRUPTED) = 0, 1, 2, 3, 4, 5, 6, 7, 130
+# A run's outcome (run.json, the index) -> its exit code; ok, changed and planned exit 0.
+EXIT_FOR_OUTCOME = {"refused": EXIT_PLAN_REFUSED, "interrupted": EXIT_INTERRUPTED, "failed": EXIT_HOST_FAILED,
+                    "verification-failed": EXIT_VERIFY_FAILED, "unverified": EXIT_VERIFY_FAILED}
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -51,7 +54,7 @@ class UsageError(Exception):
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description,
                                 epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid inventory, "
-                                       "4 a host failed, 5 verification failed, 6 plan refused, "
+                                       "4 a host failed, 5 verification failed or incomplete, 6 plan refused, "
                                        "7 another run holds the inventory, 130 interrupted")
     p.add_argument("-c", "--config", type=Path, default=PROJECT / "config.yaml", metavar="FILE",
                    help="Nornir config file (default: config.yaml of the project)")
@@ -245,13 +248,12 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
         nr.close_connections()
         record.ended = meta.ended = meta.ended or utc_now()
         if not (folder / "report.html").exists():
-            write_atomic(folder / "report.html", change_report_html(meta, record, _unverified(outcome, args.dry_run)))
+            write_atomic(folder / "report.html", change_report_html(meta, record, _verdict_without_checks(outcome, args.dry_run)))
         write_run_folder(folder, record, meta, checks, outcome)
         index = write_index(args.reports)
         lock.close()  # the next run may start
     progress.say(f"report: {folder / 'report.html'}\nall runs: {index}")
-    return {"refused": EXIT_PLAN_REFUSED, "interrupted": EXIT_INTERRUPTED, "failed": EXIT_HOST_FAILED,
-            "verification-failed": EXIT_VERIFY_FAILED}.get(outcome, EXIT_OK)
+    return EXIT_FOR_OUTCOME.get(outcome, EXIT_OK)
 
 
 def _plan_still_approved(nr, stages, ctx: RunContext, targets, approved, meta: RunMetadata, progress) -> bool:
@@ -288,7 +290,7 @@ def _verify(nr, inventory, targets, masker, meta, record, progress, modules, sec
                                    secrets=secrets), folder)
 
 
-def _unverified(outcome: str, dry_run: bool) -> str:
+def _verdict_without_checks(outcome: str, dry_run: bool) -> str:
     """The verdict of a report written without a verification pass."""
     if outcome == "interrupted":
         return "Run interrupted: verification not run."
@@ -304,6 +306,10 @@ def _outcome(record: RunRecord, checks: list[dict] | None) -> str:
         return "failed"
     if checks and any(c["outcome"] in ("failed", "error") for c in checks):
         return "verification-failed"
+    if checks is not None:
+        from groundwork.verify import check_tally, host_verification
+        if any(host_verification(check_tally(checks, h)) == "unverified" for h in record.targets):
+            return "unverified"
     if record.dry_run:
         return "planned"
     return "changed" if record.changed_hosts else "ok"

@@ -288,7 +288,9 @@ class Remote:
             f"chown {q(owner)}:{q(group)} \"$t\"; chmod {q(mode)} \"$t\"; {check}"
             f"if [ -e \"$p\" ]; then b={backup_base}.$(date -u +%Y%m%dT%H%M%S.%NZ); mkdir -p -m 700 \"$(dirname \"$b\")\"; "
             f"cp -p \"$p\" \"$b\"; {protect_backup}echo \"backup=$b\"; "
-            f"ls -1t {backup_base}.* 2>/dev/null | tail -n +{BACKUPS_KEPT + 1} | xargs -r rm -f; fi; "
+            # NUL-separated, so that no name is ever split into two (xargs on lines would split on spaces)
+            f"find \"$(dirname \"$b\")\" -maxdepth 1 -type f -name \"$(basename {backup_base}).*\" -printf '%T@ %p\\0' "
+            f"| sort -z -rn | tail -z -n +{BACKUPS_KEPT + 1} | cut -z -d' ' -f2- | xargs -0 -r rm -f; fi; "
             f"mv -f \"$t\" \"$p\"; trap - EXIT")
         result = self.run(script, stdin=content, what=f"writing {path}")
         backup = next((line[7:] for line in result.stdout.splitlines() if line.startswith("backup=")), None)

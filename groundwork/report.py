@@ -234,6 +234,14 @@ def change_report_html(meta: RunMetadata, record: RunRecord, verdict: str) -> st
             f"{change_log_html(record)}</body></html>")
 
 
+def _checks_cell(checks: list[dict] | None) -> str:
+    if checks is None:
+        return "not run"
+    counts = {o: sum(c["outcome"] in group for c in checks)
+              for o, group in (("passed", ("passed",)), ("failed", ("failed", "error")), ("skipped", ("skipped",)))}
+    return f"{counts['passed']} / {counts['failed']} / {counts['skipped']}"
+
+
 def write_index(reports_dir: Path) -> Path:
     """reports/index.html: every run, newest first, with its outcome."""
     rows = []
@@ -251,12 +259,13 @@ def write_index(reports_dir: Path) -> Path:
                     f"<td>{html.escape(meta.get('operator') or '')}</td>"
                     f"<td>{'yes' if run.get('dry_run') else 'no'}</td>"
                     f"<td class=\"{html.escape(run.get('outcome', ''))}\">{html.escape(run.get('outcome', ''))}</td>"
+                    f"<td>{_checks_cell(run.get('checks'))}</td>"
                     f"<td>{html.escape(', '.join(run.get('targets', [])))}</td></tr>")
     page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>groundwork runs</title><style>"
             "body{font-family:sans-serif}td,th{padding:2px 10px;text-align:left}.ok{color:#070}"
-            ".failed,.verification-failed,.refused{color:#b00;font-weight:bold}.changed{color:#a60}</style></head>"
+            ".failed,.verification-failed,.refused,.unverified{color:#b00;font-weight:bold}.changed{color:#a60}</style></head>"
             "<body><h1>groundwork runs</h1><table><tr><th>run</th><th>runbook</th><th>change id</th><th>operator</th>"
-            "<th>dry run</th><th>outcome</th><th>hosts</th></tr>" + "".join(rows) + "</table></body></html>\n")
+            "<th>dry run</th><th>outcome</th><th>checks passed / failed / skipped</th><th>hosts</th></tr>" + "".join(rows) + "</table></body></html>\n")
     path = reports_dir / "index.html"
     write_atomic(path, page)
     return path

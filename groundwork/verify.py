@@ -136,11 +136,7 @@ class CheckSession:
         report.title = f"groundwork {self.meta.runbook} — run {self.meta.run_id}"
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session):
-        failed = sorted({r.host for r in self.results if r.outcome in ("failed", "error")})
-        if failed:
-            verdict = f"Verification FAILED on {', '.join(failed)}."
-        else:
-            verdict = f"Verification passed: {len(self.results)} check(s) on {len(self.targets)} host(s)."
+        verdict = verification_verdict([asdict(r) for r in self.results], [h.name for h in self.targets])
         stage_failed = self.record.failed_hosts
         prefix.append(f"<p><b>{html.escape(verdict)}</b> Pipeline: {len(self.record.changed_hosts)} host(s) "
                       f"{'would change' if self.record.dry_run else 'changed'}, {len(stage_failed)} failed"
@@ -223,16 +219,51 @@ def run_checks(session: CheckSession, folder: Path) -> list[dict]:
             "--self-contained-html"]
     if pytest.main(args, plugins=[session]) == pytest.ExitCode.INTERRUPTED:
         raise KeyboardInterrupt  # pytest took the Ctrl-C and ended the session; the run is interrupted
+    results = [asdict(r) for r in session.results]
     for host in session.targets:
-        mine = [r for r in session.results if r.host == host.name]
-        passed = sum(r.outcome == "passed" for r in mine)
-        skipped = sum(r.outcome == "skipped" for r in mine)
-        status = "ok" if passed + skipped == len(mine) else "failed"
-        session.progress.say(f"  {host.name:<12} {session.progress.paint(status, status):<8} "
-                             f"{passed}/{len(mine)} checks passed" + (f", {skipped} skipped" if skipped else ""))
-    failed = sum(r.outcome in ("failed", "error") for r in session.results)
-    passed = sum(r.outcome == "passed" for r in session.results)
-    skipped = len(session.results) - passed - failed
-    session.progress.say(f"{passed} check(s) passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
+        tally = check_tally(results, host.name)
+        status = host_verification(tally)
+        paint = {"ok": "ok", "failed": "failed", "unverified": "skipped"}.get(status, "ok")
+        session.progress.say(f"  {host.name:<12} {session.progress.paint(status, paint):<10} "
+                             f"{tally['passed']}/{tally['total']} checks passed"
+                             + (f", {tally['skipped']} skipped" if tally["skipped"] else ""))
+    tally = check_tally(results)
+    session.progress.say(f"{tally['passed']} check(s) passed, {tally['failed']} failed"
+                         + (f", {tally['skipped']} skipped" if tally["skipped"] else "")
                          + f" in {time.monotonic() - started:.1f}s")
-    return [asdict(r) for r in session.results]
+    return results
+
+
+def check_tally(results: list[dict], host: str | None = None) -> dict[str, int]:
+    """passed, failed (errors included), skipped and total of the checks of one host, or of all."""
+    mine = [r for r in results if host is None or r["host"] == host]
+    tally = {"passed": sum(r["outcome"] == "passed" for r in mine),
+             "failed": sum(r["outcome"] in ("failed", "error") for r in mine),
+             "skipped": sum(r["outcome"] == "skipped" for r in mine)}
+    return {**tally, "total": len(mine)}
+
+
+def host_verification(tally: dict[str, int]) -> str:
+    """failed; unverified when every check of the host was skipped (nothing was proven there); else ok."""
+    if tally["failed"]:
+        return "failed"
+    if tally["total"] and not tally["passed"]:
+        return "unverified"
+    return "ok"
+
+
+def verification_verdict(results: list[dict], hosts: list[str]) -> str:
+    """The sentence at the top of the report: what failed, what was not verified, what was skipped."""
+    tally = check_tally(results)
+    counts = f"{tally['passed']} passed, {tally['failed']} failed, {tally['skipped']} skipped"
+    by_host = {h: host_verification(check_tally(results, h)) for h in hosts}
+    failed = [h for h, s in by_host.items() if s == "failed"] + (
+        ["(checks that could not load)"] if any(r["outcome"] == "error" and not r["host"] for r in results) else [])
+    unverified = [h for h, s in by_host.items() if s == "unverified"]
+    if failed:
+        text = f"Verification FAILED on {', '.join(failed)} ({counts})."
+    elif unverified:
+        text = f"Verification INCOMPLETE: every check was skipped on {', '.join(unverified)} ({counts})."
+    else:
+        return f"Verification passed: {counts} on {len(hosts)} host(s)."
+    return text + (f" Nothing verified on {', '.join(unverified)}." if failed and unverified else "")

@@ -23,7 +23,7 @@ MODULES_LOAD_FILE = "/etc/modules-load.d/groundwork.conf"
 MODULE_PRESENT_WHEN = {"br_netfilter": "/proc/sys/net/bridge"}
 
 
-def _module_marker(module: str) -> str:
+def module_marker(module: str) -> str:
     return MODULE_PRESENT_WHEN.get(module, f"/sys/module/{module}")
 
 
@@ -33,7 +33,7 @@ def probes(host: HostModel) -> list[probe.Probe]:
     files = [prep.sysctl_file, MODULES_LOAD_FILE]
     if prep.package_repo:
         files += [p.repo_file.format(name=prep.package_repo.name) for p in PLATFORMS.values()]
-    module_markers = [_module_marker(m) for m in prep.kernel_modules]
+    module_markers = [module_marker(m) for m in prep.kernel_modules]
     return [probe.os_info(), probe.hostname(), probe.selinux(), probe.services(["firewalld"]),
             probe.packages(packages), probe.files(files), probe.sysctl(sorted(prep.sysctl)),
             probe.paths_exist(module_markers), probe.commands(["hostnamectl"])]
@@ -113,7 +113,7 @@ def decide(host: HostModel, facts: Facts, platform: Platform, files: list, notes
                                   value_diff("package index", None, "refreshed from the changed repository")))
 
     plan += [c for c in files if c not in repo_changes]
-    absent_modules = [m for m in prep.kernel_modules if _module_marker(m) not in facts["paths"]]
+    absent_modules = [m for m in prep.kernel_modules if module_marker(m) not in facts["paths"]]
     if absent_modules:
         plan.append(CommandChange(f"load {' '.join(absent_modules)}", [f"modprobe {shlex.quote(m)}" for m in absent_modules],
                                   "".join(value_diff(f"kernel module {m}", None, "loaded") for m in absent_modules)))

@@ -22,9 +22,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 class LocalRemote(Remote):
-    """The real remote layer with its transport swapped for a local shell: the scripts it builds run for real."""
+    """The real remote layer with its transport swapped for a local shell: the scripts it builds run for real.
+    `executed` keeps every command line as the shell got it, before any masking."""
+
+    @property
+    def executed(self) -> list[str]:
+        return self.__dict__.setdefault("_executed", [])
 
     def _exec(self, command: str, stdin: bytes, timeout: float, handshake=None) -> tuple[int, bytes, bytes]:
+        self.executed.append(command)
         done = subprocess.run(command, shell=True, input=stdin, capture_output=True, timeout=timeout)
         return done.returncode, done.stdout, done.stderr
 

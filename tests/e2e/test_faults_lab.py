@@ -4,9 +4,11 @@ The README's fault table is the list of these tests.
 """
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,17 +26,44 @@ def start_runbook(reports: Path, *args: str, name: str = "full") -> subprocess.P
 
 
 def read_until(proc: subprocess.Popen, wanted: str, timeout: float = 120) -> list[str]:
-    """The runbook's output lines up to the first that contains wanted."""
-    lines, deadline = [], time.monotonic() + timeout
-    for line in proc.stdout:
+    """The runbook's output lines up to the first that contains wanted; fails when it is not printed within
+    timeout seconds, even while the runbook prints nothing at all."""
+    lines: list[str] = []
+    pending: queue.Queue = getattr(proc, "gw_lines", None) or _line_reader(proc)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = pending.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"{wanted!r} was not printed within {timeout:.0f}s:\n{''.join(lines)}") from None
+        if line is None:
+            raise AssertionError(f"the runbook ended before printing {wanted!r}:\n{''.join(lines)}")
         lines.append(line)
-        if wanted in line or time.monotonic() > deadline:
+        if wanted in line:
             return lines
-    raise AssertionError(f"the runbook ended before printing {wanted!r}:\n{''.join(lines)}")
+
+
+def _line_reader(proc: subprocess.Popen) -> queue.Queue:
+    """The process's stdout lines, read in a thread of their own (None at the end); finish() reads the rest."""
+    pending: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout:
+            pending.put(line)
+        pending.put(None)
+    proc.gw_lines = pending
+    threading.Thread(target=read, daemon=True).start()
+    return pending
 
 
 def finish(proc: subprocess.Popen, reports: Path, seen: list[str]) -> Run:
-    out, err = proc.communicate(timeout=600)
+    pending = getattr(proc, "gw_lines", None) or _line_reader(proc)
+    err = proc.stderr.read()
+    proc.wait(timeout=600)
+    rest: list[str] = []
+    while (line := pending.get(timeout=60)) is not None:
+        rest.append(line)
+    out = "".join(rest)
     return Run(subprocess.CompletedProcess(proc.args, proc.returncode, "".join(seen) + out, err), reports)
 
 

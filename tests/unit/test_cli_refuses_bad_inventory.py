@@ -108,3 +108,12 @@ def test_a_host_missing_from_known_hosts_is_never_connected_to(tmp_path):
     assert (f"host key of 127.0.0.21 is unknown: {known} has no entry for it, so groundwork did not connect"
             in done.stdout)
     assert listener.connections == 0
+
+
+def test_issue_cert_refuses_a_name_that_is_a_path_or_a_bad_san(tmp_path):
+    for args in (["../../etc/cron.d/x", "--profile", "peer"], ["a/b", "--profile", "peer"],
+                 ["etcd-peer", "--profile", "peer", "--san", "10.4.7.12; id"], ["x", "--profile", "nope"]):
+        done = run_runbook(*args, "--reports", str(tmp_path / "reports"), name="issue_cert")
+        assert done.returncode == 2, (args, done.stderr)
+        assert "issue_cert.py: error: argument" in done.stderr
+    assert not (tmp_path / "reports").exists()

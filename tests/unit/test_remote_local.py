@@ -1,5 +1,6 @@
 """The remote layer's shell scripts, run for real on this machine through a local transport."""
 
+import base64
 import os
 import stat
 
@@ -119,10 +120,29 @@ def test_file_changes_read_a_sensitive_file_without_logging_it_and_skip_what_is_
     wanted = [DesiredFile(str(secret), b"password: other\n", sensitive=True), DesiredFile(str(plain), b"new\n")]
     changes = file_changes(local_remote, wanted, current)
     assert [c.before for c in changes] == [b"password: hunter2\n", b"old\n"]
-    assert "hunter2" not in "".join(c.stdout + c.command for c in local_remote.log)
+    # Files are read as base64: look for that form too, or "not in the log" could not fail.
+    logged = "".join(c.stdout + c.command for c in local_remote.log).replace("\n", "")
+    encoded = base64.b64encode(b"password: hunter2\n").decode()
+    assert "hunter2" not in logged and encoded not in logged
+    assert base64.b64encode(b"old\n").decode() in logged  # the plain file was read, and logged as it is
     assert "hunter2" not in changes[0].diff
 
     local_remote.log.clear()
     known = file_changes(local_remote, wanted, current, known={str(secret): b"password: hunter2\n",
                                                                str(plain): b"old\n"})
     assert [c.before for c in known] == [b"password: hunter2\n", b"old\n"] and local_remote.log == []
+
+
+def test_backups_are_pruned_to_the_newest_ten_without_splitting_names(local_remote, tmp_path):
+    target = tmp_path / "etc" / "a b.conf"  # a space: pruning by lines of `ls` would delete ".../a" and "b.conf..."
+    target.parent.mkdir()
+    backups = tmp_path / "backups" / str(target.parent).lstrip("/")
+    backups.mkdir(parents=True)
+    decoy = backups / "a"
+    decoy.write_text("not a backup of a b.conf\n")
+    for n in range(13):
+        local_remote.write_file(str(target), f"version {n}\n".encode())
+    kept = sorted(p for p in backups.iterdir() if p.name.startswith("a b.conf."))
+    assert len(kept) == 10
+    assert sorted(p.read_text() for p in kept) == sorted(f"version {n}\n" for n in range(2, 12))
+    assert decoy.read_text() == "not a backup of a b.conf\n"

@@ -1,0 +1,78 @@
+"""A check on a host must fail when the thing it checks is absent. Each check here is handed a host that lacks
+it (a stand-in probe answering as such a host would) and must fail; the lab tests run them on real hosts."""
+
+import pytest
+
+from groundwork.inventory import load_inventory
+from groundwork.remote import CommandResult
+from tests.conftest import copy_seed_inventory
+
+
+class HostThatLacks:
+    """Answers commands from a table of (part of the command -> rc, stdout); probes by their key."""
+
+    def __init__(self, commands: dict[str, tuple[int, str]], facts: dict[str, str] | None = None):
+        self.commands, self.facts = commands, facts or {}
+
+    def run(self, command: str, stdin: bytes = b"") -> CommandResult:
+        rc, out = next((v for k, v in self.commands.items() if k in command), (1, ""))
+        return CommandResult(command, rc, out, "" if rc == 0 else "No such file or directory", 0.0)
+
+    def fact(self, probe):
+        return probe.parse(self.facts.get(probe.key, ""))
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory):
+    return load_inventory(copy_seed_inventory(tmp_path_factory.mktemp("inv")))
+
+
+def test_the_ca_key_check_fails_when_key_and_certificate_are_both_missing(inventory):
+    from checks.test_ca import test_ca_key_belongs_to_the_certificate as check
+    with pytest.raises(AssertionError, match="ca.pem has no readable public key"):
+        check(inventory.ops_host, HostThatLacks({}))
+
+
+def test_the_ca_key_check_passes_when_they_belong_together(inventory):
+    from checks.test_ca import test_ca_key_belongs_to_the_certificate as check
+    key = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+    check(inventory.ops_host, HostThatLacks({"openssl x509": (0, key), "openssl pkey": (0, key)}))
+
+
+@pytest.mark.parametrize("resolv_conf", [
+    "nameserver 10.4.7.110\nnameserver 10.4.7.120\nsearch host.com\n",  # 10.4.7.11 and .12 only as substrings
+    "nameserver 10.4.7.11\nnameserver 10.4.7.12\nsearch host.com.cn\n",
+    "# nameserver 10.4.7.11 nameserver 10.4.7.12 search host.com\n",
+])
+def test_the_resolver_check_fails_unless_both_servers_and_the_domain_are_there(inventory, resolv_conf):
+    from checks.test_dns import test_resolver_points_at_the_dns_servers as check
+    with pytest.raises(AssertionError):
+        check(inventory.hosts["hdss7-21"], HostThatLacks({"resolv.conf": (0, resolv_conf)}), inventory)
+
+
+def test_the_resolver_check_reads_systemd_resolved(inventory):
+    from checks.test_dns import test_resolver_points_at_the_dns_servers as check
+    text = "nameserver 127.0.0.53\nGlobal:\nLink 2 (eth0): 10.4.7.11 10.4.7.12\nLink 2 (eth0): host.com\n"
+    check(inventory.hosts["hdss7-21"], HostThatLacks({"resolv.conf": (0, text)}), inventory)
+
+
+def test_the_kernel_settings_check_fails_without_br_netfilter(inventory):
+    from checks.test_host_prep import test_kernel_settings_for_docker as check
+    host = inventory.hosts["hdss7-21"]
+    sysctl = "".join(f"{k}={v}\n" for k, v in host.settings.host_prep.sysctl.items())
+    with pytest.raises(AssertionError, match="kernel modules not loaded: br_netfilter"):
+        check(host, HostThatLacks({}, {"sysctl": sysctl, "paths": ""}))
+    check(host, HostThatLacks({}, {"sysctl": sysctl, "paths": "/proc/sys/net/bridge\n"}))
+
+
+@pytest.mark.parametrize("facts, wanted", [
+    ({"services": "firewalld loaded inactive enabled\n"}, "firewalld is inactive and enabled"),
+    ({"selinux": "running=permissive\nconfig=enforcing\n"}, "/etc/selinux/config has SELINUX=enforcing"),
+    ({"selinux": "running=enforcing\nconfig=disabled\n"}, "SELinux is enforcing"),
+])
+def test_selinux_and_firewalld_check_fails_when_either_comes_back_at_boot(inventory, facts, wanted):
+    from checks.test_host_prep import test_selinux_and_firewalld_are_off as check
+    with pytest.raises(AssertionError, match=wanted):
+        check(inventory.hosts["hdss7-21"], HostThatLacks({}, facts))
+    check(inventory.hosts["hdss7-21"], HostThatLacks({}, {"services": "firewalld loaded inactive disabled\n",
+                                                          "selinux": "running=disabled\nconfig=disabled\n"}))

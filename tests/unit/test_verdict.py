@@ -1,0 +1,42 @@
+"""A skipped check is counted as skipped everywhere, and a host on which every check was skipped is not "ok"."""
+
+from groundwork.cli import EXIT_FOR_OUTCOME, _outcome
+from groundwork.report import write_index, write_run_folder
+from groundwork.runner import RunRecord
+from groundwork.verify import verification_verdict
+from tests.unit.test_report import meta, record
+
+
+def check(host, outcome):
+    return {"check": "test_x.py::test_y", "title": "y", "host": host, "outcome": outcome, "duration": 0.1,
+            "message": "", "evidence": []}
+
+
+def run_record() -> RunRecord:
+    return record(dry_run=False)
+
+
+def test_a_host_whose_every_check_was_skipped_makes_the_run_unverified_not_ok(tmp_path):
+    checks = [check("hdss7-11", "passed"), check("hdss7-21", "skipped"), check("hdss7-21", "skipped")]
+    r = run_record()
+    r.entries = [e for e in r.entries if e.status != "changed"]  # nothing changed: it would be "ok"
+    assert _outcome(r, checks) == "unverified"
+    assert verification_verdict(checks, ["hdss7-11", "hdss7-21"]) == (
+        "Verification INCOMPLETE: every check was skipped on hdss7-21 (1 passed, 0 failed, 2 skipped).")
+    assert _outcome(r, [check("hdss7-11", "passed"), check("hdss7-21", "passed"), check("hdss7-21", "skipped")]) == "ok"
+
+
+def test_the_verdict_counts_skipped_checks_and_the_index_shows_them(tmp_path):
+    checks = [check("hdss7-11", "passed"), check("hdss7-21", "passed"), check("hdss7-21", "skipped")]
+    assert verification_verdict(checks, ["hdss7-11", "hdss7-21"]) == (
+        "Verification passed: 2 passed, 0 failed, 1 skipped on 2 host(s).")
+    failing = checks + [check("hdss7-21", "failed")]
+    assert verification_verdict(failing, ["hdss7-11", "hdss7-21"]).startswith(
+        "Verification FAILED on hdss7-21 (2 passed, 1 failed, 1 skipped)")
+    r = run_record()
+    write_run_folder(tmp_path / r.run_id, r, meta(r), checks, "ok")
+    assert "<td>2 / 0 / 1</td>" in write_index(tmp_path).read_text()
+
+
+def test_unverified_exits_as_a_failed_verification():
+    assert EXIT_FOR_OUTCOME["unverified"] == EXIT_FOR_OUTCOME["verification-failed"] == 5
