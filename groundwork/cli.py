@@ -328,5 +328,9 @@ def _nornir(config: dict, paths: dict[str, Path], workers: int | None, inventory
     # Each host's extras merged key by key with the host key policy pinned (inventory.load_inventory), in
     # place of Nornir's nearest-level-wins extras.
     for name, host in inventory.hosts.items():
-        nr.inventory.hosts[name].connection_options["netmiko"] = ConnectionOptions(extras=dict(host.ssh_extras))
+        options = nr.inventory.hosts[name].connection_options
+        if "netmiko" in options:  # the host's own port, user and so on stay
+            options["netmiko"].extras = dict(host.ssh_extras)
+        else:
+            options["netmiko"] = ConnectionOptions(extras=dict(host.ssh_extras))
     return nr

@@ -14,7 +14,7 @@ HOST_PREP_CHECKS = ["hostname is hdss7-NN.host.com, running and in /etc/hostname
                     "kernel is at least the minimum docker needs", "the base tools are installed",
                     "br_netfilter is loaded and the sysctl settings docker needs are in force",
                     "the sysctl settings are in the file read at boot",
-                    "SELinux is not enforcing and firewalld is not running (where they exist)"]
+                    "SELinux is not enforcing and is disabled at boot, firewalld is stopped and disabled (where they exist)"]
 
 
 def run_folder(run):
@@ -78,7 +78,7 @@ def test_report_opened_in_chromium_shows_hosts_checks_metadata_and_diff(converge
         assert title in page
     for label in ("CHG-0815", run.record["run_id"], "Git commit", "Inventory digest", "Operator"):
         assert label in page
-    assert f"Verification passed: {len(run.record['checks'])} check(s) on 5 host(s)." in page
+    assert f"Verification passed: {len(run.record['checks'])} passed, 0 failed, 0 skipped on 5 host(s)." in page
     assert "-by-hand\n+hdss7-21.host.com" in page  # the change log's diff
 
 

@@ -1,0 +1,17 @@
+"""The pipeline's order: stages as tasks/__init__.py lists them, hosts proxy first, then ops, then master_compute."""
+
+from groundwork.inventory import load_inventory
+from groundwork.runner import order_hosts
+from tasks import PIPELINE
+from tests.conftest import copy_seed_inventory
+
+
+def test_stages_run_in_the_seeds_order():
+    assert [s.name for s in PIPELINE] == ["host_prep", "dns_primary", "dns_secondary", "resolver", "ca", "docker",
+                                          "registry"]
+
+
+def test_hosts_are_ordered_proxy_ops_master_compute_whatever_the_file_order(tmp_path):
+    hosts = list(load_inventory(copy_seed_inventory(tmp_path)).hosts.values())
+    ordered = [h.name for h in order_hosts(list(reversed(hosts)))]
+    assert ordered == ["hdss7-11", "hdss7-12", "hdss7-200", "hdss7-21", "hdss7-22"]
