@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from groundwork.settings import Ca, Settings
+from groundwork.settings import PLATFORM_WIDE, Ca, Docker, Settings
 
 # The pipeline's order of groups; each inventory group must be one of these.
 KNOWN_GROUPS = ("proxy", "ops", "master_compute")
@@ -260,9 +260,17 @@ def _check_key_files(entry: dict, file: str, where: str, problems: list[Problem]
             problems.append(Problem(file, where, f"{EXTRAS_FIELD}.{key}", f"{what} {path} does not exist{hint}"))
 
 
-def docker_bip(address: IPv4Address, bip_octet: int) -> IPv4Interface:
-    """The seeds' rule: 10.4.7.21 gets 172.7.21.1/24, so a container's address names its host."""
-    return IPv4Interface(f"172.{bip_octet}.{address.packed[3]}.1/24")
+def docker_bip(name: str, docker: Docker) -> IPv4Interface | None:
+    """The seeds' rule: hdss7-21 gets 172.7.21.1/24, whatever its address (seed 000 puts hdss7-21 at
+    172.29.238.165 and still gives it 172.7.21.1/24), so that a container's address names the host it runs on
+    (seed 002). The number is the one the host's name ends with; data.docker.bip sets it outright. None when
+    the name has no number (or one over 255) and no bip is set."""
+    if docker.bip is not None:
+        return docker.bip
+    number = re.search(r"(\d+)$", name)
+    if number is None or int(number.group(1)) > 255:
+        return None
+    return IPv4Interface(f"172.{docker.bip_octet}.{int(number.group(1))}.1/24")
 
 
 def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_file: str = "groups.yaml",
@@ -297,8 +305,8 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
 
     _check_bip_overlaps(hosts, files["hosts"], problems)
     _check_group_sizes(hosts, raw["hosts"], files["hosts"], problems)
-    _check_names(hosts, raw["hosts"], files["hosts"], problems)
     if defaults is not None:
+        _check_names(raw["hosts"], defaults, files["hosts"], problems)
         _check_registry_name(defaults, files["defaults"], problems)
         _check_zones(defaults, files["defaults"], problems)
     if problems:
@@ -333,6 +341,7 @@ def _load_groups(raw_groups: dict, defaults_data: dict, file: str, problems: lis
         groups[name] = entry
         inherited[name] = set(inherited[""])
         data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
+        _check_platform_wide(data, file, name, problems)
         _validated(_deep_merge(defaults_data, data), file, name, inherited[""], problems, inherited, name)
     return groups
 
@@ -358,6 +367,7 @@ def _load_host(name: str, entry: Any, groups: dict[str, dict], defaults_entry: d
         if group not in groups:
             problems.append(Problem(file, name, "groups", f"unknown group {group!r} "
                                     f"(known: {', '.join(sorted(groups)) or 'none'})"))
+    _check_platform_wide(entry.get("data") if isinstance(entry.get("data"), dict) else {}, file, name, problems)
     # The first group listed wins, as in Nornir; the host's own values win over its groups'.
     levels = [defaults_entry, *(groups.get(g, {}) for g in reversed(host_groups)), entry]
     data: dict = {}
@@ -381,11 +391,23 @@ def _load_host(name: str, entry: Any, groups: dict[str, dict], defaults_entry: d
         return None
     if settings.ca.cfssl_dir:
         settings = _with_cfssl_ca(settings, file, name, problems)
-    bip = docker_bip(address, settings.docker.bip_octet)
+    bip = docker_bip(name, settings.docker)
+    if bip is None:
+        problems.append(Problem(file, name, "data.docker.bip", "missing: docker0's address comes from the number "
+                                "the host's name ends with (hdss7-21 gets 172.7.21.1/24) and this name has none "
+                                "from 0 to 255; set data.docker.bip for this host, like 172.7.30.1/24"))
+        return None
     if bip.network.overlaps(net):
-        problems.append(Problem(file, name, "data.docker.bip_octet", f"docker bip {bip} overlaps the host network {net}"))
+        problems.append(Problem(file, name, "data.docker.bip", f"docker bip {bip} overlaps the host network {net}"))
     return HostModel(name=name, address=address, groups=tuple(host_groups), settings=settings,
                      fqdn=f"{name}.{settings.host_domain}", docker_bip=bip, ssh_extras=extras)
+
+
+def _check_platform_wide(data: dict, file: str, where: str, problems: list[Problem]) -> None:
+    for key in data:
+        if key in PLATFORM_WIDE:
+            problems.append(Problem(file, where, f"data.{key}", f"platform-wide: set it in defaults.yaml only "
+                                    f"({PLATFORM_WIDE[key]})"))
 
 
 def _host_address(name: str, hostname: Any, file: str, problems: list[Problem]) -> IPv4Address | None:
@@ -402,7 +424,7 @@ def _host_address(name: str, hostname: Any, file: str, problems: list[Problem]) 
     return None
 
 
-def _check_names(hosts: dict[str, HostModel], raw_hosts: dict, file: str, problems: list[Problem]) -> None:
+def _check_names(raw_hosts: dict, defaults: Settings, file: str, problems: list[Problem]) -> None:
     """Host names become DNS records: two that differ only by case would be one record, and a host named like
     a zone's own record (dns, the registry) would take its place."""
     seen: dict[str, str] = {}
@@ -411,11 +433,11 @@ def _check_names(hosts: dict[str, HostModel], raw_hosts: dict, file: str, proble
         if other != name:
             problems.append(Problem(file, name, "", f"differs from host {other} only by case: DNS names are not "
                                     "case-sensitive, so both would be one record"))
-    for host in hosts.values():
-        reserved = _reserved_records(host.settings)
-        if host.name.lower() in reserved:
-            problems.append(Problem(file, host.name, "", f"a host may not be named {host.name!r}: that name is "
-                                    f"the zone record {reserved[host.name.lower()]}"))
+    reserved = _reserved_records(defaults)
+    for name in (str(n) for n in raw_hosts):
+        if name.lower() in reserved:
+            problems.append(Problem(file, name, "", f"a host may not be named {name!r}: that name is the zone "
+                                    f"record {reserved[name.lower()]}"))
 
 
 def _reserved_records(settings: Settings) -> dict[str, str]:
@@ -492,12 +514,12 @@ def _check_bip_overlaps(hosts: dict[str, HostModel], file: str, problems: list[P
     for host in hosts.values():
         other = seen.get(host.docker_bip.network)
         if other:
-            problems.append(Problem(file, host.name, "data.docker.bip_octet",
+            problems.append(Problem(file, host.name, "data.docker.bip",
                                     f"docker bip {host.docker_bip} is also the bip of {other}"))
         seen.setdefault(host.docker_bip.network, host.name)
         for peer in hosts.values():
             if peer.address in host.docker_bip.network:
-                problems.append(Problem(file, host.name, "data.docker.bip_octet",
+                problems.append(Problem(file, host.name, "data.docker.bip",
                                         f"docker bip {host.docker_bip} contains {peer.name}'s address {peer.address}"))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -109,6 +109,8 @@ class Docker(Strict):
     packages: dict[Literal["el", "debian"], list[PackageName]] = Field(
         default_factory=lambda: {"el": ["docker-ce"], "debian": ["docker.io"]})
     bip_octet: Annotated[int, Field(ge=0, le=255)] = 7
+    # docker0's address for one host, where its name carries no number (a host's own data).
+    bip: IPv4Interface | None = None
     data_root: AbsPath = "/data/docker"
     storage_driver: Identifier = "overlay2"
     insecure_registries: list[RegistryHost] = Field(
@@ -178,6 +180,19 @@ class Ca(Strict):
             raise ValueError(f"key_size {self.key_size} does not fit key_algo {self.key_algo}: use {sizes}"
                              + (" (RSA keys under 2048 bits are refused)" if self.key_algo == "rsa" else ""))
         return self
+
+
+# Settings the whole platform shares, read from defaults.yaml only: a group's or host's value would have
+# one reader (its stage) disagree with another (the zones, the checks, the other hosts). Each is refused
+# outside defaults (inventory.load_inventory) with the reason below. Everything else may differ per host.
+PLATFORM_WIDE = {
+    "network": "every host's address and every docker bridge is checked against the one network",
+    "host_domain": "the host zone every DNS server serves and every resolver searches is one zone",
+    "service_domain": "the service zone every DNS server serves is one zone",
+    "dns": "every DNS server serves the same zones, records and forwarders",
+    "registry": "the registry's name is in the zones and in every docker host's insecure registries, and the "
+                "checks log in to the one registry",
+}
 
 
 class Settings(Strict):

@@ -57,11 +57,11 @@ def test_bip_octet_is_configurable(inv_dir):
 
 
 def test_host_data_overrides_group_and_defaults(inv_dir):
-    edit(inv_dir, "groups.yaml", lambda d: d["proxy"]["data"].update(dns={"ttl": 300}))
-    edit(inv_dir, "hosts.yaml", lambda d: d["hdss7-12"].update(data={"dns": {"ttl": 120}}))
+    edit(inv_dir, "groups.yaml", lambda d: d["proxy"]["data"].update(host_prep={"min_kernel": "4.0"}))
+    edit(inv_dir, "hosts.yaml", lambda d: d["hdss7-12"].update(data={"host_prep": {"min_kernel": "4.19"}}))
     hosts = load_inventory(inv_dir).hosts
-    assert (hosts["hdss7-11"].settings.dns.ttl, hosts["hdss7-12"].settings.dns.ttl,
-            hosts["hdss7-21"].settings.dns.ttl) == (300, 120, 600)
+    assert (hosts["hdss7-11"].settings.host_prep.min_kernel, hosts["hdss7-12"].settings.host_prep.min_kernel,
+            hosts["hdss7-21"].settings.host_prep.min_kernel) == ("4.0", "4.19", "3.10")
 
 
 def test_three_problems_reported_together_naming_file_host_and_field(inv_dir):
@@ -111,17 +111,34 @@ def test_bip_overlapping_the_host_network_is_refused(inv_dir):
     edit(inv_dir, "hosts.yaml", lambda d: [h.update(hostname=h["hostname"].replace("10.4.7.", "172.7.0."))
                                            for h in d.values()])
     found = problems(inv_dir)
-    assert any("hdss7-21: data.docker.bip_octet: docker bip 172.7.21.1/24 overlaps the host network 172.7.0.0/16" in p
+    assert any("hdss7-21: data.docker.bip: docker bip 172.7.21.1/24 overlaps the host network 172.7.0.0/16" in p
                for p in found)
 
 
 def test_bips_of_two_hosts_must_differ(inv_dir):
-    def change(d):
-        d["data"]["network"] = "10.4.0.0/16"
-    edit(inv_dir, "defaults.yaml", change)
-    edit(inv_dir, "hosts.yaml", lambda d: d["hdss7-22"].update(hostname="10.4.8.21"))
-    assert any("hdss7-22: data.docker.bip_octet: docker bip 172.7.21.1/24 is also the bip of hdss7-21" in p
+    edit(inv_dir, "hosts.yaml", lambda d: d.update({"hdss8-21": {"hostname": "10.4.7.31", "groups": ["master_compute"]}}))
+    assert any("hdss8-21: data.docker.bip: docker bip 172.7.21.1/24 is also the bip of hdss7-21" in p
                for p in problems(inv_dir))
+
+
+def test_bip_follows_the_number_in_the_name_not_the_address(inv_dir):
+    """Seed 000's public-cloud plan: hdss7-21 at 172.29.238.165 still gets 172.7.21.1/24."""
+    seed_000 = {"hdss7-11": "172.29.238.166", "hdss7-12": "172.29.238.164", "hdss7-21": "172.29.238.165",
+                "hdss7-22": "172.29.238.163", "hdss7-200": "172.29.238.162"}
+    edit(inv_dir, "defaults.yaml", lambda d: d["data"].update(network="172.29.238.0/24"))
+    edit(inv_dir, "hosts.yaml", lambda d: [d[n].update(hostname=a) for n, a in seed_000.items()])
+    hosts = load_inventory(inv_dir).hosts
+    assert {n: str(h.docker_bip) for n, h in hosts.items()} == {
+        "hdss7-11": "172.7.11.1/24", "hdss7-12": "172.7.12.1/24", "hdss7-21": "172.7.21.1/24",
+        "hdss7-22": "172.7.22.1/24", "hdss7-200": "172.7.200.1/24"}
+
+
+def test_a_name_without_a_number_needs_an_explicit_bip(inv_dir):
+    edit(inv_dir, "hosts.yaml", lambda d: d.update({"gpu-node": {"hostname": "10.4.7.40", "groups": ["master_compute"]}}))
+    assert any("hosts.yaml: gpu-node: data.docker.bip: missing: docker0's address comes from the number the host's "
+               "name ends with" in p for p in problems(inv_dir))
+    edit(inv_dir, "hosts.yaml", lambda d: d["gpu-node"].update(data={"docker": {"bip": "172.7.40.1/24"}}))
+    assert str(load_inventory(inv_dir).hosts["gpu-node"].docker_bip) == "172.7.40.1/24"
 
 
 def test_address_outside_the_network(inv_dir):

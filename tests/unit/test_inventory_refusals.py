@@ -181,3 +181,23 @@ def test_no_known_hosts_file_is_refused(inv):
     found = problems(inv)
     assert len(found) == 5 and all("connection_options.netmiko.extras.alt_key_file: missing: the known_hosts "
                                    "file holding this host's key" in p for p in found)
+
+
+# -- issue 14: one source for platform-wide settings ----------------------------------------------------
+
+@pytest.mark.parametrize("key, value", [("network", "10.4.0.0/16"), ("host_domain", "hosts.example"),
+                                        ("service_domain", "svc.example"), ("dns", {"ttl": 300}),
+                                        ("registry", {"name": "harbor.od.com", "http_port": 181})])
+@pytest.mark.parametrize("file, where", [("groups.yaml", "ops"), ("hosts.yaml", "hdss7-200")])
+def test_a_platform_wide_setting_outside_defaults_is_refused(inv, key, value, file, where):
+    change(inv, file, lambda d: d[where].setdefault("data", {}).update({key: value}))
+    found = problems(inv)
+    assert any(f"{file}: {where}: data.{key}: platform-wide: set it in defaults.yaml only (" in p for p in found), found
+
+
+def test_settings_meant_per_host_stay_per_host(inv):
+    change(inv, "hosts.yaml", lambda d: d["hdss7-21"].update(data={
+        "docker": {"bip": "172.7.121.1/24", "extra_options": {"debug": True}, "packages": {"debian": ["docker.io"]}},
+        "host_prep": {"base_packages": {"debian": ["wget"]}}}))
+    host = load_inventory(inv).hosts["hdss7-21"]
+    assert str(host.docker_bip) == "172.7.121.1/24" and host.settings.docker.extra_options == {"debug": True}
