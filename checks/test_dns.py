@@ -42,6 +42,9 @@ def test_every_name_answers_on_this_dns_server(host, probe, inventory):
 @pytest.mark.groups("proxy")
 def test_zone_serials_equal_the_primary(host, probe, inventory):
     """the SOA serial of each zone equals the primary's"""
+    if inventory.defaults.dns.backend != "bind9":
+        pytest.skip(f"zone serials are bind9's: the {inventory.defaults.dns.backend} backend serves every name "
+                    "from each proxy host, with no primary to follow")
     primary = str(inventory.dns_primary.address)
     for zone in zones(inventory):
         ours = query(probe, zone, str(host.address), "SOA")

@@ -25,6 +25,13 @@ class BindLayout:
 
 
 @dataclass(frozen=True)
+class DnsmasqLayout:
+    packages: tuple[str, ...] = ("dnsmasq",)
+    conf: str = "/etc/dnsmasq.d/groundwork.conf"  # both families read /etc/dnsmasq.d (Debian's CONFIG_DIR, EL's conf-dir)
+    service: str = "dnsmasq"
+
+
+@dataclass(frozen=True)
 class Platform:
     family: str  # key into settings that differ by family (base_packages)
     repo_file: str  # where a package repository is declared; {name} is the repository's name
@@ -32,6 +39,7 @@ class Platform:
     refresh_index: str  # fetch the package lists again
     install: str  # install packages, without questions; {packages} are the names
     bind: BindLayout
+    dnsmasq: DnsmasqLayout = DnsmasqLayout()
 
     def install_command(self, packages: list[str]) -> str:
         return self.install.format(packages=" ".join(shlex.quote(p) for p in packages))

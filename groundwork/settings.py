@@ -97,6 +97,9 @@ class HostPrep(Strict):
 
 
 class Dns(Strict):
+    # bind9: a primary and its secondaries (the seeds' chapter 2); dnsmasq: the same names from every proxy
+    # host, each on its own (seed 002).
+    backend: Literal["bind9", "dnsmasq"] = "bind9"
     forwarders: list[IPv4Address] = Field(default_factory=list)
     # Extra records in the service zone (od.com), name -> address.
     records: dict[DnsName, IPv4Address] = Field(default_factory=dict)

@@ -33,8 +33,8 @@ SUITE = "bookworm"
 BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "iputils-ping",
                  "ca-certificates", "sudo", "procps", "kmod"]
 # What the stages install on Debian hosts, served offline from the lab's repository.
-REPO_PACKAGES = sorted({*SEED_BASE_PACKAGES["debian"], "bind9", "bind9-utils", "bind9-dnsutils", "docker.io",
-                        "nginx", "docker-registry", "apache2-utils", "curl", "openssl"})
+REPO_PACKAGES = sorted({*SEED_BASE_PACKAGES["debian"], "bind9", "bind9-utils", "bind9-dnsutils", "dnsmasq",
+                        "docker.io", "nginx", "docker-registry", "apache2-utils", "curl", "openssl"})
 SUDO_USER = "gwadmin"  # a lab user with passwordless sudo, for running groundwork as a non-root user
 # A lab user whose sudo asks for its password (sudo_password()), as on hosts where operators log in with
 # a key and sudo wants the password: the password reaches sudo only when sudo asks for it.

@@ -23,6 +23,7 @@ from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
 from groundwork.render import render
 from groundwork.stages import RunContext, Stage
+from tasks import dnsmasq
 
 SERIAL_LINE = re.compile(rb"^(\s*)(\d+)(\s*; serial)$", re.M)
 RESOLV_CONF = "/etc/resolv.conf"
@@ -78,7 +79,8 @@ def _server_probes(host: HostModel, inventory: Inventory) -> list[probe.Probe]:
     conf_files = sorted({f for pl in PLATFORMS.values() for f in (pl.bind.options_conf, pl.bind.zones_conf)})
     zone_files = [f"{pl.bind.zone_dir}/{z}.zone" for pl in PLATFORMS.values() for z in zones(inventory)]
     primary = str(inventory.dns_primary.address)
-    return [probe.os_info(), probe.packages(bind_packages), probe.services(["named"]),
+    services = sorted({"named", *(pl.dnsmasq.service for pl in PLATFORMS.values())})
+    return [probe.os_info(), probe.packages(bind_packages), probe.services(services),
             probe.files(conf_files + zone_files), probe.contents(zone_files),
             _soa_serials(list(zones(inventory)), str(host.address)),
             _soa_serials(list(zones(inventory)), primary)]
@@ -141,10 +143,12 @@ def decide_primary(host: HostModel, inventory: Inventory, facts: Facts, platform
 
 
 def _plan_server(host, facts, platform, changes, wait_for) -> list[Change]:
-    plan = install_missing(platform, list(platform.bind.packages), facts["packages"]) + list(changes)
+    plan = dnsmasq.stop_other_server(platform.dnsmasq.service, facts["services"].get(platform.dnsmasq.service),
+                             "the dns backend is bind9")
+    plan += install_missing(platform, list(platform.bind.packages), facts["packages"]) + list(changes)
     named = facts["services"].get("named")
     serving = all(facts[f"soa@{host.address}"].get(z) == s for z, s in wait_for.items())
-    if changes or not (named and named.active == "active") or not serving:
+    if plan or not (named and named.active == "active") or not serving:
         plan.append(_activation(host, platform, facts, wait_for))
     return plan
 
@@ -217,13 +221,17 @@ def run_resolver(remote, host: HostModel, ctx: RunContext) -> StageReport:
 
 
 def _is_primary(host: HostModel, inventory: Inventory) -> bool:
-    return host.name == inventory.dns_primary.name
+    return inventory.defaults.dns.backend == "bind9" and host.name == inventory.dns_primary.name
+
+
+def _is_secondary(host: HostModel, inventory: Inventory) -> bool:
+    return inventory.defaults.dns.backend == "bind9" and host.name != inventory.dns_primary.name
 
 
 PRIMARY = Stage(name="dns_primary", title="bind9 primary", groups=("proxy",), run=run_primary,
                 select=_is_primary, checks="test_dns.py")
 SECONDARIES = Stage(name="dns_secondary", title="bind9 secondaries", groups=("proxy",), run=run_secondary,
-                    select=lambda host, inventory: not _is_primary(host, inventory), checks="test_dns.py")
+                    select=_is_secondary, checks="test_dns.py")
 RESOLVERS = Stage(name="resolver", title="resolvers through the DNS servers", groups=None, run=run_resolver,
                   checks="test_dns.py")
-STAGES = [PRIMARY, SECONDARIES, RESOLVERS]
+STAGES = [PRIMARY, SECONDARIES, dnsmasq.STAGE, RESOLVERS]

@@ -19,6 +19,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if E2E in item.path.parents:
             item.add_marker(pytest.mark.lab)
+    # Tests that bring up the lab for another inventory run after every test that expects the default lab.
+    items.sort(key=lambda item: item.get_closest_marker("replaces_lab") is not None)
 
 
 class LocalRemote(Remote):
