@@ -181,6 +181,8 @@ class CheckSession:
         message = ""
         if report.failed:
             message = self.masker(_short_failure(report))
+        elif report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: why")
+            message = self.masker(str(report.longrepr[2]).removeprefix("Skipped: "))
         result = CheckResult(check=report.nodeid.split("[")[0], title=report.gw_title, host=report.gw_host,
                              outcome=outcome, duration=report.duration, message=message,
                              evidence=getattr(report, "gw_evidence", []))
