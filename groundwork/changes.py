@@ -94,6 +94,55 @@ class ActionChange:
 Change = FileChange | CommandChange | ActionChange
 
 
+def wait_until(test: str, seconds: float, failure: str, diagnose: str = "", interval: float = 0.2) -> str:
+    """A command that runs `test` until it succeeds, for at most `seconds`; else it says `failure` on stderr,
+    runs `diagnose` (what the service's own log says) and fails."""
+    tries = max(1, round(seconds / interval))
+    return (f"for i in $(seq {tries}); do {test} && exit 0; sleep {interval}; done; echo {shlex.quote(failure)} >&2; "
+            + (f"{diagnose}; " if diagnose else "") + "exit 1")
+
+
+def journal_tail(service: str, lines: int = 5) -> str:
+    return f"journalctl -u {shlex.quote(service)} -n {lines} --no-pager -q -o cat >&2"
+
+
+def activate_service(service: str, summary: str, diff: str, *, check: str | None = None, reload: bool = False,
+                     start: str | None = None, waits: list[str] | None = None, recover: list[str] | None = None,
+                     timeout: float | None = None) -> CommandChange:
+    """Check the configuration, restart (or reload) the service, wait until it answers. When any of that fails,
+    the files the plan wrote go back as they were and the service is brought back on them (`recover`, by
+    default: started again if the restart took it down)."""
+    unit = shlex.quote(service)
+    start = start or (f"systemctl reload {unit}" if reload
+                      else f"systemctl enable {unit} >/dev/null 2>&1; systemctl restart {unit}")
+    return CommandChange(summary, [c for c in (check, start, *(waits or [])) if c], diff, undo_files_on_failure=True,
+                         recover=recover or [f"systemctl is-active --quiet {unit} || systemctl restart {unit}"],
+                         timeout=timeout)
+
+
+def stop_and_disable(services, name: str, why: str = "") -> list[CommandChange]:
+    """The change that stops a service and keeps it from starting at boot, or none when it is neither."""
+    if not services.on(name):
+        return []
+    service = services[name]
+    return [CommandChange(f"stop and disable {name}" + (f" ({why})" if why else ""),
+                          [f"systemctl disable --now {shlex.quote(name)}"],
+                          value_diff(name, f"{service.active}, {service.enabled}", "inactive, disabled"))]
+
+
+def create_directories(wanted: list[str], existing: set[str], owner: str | None = None,
+                       summary: str = "") -> list[CommandChange]:
+    """The change that creates the wanted directories the host lacks (owned by owner), or none."""
+    missing = [d for d in wanted if d not in existing]
+    if not missing:
+        return []
+    paths = " ".join(shlex.quote(d) for d in missing)
+    commands = [f"mkdir -p {paths}"] + ([f"chown {shlex.quote(owner + ':')} {paths}"] if owner else [])
+    what = "directory" + (f" of {owner}" if owner else "")
+    return [CommandChange(summary or f"create {', '.join(missing)}", [" && ".join(commands)],
+                          "".join(value_diff(d, None, what) for d in missing))]
+
+
 def value_diff(label: str, before: str | None, after: str | None) -> str:
     """A small diff for a value that is not a file (a running hostname, a sysctl value, a package)."""
     lines = [f"--- {label} (on host)", f"+++ {label} (wanted)"]

@@ -171,9 +171,30 @@ class ServiceInfo:
     active: str   # active, inactive, failed, ...
     enabled: str  # enabled, disabled, masked, static, ...
 
+    @property
+    def running(self) -> bool:
+        return self.active == "active"
 
-def _parse_services(text: str) -> dict[str, ServiceInfo]:
-    result = {}
+    @property
+    def on(self) -> bool:
+        """Running now, or set to start at boot."""
+        return self.exists and (self.running or self.enabled == "enabled")
+
+
+class Services(dict):
+    """Unit name -> ServiceInfo; a unit the host does not know is absent."""
+
+    def running(self, name: str) -> bool:
+        service = self.get(name)
+        return bool(service and service.running)
+
+    def on(self, name: str) -> bool:
+        service = self.get(name)
+        return bool(service and service.on)
+
+
+def _parse_services(text: str) -> Services:
+    result = Services()
     for line in text.splitlines():
         parts = line.split()
         if len(parts) >= 4:

@@ -21,7 +21,22 @@ class BindLayout:
     zones_conf: str  # where groundwork's zone statements go
     zone_dir: str
     group: str  # named's group, which must read the zone files
+    directory: str  # named's working directory (options { directory })
+    # Files named.conf includes besides groundwork's zones, where the options file is the whole named.conf (EL).
+    includes: tuple[str, ...] = ()
     service: str = "named"
+
+
+@dataclass(frozen=True)
+class RegistryLayout:
+    """The registry component Harbor embeds (distribution), and what the harbor backend needs of the OS."""
+    packages: tuple[str, ...]  # the registry, and htpasswd to make its bcrypt entries
+    service: str
+    config: str
+    htpasswd: str
+    group: str  # the registry's group, which must read htpasswd
+    compose_packages: tuple[str, ...]  # for Harbor's install.sh
+    front_packages: tuple[str, ...] = ("nginx", "curl")
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class Platform:
     refresh_index: str  # fetch the package lists again
     install: str  # install packages, without questions; {packages} are the names
     bind: BindLayout
+    registry: RegistryLayout
     dnsmasq: DnsmasqLayout = DnsmasqLayout()
 
     def install_command(self, packages: list[str]) -> str:
@@ -51,11 +67,20 @@ PLATFORMS = {
                        install="apt-get install -y -qq --no-install-recommends {packages}",
                        bind=BindLayout(("bind9", "bind9-utils", "bind9-dnsutils"), "/etc/bind/named.conf",
                                        "/etc/bind/named.conf.options", "/etc/bind/named.conf.local",
-                                       "/var/lib/bind", "bind")),
+                                       "/var/lib/bind", "bind", directory="/var/cache/bind"),
+                       registry=RegistryLayout(("docker-registry", "apache2-utils"), "docker-registry",
+                                               "/etc/docker/registry/config.yml", "/etc/docker/registry/htpasswd",
+                                               "docker-registry", ("docker-compose",))),
     "el": Platform("el", "/etc/yum.repos.d/{name}.repo", "host_prep/yum.repo.j2",
                    refresh_index="yum makecache -q", install="yum install -y -q {packages}",
                    bind=BindLayout(("bind", "bind-utils"), "/etc/named.conf", "/etc/named.conf",
-                                   "/etc/named.groundwork.zones", "/var/named", "named")),
+                                   "/etc/named.groundwork.zones", "/var/named", "named", directory="/var/named",
+                                   includes=("/etc/named.rfc1912.zones", "/etc/named.root.key")),
+                   # EL's distribution package (not exercised in the lab, which is Debian)
+                   registry=RegistryLayout(("docker-distribution", "httpd-tools"), "docker-distribution",
+                                           "/etc/docker-distribution/registry/config.yml",
+                                           "/etc/docker-distribution/registry/htpasswd", "root",
+                                           ("docker-compose-plugin",))),
 }
 
 

@@ -16,8 +16,8 @@ import shlex
 from datetime import datetime, timezone
 
 from groundwork import facts as probe
-from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, apply_plan, file_changes,
-                                value_diff)
+from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
+                                file_changes, journal_tail, stop_and_disable, value_diff, wait_until)
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
@@ -89,8 +89,7 @@ def _server_probes(host: HostModel, inventory: Inventory) -> list[probe.Probe]:
 def _named_conf_files(host: HostModel, inventory: Inventory, platform: Platform, primary: bool) -> list[DesiredFile]:
     bind = platform.bind
     listen = str(host.address)
-    options = render("dns/options.conf.j2", family=platform.family, listen=listen,
-                     directory="/var/cache/bind" if platform.family == "debian" else "/var/named",
+    options = render("dns/options.conf.j2", listen=listen, directory=bind.directory, includes=bind.includes,
                      forwarders=[str(f) for f in host.settings.dns.forwarders], zones_conf=bind.zones_conf)
     zone_conf = render("dns/zones.conf.j2", primary=primary, zones=list(zones(inventory)), zone_dir=bind.zone_dir,
                        secondaries=[str(h.address) for h in inventory.dns_secondaries],
@@ -103,23 +102,21 @@ def _activation(host: HostModel, platform: Platform, facts: Facts, wait_for: dic
                 actions: list[str] | None = None, summary: str = "") -> CommandChange:
     """Check the whole configuration, then reload (or start) named, then wait until it serves the serials."""
     bind = platform.bind
-    running = facts["services"].get("named")
-    reload = running and running.active == "active"
     # Not running when the facts were gathered: the package install may have started it on its defaults since.
-    service = shlex.quote(bind.service)
-    actions = actions or (["rndc reload"] if reload else [f"systemctl enable {service}", f"systemctl restart {service}"])
+    reload = facts["services"].running(bind.service)
     address = shlex.quote(str(host.address))
-    waits = [f"for i in $(seq 50); do s=$(dig +short +time=1 +tries=1 SOA {shlex.quote(z)} @{address} | cut -d' ' -f3); "
-             f"[ \"$s\" = {serial} ] && break; sleep 0.2; done; "
-             f"[ \"$s\" = {serial} ] || {{ echo \"named does not serve {z} serial {serial} (it serves '$s')\" >&2; "
-             f"journalctl -u {service} -n 5 --no-pager -q >&2; exit 1; }}" for z, serial in wait_for.items()]
-    return CommandChange(summary or f"check the configuration and {'reload' if reload else 'start'} named",
-                         [f"named-checkconf -z {shlex.quote(bind.main_conf)}", *actions, *waits],
-                         value_diff("named", "previous configuration", "configuration above, checked and loaded"),
-                         # named keeps serving its loaded configuration when the check fails first; start it
-                         # again only if the reload or start itself took it down.
-                         undo_files_on_failure=True,
-                         recover=[f"systemctl is-active --quiet {service} || systemctl restart {service}"])
+
+    def serves(zone: str) -> str:
+        return f"dig +short +time=1 +tries=1 SOA {shlex.quote(zone)} @{address} | cut -d' ' -f3"
+    waits = [wait_until(f"[ \"$({serves(z)})\" = {serial} ]", 10, f"named does not serve {z} serial {serial}",
+                        diagnose=f"echo \"it serves '$({serves(z)})'\" >&2; {journal_tail(bind.service)}")
+             for z, serial in wait_for.items()]
+    # named keeps serving its loaded configuration when the check fails first; it is started again only if the
+    # reload or start itself took it down.
+    return activate_service(bind.service, summary or f"check the configuration and {'reload' if reload else 'start'} named",
+                            value_diff("named", "previous configuration", "configuration above, checked and loaded"),
+                            check=f"named-checkconf -z {shlex.quote(bind.main_conf)}",
+                            start=" && ".join(actions) if actions else ("rndc reload" if reload else None), waits=waits)
 
 
 def decide_primary(host: HostModel, inventory: Inventory, facts: Facts, platform: Platform,
@@ -143,12 +140,10 @@ def decide_primary(host: HostModel, inventory: Inventory, facts: Facts, platform
 
 
 def _plan_server(host, facts, platform, changes, wait_for) -> list[Change]:
-    plan = dnsmasq.stop_other_server(platform.dnsmasq.service, facts["services"].get(platform.dnsmasq.service),
-                             "the dns backend is bind9")
+    plan = stop_and_disable(facts["services"], platform.dnsmasq.service, "the dns backend is bind9")
     plan += install_missing(platform, list(platform.bind.packages), facts["packages"]) + list(changes)
-    named = facts["services"].get("named")
     serving = all(facts[f"soa@{host.address}"].get(z) == s for z, s in wait_for.items())
-    if plan or not (named and named.active == "active") or not serving:
+    if plan or not facts["services"].running(platform.bind.service) or not serving:
         plan.append(_activation(host, platform, facts, wait_for))
     return plan
 
@@ -201,7 +196,7 @@ def run_resolver(remote, host: HostModel, ctx: RunContext) -> StageReport:
                            probe.files([RESOLV_CONF, RESOLVED_DROPIN, NM_DROPIN])])
     managers = facts["services"]
     plan: list[Change] = []
-    if managers.get("systemd-resolved") and managers["systemd-resolved"].active == "active":
+    if managers.running("systemd-resolved"):
         wanted = [DesiredFile(RESOLVED_DROPIN, render("dns/resolved.conf.j2", servers=servers, search=search))]
         plan += file_changes(remote, wanted, facts["files"])
         if plan:
@@ -209,7 +204,7 @@ def run_resolver(remote, host: HostModel, ctx: RunContext) -> StageReport:
                                       value_diff("systemd-resolved", "previous servers", ", ".join(servers))))
     else:
         wanted = [DesiredFile(RESOLV_CONF, render("dns/resolv.conf.j2", servers=servers, search=search))]
-        if managers.get("NetworkManager") and managers["NetworkManager"].active == "active":
+        if managers.running("NetworkManager"):
             # NetworkManager would write resolv.conf over ours; dns=none leaves it to us.
             wanted.insert(0, DesiredFile(NM_DROPIN, b"# Managed by groundwork (dns)\n[main]\ndns=none\n"))
         plan += file_changes(remote, wanted, facts["files"])

@@ -12,8 +12,9 @@ from __future__ import annotations
 import shlex
 
 from groundwork import facts as probe
-from groundwork.changes import Change, CommandChange, DesiredFile, StageReport, apply_plan, file_changes, value_diff
-from groundwork.facts import Facts, ServiceInfo
+from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
+                                file_changes, journal_tail, stop_and_disable, value_diff, wait_until)
+from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
 from groundwork.render import render
@@ -38,15 +39,6 @@ def render_conf(host: HostModel, inventory: Inventory) -> bytes:
                   forwarders=[str(f) for f in dns.forwarders], zones=list(zones(inventory)), records=records(inventory))
 
 
-def stop_other_server(name: str, service: ServiceInfo | None, why: str) -> list[Change]:
-    """Stop and disable a DNS server of the other backend, so that only one listens on port 53."""
-    if not (service and service.exists and (service.active == "active" or service.enabled == "enabled")):
-        return []
-    unit = shlex.quote(name)
-    return [CommandChange(f"stop and disable {name} ({why})", [f"systemctl disable --now {unit}"],
-                          value_diff(name, f"{service.active}, {service.enabled}", "inactive, disabled"))]
-
-
 def probes() -> list[probe.Probe]:
     layouts = [pl.dnsmasq for pl in PLATFORMS.values()]
     return [probe.os_info(), probe.packages(sorted({p for d in layouts for p in d.packages})),
@@ -56,27 +48,23 @@ def probes() -> list[probe.Probe]:
 
 def decide(host: HostModel, inventory: Inventory, facts: Facts, platform: Platform, changes: list) -> list[Change]:
     d = platform.dnsmasq
-    plan = stop_other_server(platform.bind.service, facts["services"].get(platform.bind.service),
-                             "the dns backend is dnsmasq")
-    install = install_missing(platform, list(d.packages), facts["packages"])
-    plan += install + list(changes)
-    running = facts["services"].get(d.service)
-    if plan or not (running and running.active == "active"):
+    # named first: the two never fight over port 53
+    plan = stop_and_disable(facts["services"], platform.bind.service, "the dns backend is dnsmasq")
+    plan += install_missing(platform, list(d.packages), facts["packages"]) + list(changes)
+    if plan or not facts["services"].running(d.service):
         plan.append(_activation(host, inventory, d.service))
     return plan
 
 
 def _activation(host: HostModel, inventory: Inventory, service: str) -> CommandChange:
     """Restart dnsmasq and wait until it answers for the DNS server's own name with the right address."""
-    unit, address = shlex.quote(service), shlex.quote(str(host.address))
+    address = shlex.quote(str(host.address))
     name, wanted = f"dns.{inventory.defaults.host_domain}", str(inventory.dns_primary.address)
-    wait = (f"for i in $(seq {WAIT_SECONDS * 5}); do [ \"$(dig +short +time=1 +tries=1 A {shlex.quote(name)} @{address})\" "
-            f"= {shlex.quote(wanted)} ] && exit 0; sleep 0.2; done; echo 'dnsmasq does not answer for {name}' >&2; "
-            f"journalctl -u {unit} -n 5 --no-pager -q -o cat >&2; exit 1")
-    return CommandChange("restart dnsmasq and wait until it answers",
-                         [f"systemctl enable {unit} >/dev/null 2>&1; systemctl restart {unit}", wait],
-                         value_diff("dnsmasq", "previous configuration", "serving the names above"),
-                         undo_files_on_failure=True, recover=[f"systemctl restart {unit}"])
+    wait = wait_until(f"[ \"$(dig +short +time=1 +tries=1 A {shlex.quote(name)} @{address})\" = {shlex.quote(wanted)} ]",
+                      WAIT_SECONDS, f"dnsmasq does not answer for {name}", diagnose=journal_tail(service))
+    return activate_service(service, "restart dnsmasq and wait until it answers",
+                            value_diff("dnsmasq", "previous configuration", "serving the names above"), waits=[wait],
+                            recover=[f"systemctl restart {shlex.quote(service)}"])
 
 
 def run(remote, host: HostModel, ctx: RunContext) -> StageReport:

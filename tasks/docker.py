@@ -10,11 +10,10 @@ the previous file is put back, docker restarted on it, and the stage fails with 
 from __future__ import annotations
 
 import json
-import shlex
 
 from groundwork import facts as probe
-from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, apply_plan, file_changes,
-                                value_diff)
+from groundwork.changes import (Change, DesiredFile, StageReport, activate_service, apply_plan, create_directories,
+                                file_changes, value_diff, wait_until)
 from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
 from groundwork.stages import RunContext, Stage
@@ -22,8 +21,7 @@ from groundwork.stages import RunContext, Stage
 DAEMON_JSON = "/etc/docker/daemon.json"
 # docker answers within this many seconds of a restart, or the restart counts as failed.
 WAIT_SECONDS = 60
-WAIT_FOR_DOCKER = (f"for i in $(seq {WAIT_SECONDS * 5}); do docker info >/dev/null 2>&1 && exit 0; sleep 0.2; done; "
-                   "echo 'docker did not answer after the restart' >&2; exit 1")
+WAIT_FOR_DOCKER = wait_until("docker info >/dev/null 2>&1", WAIT_SECONDS, "docker did not answer after the restart")
 # docker's own words when it refuses a configuration, from its journal.
 # (journald may take a moment to have them; systemd's own "Failed to start" lines say nothing new.)
 DOCKER_ERRORS = ("sleep 1; journalctl -u docker -n 60 --no-pager -q -o cat "
@@ -50,21 +48,17 @@ def render_daemon_json(host: HostModel) -> bytes:
 def decide(host: HostModel, facts, changes: list, platform) -> list[Change]:
     install = install_missing(platform, host.settings.docker.packages.get(platform.family, []), facts["packages"])
     plan: list[Change] = list(install)
-    dirs = [host.settings.docker.data_root, "/etc/docker"]
-    if any(d not in facts["paths"] for d in dirs):
-        plan.append(CommandChange("create docker's folders", ["mkdir -p " + " ".join(shlex.quote(d) for d in dirs)],
-                                  "".join(value_diff(d, None, "directory") for d in dirs if d not in facts["paths"])))
+    plan += create_directories([host.settings.docker.data_root, "/etc/docker"], facts["paths"],
+                               summary="create docker's folders")
     plan += changes
-    docker = facts["services"].get("docker")
-    running = bool(docker and docker.active == "active")
+    running = facts["services"].running("docker")
     if changes or not running or install:
-        plan.append(CommandChange("restart docker and wait until it answers",
-                                  [f"systemctl enable docker >/dev/null 2>&1; systemctl restart docker || "
-                                   f"{{ {DOCKER_ERRORS}; exit 1; }}", WAIT_FOR_DOCKER],
-                                  value_diff("docker", "running on the previous configuration" if running
-                                             else "not running", "running on the configuration above"),
-                                  undo_files_on_failure=True,
-                                  recover=["systemctl reset-failed docker; systemctl restart docker", WAIT_FOR_DOCKER]))
+        plan.append(activate_service(
+            "docker", "restart docker and wait until it answers",
+            value_diff("docker", "running on the previous configuration" if running else "not running",
+                       "running on the configuration above"),
+            start=f"systemctl enable docker >/dev/null 2>&1; systemctl restart docker || {{ {DOCKER_ERRORS}; exit 1; }}",
+            waits=[WAIT_FOR_DOCKER], recover=["systemctl reset-failed docker; systemctl restart docker", WAIT_FOR_DOCKER]))
     return plan
 
 

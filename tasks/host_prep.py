@@ -11,7 +11,7 @@ import shlex
 
 from groundwork import facts as probe
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageError, StageReport, apply_plan,
-                                file_changes, value_diff)
+                                file_changes, stop_and_disable, value_diff)
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
@@ -96,12 +96,8 @@ def decide(host: HostModel, facts: Facts, platform: Platform, files: list, notes
         if commands:
             plan.append(CommandChange("disable SELinux", commands, diff))
 
-    firewalld = facts["services"].get("firewalld")
-    if prep.disable_firewalld and firewalld and firewalld.exists:
-        if firewalld.active == "active" or firewalld.enabled == "enabled":
-            plan.append(CommandChange("stop and disable firewalld", ["systemctl disable --now firewalld"],
-                                      value_diff("firewalld", f"{firewalld.active}, {firewalld.enabled}",
-                                                 "inactive, disabled")))
+    if prep.disable_firewalld:
+        plan += stop_and_disable(facts["services"], "firewalld")
 
     repo_changes = [c for c in files if prep.package_repo and c.want.path == platform.repo_file.format(
         name=prep.package_repo.name)]

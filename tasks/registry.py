@@ -22,26 +22,22 @@ import shlex
 from groundwork import facts as probe
 from groundwork import harbor
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
-                                apply_plan, file_changes, value_diff)
+                                activate_service, apply_plan, create_directories, file_changes, journal_tail,
+                                value_diff, wait_until)
 from groundwork.inventory import HostModel
-from groundwork.platforms import install_missing, platform_for
+from groundwork.platforms import PLATFORMS, RegistryLayout, install_missing, platform_for
 from groundwork.render import render
 from groundwork.settings import Registry
 from groundwork.stages import RunContext, Stage
 
 ADMIN = "admin"  # Harbor's admin user, as in the seeds
-CONFIG = "/etc/docker/registry/config.yml"
-HTPASSWD = "/etc/docker/registry/htpasswd"
-UNIT_DROPIN = "/etc/systemd/system/docker-registry.service.d/groundwork.conf"
-PACKAGES = {
-    "distribution": {"debian": ["docker-registry", "apache2-utils"], "el": ["docker-distribution", "httpd-tools"]},
-    "harbor": {"debian": ["docker-compose"], "el": ["docker-compose-plugin"]},
-}
-FRONT_PACKAGES = ["nginx", "curl"]
-SERVICE = "docker-registry"
 # An unprivileged registry listening below 1024 needs this capability.
 DROPIN = b"# Managed by groundwork (registry)\n[Service]\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n"
 INSTALL_TIMEOUT = 1800.0  # install.sh loads about 2 GB of images before starting them
+
+
+def unit_dropin(layout: RegistryLayout) -> str:
+    return f"/etc/systemd/system/{layout.service}.service.d/groundwork.conf"
 
 
 def vhost_path(name: str) -> str:
@@ -57,76 +53,76 @@ def harbor_home(reg: Registry) -> tuple[str, str]:
 def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
     reg = host.settings.registry
     password = ctx.secrets["registry_password"]
-    probes = [probe.os_info(), probe.packages(sorted({p for b in PACKAGES.values() for v in b.values() for p in v}
-                                                     | set(FRONT_PACKAGES))),
-              probe.services([SERVICE, "nginx"]), probe.files([CONFIG, HTPASSWD, UNIT_DROPIN, vhost_path(reg.name)])]
+    layouts = [pl.registry for pl in PLATFORMS.values()]
+    probes = [probe.os_info(),
+              probe.packages(sorted({p for r in layouts for p in (*r.packages, *r.compose_packages, *r.front_packages)})),
+              probe.services(sorted({"nginx", *(r.service for r in layouts)})),
+              probe.files(sorted({vhost_path(reg.name), *(f for r in layouts for f in (r.config, r.htpasswd,
+                                                                                        unit_dropin(r)))}))]
     if reg.backend == "harbor":
         probes += harbor_probes(reg)
     else:
         probes.append(probe.paths_exist([f"{reg.data_dir}/registry"]))
     facts = remote.gather(probes)
     platform = platform_for(facts["os"])
-    wanted = PACKAGES[reg.backend][platform.family] + FRONT_PACKAGES
+    layout = platform.registry
+    wanted = [*(layout.compose_packages if reg.backend == "harbor" else layout.packages), *layout.front_packages]
     missing = [p for p in wanted if facts["packages"].get(p) is None]
     plan: list[Change] = install_missing(platform, missing, facts["packages"])
     if reg.backend == "harbor":
         plan += harbor_plan(remote, host, reg, facts, password, ctx)
         backend_note = f"Harbor {harbor.installer_version(reg.harbor.installer)}, data {reg.data_dir}"
     else:
-        plan += _distribution_plan(remote, reg, facts, password, missing)
+        plan += _distribution_plan(remote, reg, layout, facts, password, missing)
         backend_note = f"distribution, storage {reg.data_dir}/registry"
 
     vhost = file_changes(remote, [DesiredFile(vhost_path(reg.name), render(
         "registry/nginx-vhost.conf.j2", name=reg.name, port=reg.http_port))], facts["files"])
     plan += vhost
-    nginx = facts["services"].get("nginx")
-    if vhost or "nginx" in missing or not (nginx and nginx.active == "active"):
-        reload = "systemctl reload nginx" if nginx and nginx.active == "active" and "nginx" not in missing \
-            else "systemctl enable nginx >/dev/null 2>&1; systemctl restart nginx"
-        plan.append(CommandChange("check nginx's configuration and reload it", ["nginx -t -q", reload],
-                                  value_diff("nginx", "previous configuration", f"serving {reg.name} on port 80"),
-                                  undo_files_on_failure=True,
-                                  recover=["systemctl is-active --quiet nginx || systemctl restart nginx"]))
+    running = facts["services"].running("nginx")
+    if vhost or "nginx" in missing or not running:
+        plan.append(activate_service("nginx", "check nginx's configuration and reload it",
+                                     value_diff("nginx", "previous configuration", f"serving {reg.name} on port 80"),
+                                     check="nginx -t -q", reload=running and "nginx" not in missing))
     report = StageReport(notes=[f"{reg.name} on port 80 -> registry on 127.0.0.1:{reg.http_port} ({backend_note})"])
     return apply_plan(remote, plan, ctx, report)
 
 
-def _distribution_plan(remote, reg: Registry, facts, password: str, missing: list[str]) -> list[Change]:
-    plan: list[Change] = []
-    storage = f"{reg.data_dir}/registry"
-    if storage not in facts["paths"]:
-        plan.append(CommandChange(f"create {storage}", [f"mkdir -p {shlex.quote(storage)} && "
-                                                        f"chown docker-registry: {shlex.quote(storage)}"],
-                                  value_diff(storage, None, "directory of docker-registry")))
+def _distribution_plan(remote, reg: Registry, layout: RegistryLayout, facts, password: str,
+                       missing: list[str]) -> list[Change]:
+    plan: list[Change] = create_directories([f"{reg.data_dir}/registry"], facts["paths"], owner=layout.group)
     # bcrypt salts every hash anew: keep the file while it still verifies the password, else make a new one.
-    htpasswd_ok = facts["files"].get(HTPASSWD) is not None and remote.run(
-        f"htpasswd -v -i {HTPASSWD} {ADMIN}", stdin=password.encode(), check=False).ok
-    registry_files = [DesiredFile(CONFIG, render("registry/distribution.yml.j2", name=reg.name, port=reg.http_port,
-                                                 data_dir=reg.data_dir, htpasswd=HTPASSWD)),
-                      DesiredFile(UNIT_DROPIN, DROPIN)]
+    htpasswd_ok = facts["files"].get(layout.htpasswd) is not None and remote.run(
+        f"htpasswd -v -i {shlex.quote(layout.htpasswd)} {ADMIN}", stdin=password.encode(), check=False).ok
+    registry_files = [DesiredFile(layout.config, render("registry/distribution.yml.j2", name=reg.name,
+                                                        port=reg.http_port, data_dir=reg.data_dir,
+                                                        htpasswd=layout.htpasswd)),
+                      DesiredFile(unit_dropin(layout), DROPIN)]
     registry_changes: list[Change] = list(file_changes(remote, registry_files, facts["files"]))
     if not htpasswd_ok:
-        registry_changes.append(_htpasswd_change(password, exists=facts["files"].get(HTPASSWD) is not None))
+        registry_changes.append(_htpasswd_change(layout, password, exists=facts["files"].get(layout.htpasswd) is not None))
     plan += registry_changes
-    service = facts["services"].get(SERVICE)
-    if registry_changes or missing or not (service and service.active == "active"):
-        plan.append(CommandChange("restart the registry and wait until it answers", [
-            "systemctl daemon-reload", f"systemctl enable {SERVICE} >/dev/null 2>&1; systemctl restart {SERVICE}",
-            f"for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:{reg.http_port}/v2/ && exit 0; "
-            f"sleep 0.2; done; journalctl -u {SERVICE} -n 5 --no-pager -q -o cat >&2; exit 1"],
-            value_diff("registry", "previous configuration", f"serving on 127.0.0.1:{reg.http_port}"),
-            undo_files_on_failure=True, recover=["systemctl daemon-reload", f"systemctl restart {SERVICE}"]))
+    if registry_changes or missing or not facts["services"].running(layout.service):
+        unit = shlex.quote(layout.service)
+        answers = wait_until(f"curl -s -o /dev/null http://127.0.0.1:{reg.http_port}/v2/", 10,
+                             f"the registry does not answer on 127.0.0.1:{reg.http_port}",
+                             diagnose=journal_tail(layout.service))
+        plan.append(activate_service(layout.service, "restart the registry and wait until it answers",
+                                     value_diff("registry", "previous configuration",
+                                                f"serving on 127.0.0.1:{reg.http_port}"),
+                                     check="systemctl daemon-reload", waits=[answers],
+                                     recover=["systemctl daemon-reload", f"systemctl restart {unit}"]))
     return plan
 
 
-def _htpasswd_change(password: str, exists: bool) -> Change:
+def _htpasswd_change(layout: RegistryLayout, password: str, exists: bool) -> Change:
     """A new bcrypt entry for the admin, made on the host from the password on stdin, written 0640."""
     def write(remote) -> None:
         line = remote.run(f"htpasswd -n -B -i {ADMIN}", stdin=password.encode(), sensitive_output=True).stdout
-        remote.write_file(HTPASSWD, line.strip().encode() + b"\n", mode="0640", group="docker-registry",
+        remote.write_file(layout.htpasswd, line.strip().encode() + b"\n", mode="0640", group=layout.group,
                           sensitive=True)
-    return ActionChange(f"{'replace' if exists else 'create'} {HTPASSWD}",
-                        value_diff(HTPASSWD, "entry no longer matching the password" if exists else None,
+    return ActionChange(f"{'replace' if exists else 'create'} {layout.htpasswd}",
+                        value_diff(layout.htpasswd, "entry no longer matching the password" if exists else None,
                                    f"bcrypt entry for {ADMIN} (content never shown)"), write)
 
 
@@ -165,19 +161,16 @@ def harbor_plan(remote, host: HostModel, reg: Registry, facts, password: str, ct
         plan.append(CommandChange(f"link {link} to {home}", [f"ln -sfn {shlex.quote(home)} {shlex.quote(link)}"],
                                   value_diff(link, current_link and f"-> {current_link}", f"-> {home}")))
     for folder in (reg.data_dir, f"{reg.data_dir}/logs"):
-        if folder not in facts["paths"]:
-            plan.append(CommandChange(f"create {folder}", [f"mkdir -p {shlex.quote(folder)}"],
-                                      value_diff(folder, None, "directory")))
+        plan += create_directories([folder], facts["paths"])
 
     yml_changes = _harbor_yml_changes(remote, host, reg, facts, yml, unpacked, password, ctx)
     plan += yml_changes
     healthy = facts["harbor_health"] == "healthy"
     if yml_changes or not healthy:
+        health = f"curl -s -m 5 http://127.0.0.1:{reg.http_port}/api/v2.0/health"
         install = [f"cd {shlex.quote(link)} && ./install.sh",
-                   f"for i in $(seq 150); do curl -s -m 5 http://127.0.0.1:{reg.http_port}/api/v2.0/health | "
-                   "grep -q '\"status\": *\"healthy\"' && exit 0; sleep 2; done; "
-                   "echo 'Harbor did not report healthy within 5 minutes:' >&2; "
-                   f"curl -s -m 5 http://127.0.0.1:{reg.http_port}/api/v2.0/health >&2; exit 1"]
+                   wait_until(f"{health} | grep -q '\"status\": *\"healthy\"'", 300,
+                              "Harbor did not report healthy within 5 minutes:", diagnose=f"{health} >&2", interval=2)]
         plan.append(CommandChange("run Harbor's install.sh and wait until Harbor is healthy", install,
             value_diff("Harbor", facts["harbor_health"] or "not running", f"healthy on 127.0.0.1:{reg.http_port}"),
             # install.sh prepares from harbor.yml and starts the containers: with the previous harbor.yml

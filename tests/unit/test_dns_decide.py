@@ -3,7 +3,7 @@
 import tempfile
 from pathlib import Path
 
-from groundwork.facts import Facts, OsInfo, ServiceInfo
+from groundwork.facts import Facts, OsInfo, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
 from tasks.dns import (_named_conf_files, decide_primary, next_serial, render_zone, without_serial, zone_serial,
@@ -17,7 +17,7 @@ DEBIAN = PLATFORMS["debian"]
 
 def primary_facts(zone_files: dict, in_service: dict) -> Facts:
     return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), packages={}, files={},
-                 services={"named": ServiceInfo(True, "active", "enabled")}, contents=zone_files,
+                 services=Services({"named": ServiceInfo(True, "active", "enabled")}), contents=zone_files,
                  **{f"soa@{PRIMARY.address}": in_service})
 
 

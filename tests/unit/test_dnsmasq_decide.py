@@ -4,7 +4,7 @@ import tempfile
 from pathlib import Path
 
 from groundwork.changes import CommandChange, DesiredFile, FileChange
-from groundwork.facts import Facts, OsInfo, ServiceInfo
+from groundwork.facts import Facts, OsInfo, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
 from tasks import dns, dnsmasq
@@ -19,7 +19,7 @@ STOPPED = ServiceInfo(True, "inactive", "disabled")
 
 def facts(services: dict, installed: bool) -> Facts:
     return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), files={},
-                 packages={"dnsmasq": "2.89-1" if installed else None}, services=services)
+                 packages={"dnsmasq": "2.89-1" if installed else None}, services=Services(services))
 
 
 def conf_change(content: bytes) -> FileChange:

@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 from groundwork.changes import FileChange, DesiredFile
-from groundwork.facts import Facts, ServiceInfo
+from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
 from tasks.docker import DAEMON_JSON, daemon_config, decide, render_daemon_json
@@ -17,7 +17,7 @@ HOST = INVENTORY.hosts["hdss7-21"]
 
 def facts(installed=True, active=True) -> Facts:
     return Facts(packages={"docker.io": "20.10" if installed else None, "docker-ce": None},
-                 services={"docker": ServiceInfo(installed, "active" if active else "inactive", "enabled")},
+                 services=Services({"docker": ServiceInfo(installed, "active" if active else "inactive", "enabled")}),
                  paths={"/data/docker", "/etc/docker"})
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from groundwork.changes import CommandChange, FileChange, StageError
-from groundwork.facts import FileInfo, Facts, HostnameInfo, OsInfo, ServiceInfo
+from groundwork.facts import FileInfo, Facts, HostnameInfo, OsInfo, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
 from tasks.host_prep import desired_files, decide
@@ -25,7 +25,7 @@ def facts(os=DEBIAN, hostname=HOST.fqdn, installed=True, sysctl=None, selinux=No
     return Facts(
         os=os, hostname=HostnameInfo(static=hostname, running=hostname),
         selinux=selinux or {"running": None, "config": None},
-        services={"firewalld": firewalld or ServiceInfo(False, "inactive", "none")},
+        services=Services({"firewalld": firewalld or ServiceInfo(False, "inactive", "none")}),
         packages={p: ("1.0" if installed else None) for p in prep.base_packages[family]},
         sysctl=dict(prep.sysctl) if sysctl is None else sysctl,
         paths={"/proc/sys/net/bridge"} if bridge_loaded else set(),
