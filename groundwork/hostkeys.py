@@ -26,7 +26,7 @@ KEYSCAN_TYPES = {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa", "ecdsa-sha2-nistp25
                  "ecdsa-sha2-nistp384": "ecdsa", "ecdsa-sha2-nistp521": "ecdsa"}
 
 
-def fingerprint(key: paramiko.PKey) -> str:
+def key_fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
 
 
@@ -89,7 +89,7 @@ def unknown_key_message(address: str, port: int, known_hosts: str) -> str:
 def changed_key_message(exc: paramiko.BadHostKeyException, address: str, port: int, known_hosts: str | None) -> str:
     where = known_hosts or "the known_hosts file"
     text = (f"host key of {address} has CHANGED: {where} has {exc.expected_key.get_name()} "
-            f"{fingerprint(exc.expected_key)}, the host presents {exc.key.get_name()} {fingerprint(exc.key)}. "
+            f"{key_fingerprint(exc.expected_key)}, the host presents {exc.key.get_name()} {key_fingerprint(exc.key)}. "
             "Nothing was sent to it. If the host was reinstalled, check the new fingerprint on its console, then")
     if known_hosts:
         return text + f" trust it: {trust_commands(address, port, known_hosts, exc.key.get_name(), True)}"

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 from cryptography.hazmat.primitives import serialization
 
-from groundwork import facts as probe
+from groundwork import facts as probes
 from groundwork import pki
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
                                 apply_plan, file_changes, value_diff)
@@ -37,7 +37,7 @@ def paths(ca: Ca) -> dict[str, str]:
     return {name: f"{ca.dir}/{name}" for name in (CERT, KEY, CSR, CONFIG)}
 
 
-def fingerprint(cert_pem: bytes) -> str:
+def cert_fingerprint(cert_pem: bytes) -> str:
     from cryptography import x509
     der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
     return "SHA256:" + hashlib.sha256(der).hexdigest()
@@ -63,7 +63,7 @@ def write_ca(remote: Remote, ca: Ca, files: pki.CaFiles) -> None:
 
 def _gather(remote: Remote, ca: Ca):
     p = paths(ca)
-    return remote.gather([probe.os_info(), probe.packages(["openssl"]), probe.files(list(p.values()))])
+    return remote.gather([probes.os_info(), probes.packages(["openssl"]), probes.files(list(p.values()))])
 
 
 def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
@@ -92,7 +92,7 @@ def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
         except pki.PkiError as exc:
             raise StageError(f"{host.name}:{ca.dir}: {exc}; groundwork never replaces a CA: fix the pair, or "
                              f"replace the CA with runbooks/replace_ca.py") from None
-        report.notes.append(f"adopted the existing CA {cert.subject.rfc4514_string()} ({fingerprint(current[p[CERT]])})")
+        report.notes.append(f"adopted the existing CA {cert.subject.rfc4514_string()} ({cert_fingerprint(current[p[CERT]])})")
         csr = current[p[CSR]]
         if csr is None:  # cfssl's third file, made again from the pair
             from cryptography import x509

@@ -15,7 +15,7 @@ import re
 import shlex
 from datetime import datetime, timezone
 
-from groundwork import facts as probe
+from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
                                 file_changes, journal_tail, stop_and_disable, value_diff, wait_until)
 from groundwork.facts import Facts
@@ -60,7 +60,7 @@ def next_serial(in_service: list[int | None], today: str) -> int:
     return max([first_today] + [s + 1 for s in known])
 
 
-def _soa_serials(zone_names: list[str], server: str) -> probe.Probe:
+def _soa_serials(zone_names: list[str], server: str) -> probes.Probe:
     """The serial each zone has in service on a DNS server, None where it does not answer."""
     script = (f"for z in {' '.join(shlex.quote(z) for z in zone_names)}; do "
               f"echo \"$z=$(dig +short +time=1 +tries=1 SOA \"$z\" @{shlex.quote(server)} | cut -d' ' -f3)\"; done")
@@ -71,17 +71,17 @@ def _soa_serials(zone_names: list[str], server: str) -> probe.Probe:
             zone, _, serial = line.partition("=")
             out[zone] = int(serial) if serial.strip().isdigit() else None
         return out
-    return probe.Probe(f"soa@{server}", script, parse)
+    return probes.Probe(f"soa@{server}", script, parse)
 
 
-def _server_probes(host: HostModel, inventory: Inventory) -> list[probe.Probe]:
+def _server_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:
     bind_packages = sorted({p for pl in PLATFORMS.values() for p in pl.bind.packages})
     conf_files = sorted({f for pl in PLATFORMS.values() for f in (pl.bind.options_conf, pl.bind.zones_conf)})
     zone_files = [f"{pl.bind.zone_dir}/{z}.zone" for pl in PLATFORMS.values() for z in zones(inventory)]
     primary = str(inventory.dns_primary.address)
     services = sorted({"named", *(pl.dnsmasq.service for pl in PLATFORMS.values())})
-    return [probe.os_info(), probe.packages(bind_packages), probe.services(services),
-            probe.files(conf_files + zone_files), probe.contents(zone_files),
+    return [probes.os_info(), probes.packages(bind_packages), probes.services(services),
+            probes.files(conf_files + zone_files), probes.contents(zone_files),
             _soa_serials(list(zones(inventory)), str(host.address)),
             _soa_serials(list(zones(inventory)), primary)]
 
@@ -192,8 +192,8 @@ def run_resolver(remote, host: HostModel, ctx: RunContext) -> StageReport:
     inventory = ctx.inventory
     servers = [str(h.address) for h in inventory.group_members("proxy")]
     search = host.settings.host_domain
-    facts = remote.gather([probe.services(["systemd-resolved", "NetworkManager"]),
-                           probe.files([RESOLV_CONF, RESOLVED_DROPIN, NM_DROPIN])])
+    facts = remote.gather([probes.services(["systemd-resolved", "NetworkManager"]),
+                           probes.files([RESOLV_CONF, RESOLVED_DROPIN, NM_DROPIN])])
     managers = facts["services"]
     plan: list[Change] = []
     if managers.running("systemd-resolved"):

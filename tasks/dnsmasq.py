@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 
-from groundwork import facts as probe
+from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
                                 file_changes, journal_tail, stop_and_disable, value_diff, wait_until)
 from groundwork.facts import Facts
@@ -39,11 +39,11 @@ def render_conf(host: HostModel, inventory: Inventory) -> bytes:
                   forwarders=[str(f) for f in dns.forwarders], zones=list(zones(inventory)), records=records(inventory))
 
 
-def probes() -> list[probe.Probe]:
+def server_probes() -> list[probes.Probe]:
     layouts = [pl.dnsmasq for pl in PLATFORMS.values()]
-    return [probe.os_info(), probe.packages(sorted({p for d in layouts for p in d.packages})),
-            probe.services(sorted({"named", *(d.service for d in layouts)})),
-            probe.files(sorted({d.conf for d in layouts}))]
+    return [probes.os_info(), probes.packages(sorted({p for d in layouts for p in d.packages})),
+            probes.services(sorted({"named", *(d.service for d in layouts)})),
+            probes.files(sorted({d.conf for d in layouts}))]
 
 
 def decide(host: HostModel, inventory: Inventory, facts: Facts, platform: Platform, changes: list) -> list[Change]:
@@ -68,7 +68,7 @@ def _activation(host: HostModel, inventory: Inventory, service: str) -> CommandC
 
 
 def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    facts = remote.gather(probes())
+    facts = remote.gather(server_probes())
     platform = platform_for(facts["os"])
     wanted = [DesiredFile(platform.dnsmasq.conf, render_conf(host, ctx.inventory),
                           validate="dnsmasq --test --conf-file={path}")]

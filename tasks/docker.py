@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from groundwork import facts as probe
+from groundwork import facts as probes
 from groundwork.changes import (Change, DesiredFile, StageReport, activate_service, apply_plan, create_directories,
                                 file_changes, value_diff, wait_until)
 from groundwork.inventory import HostModel
@@ -64,9 +64,9 @@ def decide(host: HostModel, facts, changes: list, platform) -> list[Change]:
 
 def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
     packages = sorted({p for names in host.settings.docker.packages.values() for p in names})
-    facts = remote.gather([probe.os_info(), probe.packages(packages), probe.services(["docker"]),
-                           probe.files([DAEMON_JSON]),
-                           probe.paths_exist([host.settings.docker.data_root, "/etc/docker"])])
+    facts = remote.gather([probes.os_info(), probes.packages(packages), probes.services(["docker"]),
+                           probes.files([DAEMON_JSON]),
+                           probes.paths_exist([host.settings.docker.data_root, "/etc/docker"])])
     platform = platform_for(facts["os"])
     changes = file_changes(remote, [DesiredFile(DAEMON_JSON, render_daemon_json(host))], facts["files"])
     report = StageReport(notes=[f"bip {host.docker_bip}, data-root {host.settings.docker.data_root}"])

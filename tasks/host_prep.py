@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 
-from groundwork import facts as probe
+from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageError, StageReport, apply_plan,
                                 file_changes, stop_and_disable, value_diff)
 from groundwork.facts import Facts
@@ -27,16 +27,16 @@ def module_marker(module: str) -> str:
     return MODULE_PRESENT_WHEN.get(module, f"/sys/module/{module}")
 
 
-def probes(host: HostModel) -> list[probe.Probe]:
+def stage_probes(host: HostModel) -> list[probes.Probe]:
     prep = host.settings.host_prep
     packages = sorted({p for names in prep.base_packages.values() for p in names})
     files = [prep.sysctl_file, MODULES_LOAD_FILE]
     if prep.package_repo:
         files += [p.repo_file.format(name=prep.package_repo.name) for p in PLATFORMS.values()]
     module_markers = [module_marker(m) for m in prep.kernel_modules]
-    return [probe.os_info(), probe.hostname(), probe.selinux(), probe.services(["firewalld"]),
-            probe.packages(packages), probe.files(files), probe.sysctl(sorted(prep.sysctl)),
-            probe.paths_exist(module_markers), probe.commands(["hostnamectl"])]
+    return [probes.os_info(), probes.hostname(), probes.selinux(), probes.services(["firewalld"]),
+            probes.packages(packages), probes.files(files), probes.sysctl(sorted(prep.sysctl)),
+            probes.paths_exist(module_markers), probes.commands(["hostnamectl"])]
 
 
 def desired_files(host: HostModel, platform: Platform) -> list[DesiredFile]:
@@ -60,72 +60,85 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def decide(host: HostModel, facts: Facts, platform: Platform, files: list, notes: list[str]) -> list[Change]:
-    """The changes that bring this host to the wanted state, in the order they must happen."""
+def decide(host: HostModel, facts: Facts, platform: Platform, changes: list, notes: list[str]) -> list[Change]:
+    """The changes that bring this host to the wanted state, in the order they must happen.
+
+    changes: the file changes of desired_files(); notes: gets a line for each concern already as wanted.
+    """
     prep = host.settings.host_prep
-    os = facts["os"]
-    if _version_tuple(os.kernel) < _version_tuple(prep.min_kernel):
-        raise StageError(f"kernel {os.kernel} is older than {prep.min_kernel}, the oldest docker runs on "
+    kernel = facts["os"].kernel
+    if _version_tuple(kernel) < _version_tuple(prep.min_kernel):
+        raise StageError(f"kernel {kernel} is older than {prep.min_kernel}, the oldest docker runs on "
                          f"(data.host_prep.min_kernel)")
-    plan: list[Change] = []
-
-    if prep.set_hostname:
-        name = facts["hostname"]
-        if name.static != host.fqdn or name.running != host.fqdn:
-            diff = ""
-            if name.static != host.fqdn:
-                diff += value_diff("/etc/hostname", name.static, host.fqdn)
-            if name.running != host.fqdn:
-                diff += value_diff("running hostname", name.running, host.fqdn)
-            fqdn = shlex.quote(host.fqdn)
-            commands = ([f"hostnamectl set-hostname {fqdn}"] if "hostnamectl" in facts["commands"]
-                        else [f"echo {fqdn} > /etc/hostname", f"hostname {fqdn}"])
-            plan.append(CommandChange(f"set hostname {host.fqdn}", commands, diff))
-        else:
-            notes.append(f"hostname is already {host.fqdn}")
-
-    selinux = facts["selinux"]
-    if prep.disable_selinux and (selinux.get("running") or selinux.get("config")):
-        commands, diff = [], ""
-        if selinux.get("running") == "enforcing":
-            commands.append("setenforce 0")
-            diff += value_diff("SELinux running mode", "enforcing", "permissive")
-        if selinux.get("config") not in (None, "disabled"):
-            commands.append("sed -i 's/^SELINUX=.*/SELINUX=disabled/' /etc/selinux/config")
-            diff += value_diff("/etc/selinux/config", f"SELINUX={selinux['config']}", "SELINUX=disabled")
-        if commands:
-            plan.append(CommandChange("disable SELinux", commands, diff))
-
+    plan = hostname_changes(host, facts, notes) if prep.set_hostname else []
+    if prep.disable_selinux:
+        plan += selinux_changes(facts["selinux"])
     if prep.disable_firewalld:
         plan += stop_and_disable(facts["services"], "firewalld")
-
-    repo_changes = [c for c in files if prep.package_repo and c.want.path == platform.repo_file.format(
-        name=prep.package_repo.name)]
-    plan += repo_changes
-    install = install_missing(platform, prep.base_packages.get(platform.family, []), facts["packages"])
-    plan += install
-    if repo_changes and not install:
-        plan.append(CommandChange("refresh the package index", [platform.refresh_index],
-                                  value_diff("package index", None, "refreshed from the changed repository")))
-
-    plan += [c for c in files if c not in repo_changes]
-    absent_modules = [m for m in prep.kernel_modules if module_marker(m) not in facts["paths"]]
-    if absent_modules:
-        plan.append(CommandChange(f"load {' '.join(absent_modules)}", [f"modprobe {shlex.quote(m)}" for m in absent_modules],
-                                  "".join(value_diff(f"kernel module {m}", None, "loaded") for m in absent_modules)))
-
-    running = facts["sysctl"]
-    stale = {k: v for k, v in prep.sysctl.items() if running.get(k) != v}
-    if stale:
-        plan.append(CommandChange("apply kernel settings", [f"sysctl -q -w {shlex.quote(f'{k}={v}')}" for k, v in stale.items()],
-                                  "".join(value_diff(k, running.get(k), v) for k, v in stale.items())))
-    elif not plan:
+    plan += package_changes(host, facts, platform, changes)
+    plan += kernel_changes(host, facts)
+    if not plan:
         notes.append("kernel settings, packages and files already as wanted")
     return plan
 
 
+def hostname_changes(host: HostModel, facts: Facts, notes: list[str]) -> list[Change]:
+    """hdss7-NN.host.com, running and in /etc/hostname."""
+    name = facts["hostname"]
+    if name.static == host.fqdn and name.running == host.fqdn:
+        notes.append(f"hostname is already {host.fqdn}")
+        return []
+    diff = value_diff("/etc/hostname", name.static, host.fqdn) if name.static != host.fqdn else ""
+    diff += value_diff("running hostname", name.running, host.fqdn) if name.running != host.fqdn else ""
+    fqdn = shlex.quote(host.fqdn)
+    commands = ([f"hostnamectl set-hostname {fqdn}"] if "hostnamectl" in facts["commands"]
+                else [f"echo {fqdn} > /etc/hostname", f"hostname {fqdn}"])
+    return [CommandChange(f"set hostname {host.fqdn}", commands, diff)]
+
+
+def selinux_changes(selinux: dict) -> list[Change]:
+    """Not enforcing now, and disabled at boot (where SELinux exists)."""
+    commands, diff = [], ""
+    if selinux.get("running") == "enforcing":
+        commands.append("setenforce 0")
+        diff += value_diff("SELinux running mode", "enforcing", "permissive")
+    if selinux.get("config") not in (None, "disabled"):
+        commands.append("sed -i 's/^SELINUX=.*/SELINUX=disabled/' /etc/selinux/config")
+        diff += value_diff("/etc/selinux/config", f"SELINUX={selinux['config']}", "SELINUX=disabled")
+    return [CommandChange("disable SELinux", commands, diff)] if commands else []
+
+
+def package_changes(host: HostModel, facts: Facts, platform: Platform, changes: list) -> list[Change]:
+    """The package repository first (and the index refreshed from it), the base tools, then the other files."""
+    prep = host.settings.host_prep
+    repo_file = platform.repo_file.format(name=prep.package_repo.name) if prep.package_repo else None
+    repo = [c for c in changes if c.want.path == repo_file]
+    install = install_missing(platform, prep.base_packages.get(platform.family, []), facts["packages"])
+    refresh = [CommandChange("refresh the package index", [platform.refresh_index],
+                             value_diff("package index", None, "refreshed from the changed repository"))] \
+        if repo and not install else []
+    return [*repo, *install, *refresh, *(c for c in changes if c not in repo)]
+
+
+def kernel_changes(host: HostModel, facts: Facts) -> list[Change]:
+    """The kernel modules docker needs loaded, and the sysctl settings in force."""
+    prep = host.settings.host_prep
+    plan: list[Change] = []
+    absent = [m for m in prep.kernel_modules if module_marker(m) not in facts["paths"]]
+    if absent:
+        plan.append(CommandChange(f"load {' '.join(absent)}", [f"modprobe {shlex.quote(m)}" for m in absent],
+                                  "".join(value_diff(f"kernel module {m}", None, "loaded") for m in absent)))
+    running = facts["sysctl"]
+    stale = {k: v for k, v in prep.sysctl.items() if running.get(k) != v}
+    if stale:
+        plan.append(CommandChange("apply kernel settings",
+                                  [f"sysctl -q -w {shlex.quote(f'{k}={v}')}" for k, v in stale.items()],
+                                  "".join(value_diff(k, running.get(k), v) for k, v in stale.items())))
+    return plan
+
+
 def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    facts = remote.gather(probes(host))
+    facts = remote.gather(stage_probes(host))
     platform = platform_for(facts["os"])
     changes = file_changes(remote, desired_files(host, platform), facts["files"])
     report = StageReport()

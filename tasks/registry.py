@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import shlex
 
-from groundwork import facts as probe
+from groundwork import facts as probes
 from groundwork import harbor
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
                                 activate_service, apply_plan, create_directories, file_changes, journal_tail,
@@ -54,16 +54,16 @@ def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
     reg = host.settings.registry
     password = ctx.secrets["registry_password"]
     layouts = [pl.registry for pl in PLATFORMS.values()]
-    probes = [probe.os_info(),
-              probe.packages(sorted({p for r in layouts for p in (*r.packages, *r.compose_packages, *r.front_packages)})),
-              probe.services(sorted({"nginx", *(r.service for r in layouts)})),
-              probe.files(sorted({vhost_path(reg.name), *(f for r in layouts for f in (r.config, r.htpasswd,
+    wanted_facts = [probes.os_info(),
+              probes.packages(sorted({p for r in layouts for p in (*r.packages, *r.compose_packages, *r.front_packages)})),
+              probes.services(sorted({"nginx", *(r.service for r in layouts)})),
+              probes.files(sorted({vhost_path(reg.name), *(f for r in layouts for f in (r.config, r.htpasswd,
                                                                                         unit_dropin(r)))}))]
     if reg.backend == "harbor":
-        probes += harbor_probes(reg)
+        wanted_facts += harbor_probes(reg)
     else:
-        probes.append(probe.paths_exist([f"{reg.data_dir}/registry"]))
-    facts = remote.gather(probes)
+        wanted_facts.append(probes.paths_exist([f"{reg.data_dir}/registry"]))
+    facts = remote.gather(wanted_facts)
     platform = platform_for(facts["os"])
     layout = platform.registry
     wanted = [*(layout.compose_packages if reg.backend == "harbor" else layout.packages), *layout.front_packages]
@@ -132,10 +132,10 @@ def database_password(registry_password: str, host: str) -> str:
     return hmac.new(registry_password.encode(), f"harbor-database:{host}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def harbor_probes(reg: Registry) -> list[probe.Probe]:
+def harbor_probes(reg: Registry) -> list[probes.Probe]:
     home, link = harbor_home(reg)
-    return [probe.paths_exist([reg.harbor.installer, f"{home}/install.sh", reg.data_dir, f"{reg.data_dir}/logs"]),
-            probe.links([link]), probe.files([f"{home}/harbor.yml"]), probe.harbor_health(reg.http_port)]
+    return [probes.paths_exist([reg.harbor.installer, f"{home}/install.sh", reg.data_dir, f"{reg.data_dir}/logs"]),
+            probes.links([link]), probes.files([f"{home}/harbor.yml"]), probes.harbor_health(reg.http_port)]
 
 
 def harbor_plan(remote, host: HostModel, reg: Registry, facts, password: str, ctx: RunContext) -> list[Change]:

@@ -16,7 +16,7 @@ def test_fingerprint_is_the_one_ssh_keygen_prints(tmp_path):
     key = make_key(tmp_path / "k")
     printed = subprocess.run(["ssh-keygen", "-lf", str(tmp_path / "k.pub")], capture_output=True, text=True,
                              check=True).stdout.split()[1]
-    assert hostkeys.fingerprint(key) == printed
+    assert hostkeys.key_fingerprint(key) == printed
 
 
 def test_a_changed_key_names_both_fingerprints_and_the_commands_that_replace_the_entry(tmp_path):
@@ -25,8 +25,8 @@ def test_a_changed_key_names_both_fingerprints_and_the_commands_that_replace_the
     known.write_text(f"10.0.0.9 {old.get_name()} {old.get_base64()}\n10.0.0.8 {old.get_name()} {old.get_base64()}\n")
     text = hostkeys.changed_key_message(paramiko.BadHostKeyException("10.0.0.9", new, old), "10.0.0.9", 22,
                                         str(known))
-    assert f"has ssh-ed25519 {hostkeys.fingerprint(old)}, the host presents ssh-ed25519 " \
-           f"{hostkeys.fingerprint(new)}" in text
+    assert f"has ssh-ed25519 {hostkeys.key_fingerprint(old)}, the host presents ssh-ed25519 " \
+           f"{hostkeys.key_fingerprint(new)}" in text
     command = text.split("trust it: ", 1)[1]
     assert command == (f"ssh-keygen -R 10.0.0.9 -f '{known}' && ssh-keyscan -t ed25519 -p 22 10.0.0.9 >> '{known}'")
     removal = command.split(" && ")[0]

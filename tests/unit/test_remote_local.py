@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from groundwork import facts as probe
+from groundwork import facts as probes
 from groundwork.changes import DesiredFile, file_changes
 from groundwork.remote import Masker, RemoteError, unified_diff
 from groundwork.stages import RunContext
@@ -66,11 +66,11 @@ def test_values_are_quoted(local_remote, tmp_path):
 def test_gather_runs_every_probe_in_one_round_trip(local_remote, tmp_path):
     conf = tmp_path / "f.conf"
     conf.write_bytes(b"hello\n")
-    probes = [probe.os_info(), probe.hostname(), probe.packages(["dpkg", "no-such-package"]),
-              probe.files([str(conf), str(tmp_path / "absent")]), probe.sysctl(["kernel.ostype", "no.such.key"]),
-              probe.services(["no-such-unit"]), probe.paths_exist([str(conf), "/nonexistent"]),
-              probe.commands(["sh", "no-such-command"])]
-    facts = local_remote.gather(probes)
+    every = [probes.os_info(), probes.hostname(), probes.packages(["dpkg", "no-such-package"]),
+              probes.files([str(conf), str(tmp_path / "absent")]), probes.sysctl(["kernel.ostype", "no.such.key"]),
+              probes.services(["no-such-unit"]), probes.paths_exist([str(conf), "/nonexistent"]),
+              probes.commands(["sh", "no-such-command"])]
+    facts = local_remote.gather(every)
     assert len(local_remote.log) == 1
     assert facts["os"].family == "debian" and facts["os"].kernel == os.uname().release
     assert facts["hostname"].running == os.uname().nodename
@@ -116,7 +116,7 @@ def test_file_changes_read_a_sensitive_file_without_logging_it_and_skip_what_is_
     secret, plain = tmp_path / "secret.yml", tmp_path / "plain.conf"
     secret.write_text("password: hunter2\n")
     plain.write_text("old\n")
-    current = local_remote.gather([probe.files([str(secret), str(plain)])])["files"]
+    current = local_remote.gather([probes.files([str(secret), str(plain)])])["files"]
     wanted = [DesiredFile(str(secret), b"password: other\n", sensitive=True), DesiredFile(str(plain), b"new\n")]
     changes = file_changes(local_remote, wanted, current)
     assert [c.before for c in changes] == [b"password: hunter2\n", b"old\n"]
