@@ -6,6 +6,7 @@ travels is the CA stage's business (tasks/ca.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from ipaddress import ip_address
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -80,9 +82,50 @@ def make_ca(settings: Ca, now: datetime | None = None) -> CaFiles:
                                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256()))
-    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
-    return CaFiles(cert.public_bytes(serialization.Encoding.PEM), key_pem(key),
-                   csr.public_bytes(serialization.Encoding.PEM))
+    return CaFiles(cert.public_bytes(serialization.Encoding.PEM), key_pem(key), csr_pem(name, key))
+
+
+def csr_pem(name: x509.Name, key) -> bytes:
+    """The certificate signing request cfssl keeps beside a CA (ca.csr)."""
+    return (x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+            .public_bytes(serialization.Encoding.PEM))
+
+
+def cert_fingerprint(cert_pem: bytes) -> str:
+    der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+    return "SHA256:" + hashlib.sha256(der).hexdigest()
+
+
+def san(host: str) -> x509.GeneralName:
+    """A SAN for a host as cfssl's `hosts` takes it: an IP address, else a DNS name."""
+    try:
+        return x509.IPAddress(ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def leaf_is_current(pem: bytes, ca_cert: x509.Certificate, cn: str, sans: list[str], usages: list[str]) -> bool:
+    """An issued certificate that still does: signed by this CA, same CN and SANs, usages, 30 days left."""
+    try:
+        leaf = x509.load_pem_x509_certificate(pem)
+        leaf.verify_directly_issued_by(ca_cert)
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value if sans else None
+    except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
+        return False
+    have = sorted(str(v) for v in names.get_values_for_type(x509.DNSName)) + sorted(
+        str(v) for v in names.get_values_for_type(x509.IPAddress)) if names else []
+    wanted = [san(s) for s in sans]
+    want = sorted(s.value for s in wanted if isinstance(s, x509.DNSName)) + sorted(
+        str(s.value) for s in wanted if isinstance(s, x509.IPAddress))
+    eku = {"server auth", "client auth"} & set(usages)
+    try:
+        got_eku = {("server auth" if o == x509.oid.ExtendedKeyUsageOID.SERVER_AUTH else "client auth")
+                   for o in leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value}
+    except x509.ExtensionNotFound:
+        got_eku = set()
+    common = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return (bool(common) and common[0].value == cn and have == want and got_eku == eku
+            and leaf.not_valid_after_utc - datetime.now(timezone.utc) > timedelta(days=30))
 
 
 def load_pair(cert_pem: bytes, key_pem_bytes: bytes):
@@ -138,12 +181,7 @@ def issue(ca_cert: x509.Certificate, ca_key, profile: str, cn: str, hosts: list[
     now = now or datetime.now(timezone.utc)
     usages = profile_spec.get("usages", [])
     key = new_key(settings)
-    sans = []
-    for h in hosts:
-        try:
-            sans.append(x509.IPAddress(ip_address(h)))
-        except ValueError:
-            sans.append(x509.DNSName(h))
+    sans = [san(h) for h in hosts]
     builder = (x509.CertificateBuilder().subject_name(subject(cn, settings.names)).issuer_name(ca_cert.subject)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - timedelta(minutes=5))

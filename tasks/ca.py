@@ -14,11 +14,8 @@ that they belong together. Replacing it takes runbooks/replace_ca.py, which keep
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from datetime import datetime, timezone
-
-from cryptography.hazmat.primitives import serialization
 
 from groundwork import facts as probes
 from groundwork import pki
@@ -35,12 +32,6 @@ CERT, KEY, CSR, CONFIG = "ca.pem", "ca-key.pem", "ca.csr", "ca-config.json"
 
 def paths(ca: Ca) -> dict[str, str]:
     return {name: f"{ca.dir}/{name}" for name in (CERT, KEY, CSR, CONFIG)}
-
-
-def cert_fingerprint(cert_pem: bytes) -> str:
-    from cryptography import x509
-    der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
-    return "SHA256:" + hashlib.sha256(der).hexdigest()
 
 
 def describe_new_ca(ca: Ca) -> str:
@@ -92,13 +83,9 @@ def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
         except pki.PkiError as exc:
             raise StageError(f"{host.name}:{ca.dir}: {exc}; groundwork never replaces a CA: fix the pair, or "
                              f"replace the CA with runbooks/replace_ca.py") from None
-        report.notes.append(f"adopted the existing CA {cert.subject.rfc4514_string()} ({cert_fingerprint(current[p[CERT]])})")
-        csr = current[p[CSR]]
-        if csr is None:  # cfssl's third file, made again from the pair
-            from cryptography import x509
-            from cryptography.hazmat.primitives import hashes
-            csr = (x509.CertificateSigningRequestBuilder().subject_name(cert.subject).sign(key, hashes.SHA256())
-                   .public_bytes(serialization.Encoding.PEM))
+        report.notes.append(f"adopted the existing CA {cert.subject.rfc4514_string()} "
+                            f"({pki.cert_fingerprint(current[p[CERT]])})")
+        csr = current[p[CSR]] or pki.csr_pem(cert.subject, key)  # cfssl's third file, made again from the pair
         # The pair stays as it is; only its modes are put right.
         wanted = [DesiredFile(p[KEY], current[p[KEY]], mode="600", sensitive=True),
                   DesiredFile(p[CERT], current[p[CERT]]), DesiredFile(p[CSR], csr),
@@ -129,40 +116,6 @@ REPLACE = Stage(name="replace_ca", title="replace the certificate authority", gr
                 checks="test_ca.py")
 
 
-def leaf_is_current(pem: bytes, ca_cert, cn: str, sans: list[str], usages: list[str]) -> bool:
-    """An issued certificate that still does: signed by this CA, same CN and SANs, usages, 30 days left."""
-    from datetime import timedelta
-    from cryptography import x509
-
-    try:
-        leaf = x509.load_pem_x509_certificate(pem)
-        leaf.verify_directly_issued_by(ca_cert)
-        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value if sans else None
-    except (ValueError, TypeError, x509.InvalidSignature, x509.ExtensionNotFound):
-        return False
-    have = sorted(str(v) for v in names.get_values_for_type(x509.DNSName)) + sorted(
-        str(v) for v in names.get_values_for_type(x509.IPAddress)) if names else []
-    want = sorted(s for s in sans if not _is_ip(s)) + sorted(s for s in sans if _is_ip(s))
-    eku = {"server auth", "client auth"} & set(usages)
-    try:
-        got_eku = {("server auth" if o == x509.oid.ExtendedKeyUsageOID.SERVER_AUTH else "client auth")
-                   for o in leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value}
-    except x509.ExtensionNotFound:
-        got_eku = set()
-    common = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return (bool(common) and common[0].value == cn and have == want and got_eku == eku
-            and leaf.not_valid_after_utc - datetime.now(timezone.utc) > timedelta(days=30))
-
-
-def _is_ip(value: str) -> bool:
-    from ipaddress import ip_address
-    try:
-        ip_address(value)
-        return True
-    except ValueError:
-        return False
-
-
 def issue_stage(name: str, profile: str, cn: str, sans: list[str]) -> Stage:
     """A stage that issues NAME.pem and NAME-key.pem under the CA's folder, as `cfssl gencert -profile` does."""
 
@@ -182,7 +135,7 @@ def issue_stage(name: str, profile: str, cn: str, sans: list[str]) -> Stage:
         if usages is None:
             raise StageError(f"no signing profile {profile!r} in {p[CONFIG]}")
         report = StageReport()
-        if current[leaf_cert] and leaf_is_current(current[leaf_cert], cert, cn, sans, usages):
+        if current[leaf_cert] and pki.leaf_is_current(current[leaf_cert], cert, cn, sans, usages):
             report.notes.append(f"{leaf_cert} is current: CN {cn}, SANs {', '.join(sans) or 'none'}, {profile}")
             return report
 

@@ -131,7 +131,6 @@ def carry_out_everything(remote, plan, *args, **kwargs) -> StageReport:
 def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inventory, monkeypatch, stub_rc):
     import tasks
     from tasks import ca, dns, docker, host_prep, registry
-    from groundwork import verify
 
     for module in (ca, dns, docker, host_prep, registry):
         monkeypatch.setattr(module, "apply_plan", carry_out_everything)
