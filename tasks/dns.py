@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
                                 file_changes, journal_tail, stop_and_disable, value_diff, wait_until)
-from groundwork.facts import Facts
+from groundwork.facts import Facts, Services
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
 from groundwork.render import render
@@ -164,55 +164,69 @@ def run_secondary(remote, host: HostModel, ctx: RunContext) -> StageReport:
     facts = remote.gather(_server_probes(host, inventory))
     platform = platform_for(facts["os"])
     changes = file_changes(remote, _named_conf_files(host, inventory, platform, primary=False), facts["files"])
-    primary = facts[f"soa@{inventory.dns_primary.address}"]
     report = StageReport()
+    return apply_plan(remote, decide_secondary(host, inventory, facts, platform, changes, report.notes), ctx, report)
+
+
+def decide_secondary(host: HostModel, inventory: Inventory, facts: Facts, platform: Platform, changes: list,
+                     notes: list[str]) -> list[Change]:
+    """Follow the primary's serials: configure and start named, or ask for the zones the host is behind on."""
+    primary = facts[f"soa@{inventory.dns_primary.address}"]
     if any(s is None for s in primary.values()):
-        report.notes.append(f"the primary {inventory.dns_primary.address} does not answer for every zone; "
-                            "this secondary keeps what it has")
+        notes.append(f"the primary {inventory.dns_primary.address} does not answer for every zone; "
+                     "this secondary keeps what it has")
         wait_for = {z: s for z, s in primary.items() if s is not None}
     else:
         wait_for = dict(primary)
-        report.notes.append(f"secondary of {inventory.dns_primary.name}: "
-                            + ", ".join(f"{z} (serial {s})" for z, s in wait_for.items()))
+        notes.append(f"secondary of {inventory.dns_primary.name}: "
+                     + ", ".join(f"{z} (serial {s})" for z, s in wait_for.items()))
     plan = _plan_server(host, facts, platform, changes, wait_for)
     stale = [z for z, s in wait_for.items() if facts[f"soa@{host.address}"].get(z) not in (None, s)]
-    if stale and not any(isinstance(c, CommandChange) and c.undo_files_on_failure for c in plan):
-        # Running, configured, but behind the primary: ask for the zones now rather than at the next refresh.
+    if stale and len(plan) == 1 and facts["services"].running(platform.bind.service):
+        # Running and configured, only behind the primary: ask for those zones now, rather than reloading
+        # and waiting for the next refresh.
         transfer = _activation(host, platform, facts, {z: wait_for[z] for z in stale},
                                actions=[f"rndc retransfer {shlex.quote(z)}" for z in stale],
                                summary=f"transfer {', '.join(stale)} from the primary")
         transfer.diff = "".join(value_diff(f"{z} serial", str(facts[f'soa@{host.address}'].get(z)),
                                            str(wait_for[z])) for z in stale)
-        plan.append(transfer)
-    return apply_plan(remote, plan, ctx, report)
+        plan = [transfer]
+    return plan
 
 
 def run_resolver(remote, host: HostModel, ctx: RunContext) -> StageReport:
     """Point the host's resolver at the DNS servers, the way its OS manages the resolver."""
-    inventory = ctx.inventory
-    servers = [str(h.address) for h in inventory.group_members("proxy")]
-    search = host.settings.host_domain
+    servers = [str(h.address) for h in ctx.inventory.group_members("proxy")]
     facts = remote.gather([probes.services(["systemd-resolved", "NetworkManager"]),
                            probes.files([RESOLV_CONF, RESOLVED_DROPIN, NM_DROPIN])])
-    managers = facts["services"]
-    plan: list[Change] = []
+    changes = file_changes(remote, resolver_files(servers, host.settings.host_domain, facts["services"]),
+                           facts["files"])
+    report = StageReport(notes=[f"resolves through {', '.join(servers)}, search {host.settings.host_domain}"])
+    return apply_plan(remote, decide_resolver(changes, facts["services"], servers), ctx, report)
+
+
+def resolver_files(servers: list[str], search: str, managers: Services) -> list[DesiredFile]:
+    """systemd-resolved's drop-in where it runs; else resolv.conf, with NetworkManager told to leave it alone."""
     if managers.running("systemd-resolved"):
-        wanted = [DesiredFile(RESOLVED_DROPIN, render("dns/resolved.conf.j2", servers=servers, search=search))]
-        plan += file_changes(remote, wanted, facts["files"])
-        if plan:
-            plan.append(CommandChange("restart systemd-resolved", ["systemctl restart systemd-resolved"],
-                                      value_diff("systemd-resolved", "previous servers", ", ".join(servers))))
-    else:
-        wanted = [DesiredFile(RESOLV_CONF, render("dns/resolv.conf.j2", servers=servers, search=search))]
-        if managers.running("NetworkManager"):
-            # NetworkManager would write resolv.conf over ours; dns=none leaves it to us.
-            wanted.insert(0, DesiredFile(NM_DROPIN, b"# Managed by groundwork (dns)\n[main]\ndns=none\n"))
-        plan += file_changes(remote, wanted, facts["files"])
-        if any(c.want.path == NM_DROPIN for c in plan):
-            plan.insert(1, CommandChange("reload NetworkManager", ["systemctl reload NetworkManager"],
-                                         value_diff("NetworkManager dns", "managed", "none")))
-    report = StageReport(notes=[f"resolves through {', '.join(servers)}, search {search}"])
-    return apply_plan(remote, plan, ctx, report)
+        return [DesiredFile(RESOLVED_DROPIN, render("dns/resolved.conf.j2", servers=servers, search=search))]
+    wanted = [DesiredFile(RESOLV_CONF, render("dns/resolv.conf.j2", servers=servers, search=search))]
+    if managers.running("NetworkManager"):
+        # NetworkManager would write resolv.conf over ours; dns=none leaves it to us.
+        wanted.insert(0, DesiredFile(NM_DROPIN, b"# Managed by groundwork (dns)\n[main]\ndns=none\n"))
+    return wanted
+
+
+def decide_resolver(changes: list, managers: Services, servers: list[str]) -> list[Change]:
+    """The files that differ, and the resolver manager told about them."""
+    plan: list[Change] = list(changes)
+    written = {c.want.path for c in changes}
+    if RESOLVED_DROPIN in written:
+        plan.append(CommandChange("restart systemd-resolved", ["systemctl restart systemd-resolved"],
+                                  value_diff("systemd-resolved", "previous servers", ", ".join(servers))))
+    if NM_DROPIN in written:
+        plan.insert(1, CommandChange("reload NetworkManager", ["systemctl reload NetworkManager"],
+                                     value_diff("NetworkManager dns", "managed", "none")))
+    return plan
 
 
 def _is_primary(host: HostModel, inventory: Inventory) -> bool:

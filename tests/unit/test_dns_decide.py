@@ -6,8 +6,9 @@ from pathlib import Path
 from groundwork.facts import Facts, OsInfo, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
-from tasks.dns import (_named_conf_files, decide_primary, next_serial, render_zone, without_serial, zone_serial,
-                       zones)
+from groundwork.changes import FileChange
+from tasks.dns import (NM_DROPIN, RESOLVED_DROPIN, _named_conf_files, decide_primary, decide_resolver,
+                       decide_secondary, next_serial, render_zone, resolver_files, without_serial, zone_serial, zones)
 from tests.conftest import copy_seed_inventory
 
 INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
@@ -69,3 +70,68 @@ def test_named_files_listen_on_the_host_and_transfer_to_secondaries():
     secondary = INVENTORY.dns_secondaries[0]
     _, zones_conf = (f.content.decode() for f in _named_conf_files(secondary, INVENTORY, DEBIAN, primary=False))
     assert "type secondary;" in zones_conf and "primaries { 10.4.7.11; };" in zones_conf
+
+
+# -- the secondaries and the resolvers, decided as data ---------------------------------------------------
+
+SECONDARY = INVENTORY.hosts["hdss7-12"]
+
+
+def secondary_facts(primary: dict, here: dict, named=ServiceInfo(True, "active", "enabled")) -> Facts:
+    return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), packages={p: "1" for p in DEBIAN.bind.packages},
+                 files={}, services=Services({"named": named}), contents={},
+                 **{f"soa@{PRIMARY.address}": primary, f"soa@{SECONDARY.address}": here})
+
+
+def test_a_secondary_in_step_with_the_primary_gets_no_change():
+    notes = []
+    serials = {"host.com": 2026112301, "od.com": 2026112301}
+    assert decide_secondary(SECONDARY, INVENTORY, secondary_facts(serials, serials), DEBIAN, [], notes) == []
+    assert notes == ["secondary of hdss7-11: host.com (serial 2026112301), od.com (serial 2026112301)"]
+
+
+def test_a_secondary_behind_the_primary_asks_for_those_zones_now():
+    plan = decide_secondary(SECONDARY, INVENTORY, secondary_facts({"host.com": 2026112302, "od.com": 2026112301},
+                                                                  {"host.com": 2026112301, "od.com": 2026112301}),
+                            DEBIAN, [], [])
+    assert [c.summary for c in plan] == ["transfer host.com from the primary"]
+    assert plan[0].commands[1] == "rndc retransfer host.com"
+    assert "-2026112301\n+2026112302" in plan[0].diff
+
+
+def test_a_secondary_whose_primary_does_not_answer_keeps_what_it_has():
+    notes = []
+    plan = decide_secondary(SECONDARY, INVENTORY, secondary_facts({"host.com": None, "od.com": None},
+                                                                  {"host.com": 2026112301, "od.com": 2026112301}),
+                            DEBIAN, [], notes)
+    assert plan == [] and notes[0].startswith("the primary 10.4.7.11 does not answer for every zone")
+
+
+RESOLVERS = ["10.4.7.11", "10.4.7.12"]
+
+
+def resolver_plan(managers: dict) -> list:
+    services = Services(managers)
+    wanted = resolver_files(RESOLVERS, "host.com", services)
+    return decide_resolver([FileChange(w, None, None) for w in wanted], services, RESOLVERS)
+
+
+def test_a_plain_host_gets_resolv_conf_only():
+    plan = resolver_plan({})
+    assert [c.summary for c in plan] == ["create /etc/resolv.conf"]
+    lines = plan[0].want.content.decode().splitlines()
+    assert {"search host.com", "nameserver 10.4.7.11", "nameserver 10.4.7.12"} <= set(lines)
+
+
+def test_systemd_resolved_gets_its_drop_in_and_a_restart():
+    plan = resolver_plan({"systemd-resolved": ServiceInfo(True, "active", "enabled")})
+    assert [c.summary for c in plan] == [f"create {RESOLVED_DROPIN}", "restart systemd-resolved"]
+
+
+def test_networkmanager_is_told_to_leave_resolv_conf_alone_first():
+    plan = resolver_plan({"NetworkManager": ServiceInfo(True, "active", "enabled")})
+    assert [c.summary for c in plan] == [f"create {NM_DROPIN}", "reload NetworkManager", "create /etc/resolv.conf"]
+
+
+def test_a_resolver_already_as_wanted_gets_no_change():
+    assert decide_resolver([], Services(), RESOLVERS) == []
