@@ -265,6 +265,7 @@ def _plan_still_approved(nr, stages, ctx: RunContext, targets, approved, meta: R
                       targets=[h.name for h in targets], started=utc_now())
     quiet = Progress(check, show_diff=False, out=open(os.devnull, "w"))
     run_stages(nr, stages, ctx, targets, check, quiet)
+    nr.data.reset_failed_hosts()  # a host the check could not plan refuses the run below; else none is failed
     current = plan_of(check)
     if check.failed_hosts or plan_digest(current, meta.addresses, meta.inventory_digest) != approved["digest"]:
         progress.say(f"REFUSED: the plan computed now differs from the approved plan {approved['run_id']}; "

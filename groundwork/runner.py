@@ -211,37 +211,55 @@ def _stage_task(task: Task, stage: Stage, ctx: RunContext) -> Result:
     return Result(host=task.host, failed=True, changed=report.changed, result=report, exception=None)
 
 
+class StageRecorder:
+    """A Nornir processor for one stage: times each host's task, adds it to the run record and prints its line
+    as soon as that host is done."""
+
+    def __init__(self, stage: Stage, record: RunRecord, progress: Progress):
+        self.stage, self.record, self.progress = stage, record, progress
+        self._started: dict[str, float] = {}
+
+    def task_started(self, task: Task) -> None:
+        pass
+
+    def task_completed(self, task: Task, result) -> None:
+        pass
+
+    def task_instance_started(self, task: Task, host: Host) -> None:
+        self._started[host.name] = time.monotonic()
+
+    def task_instance_completed(self, task: Task, host: Host, result) -> None:
+        outcome: Result = result[0]
+        report: StageReport = outcome.result
+        status = "failed" if outcome.failed else ("changed" if report.changed else "ok")
+        entry = HostStageRecord(host.name, self.stage.name, status, time.monotonic() - self._started[host.name],
+                                report=report, error=report.error)
+        self.record.add(entry)
+        self.progress.host_done(entry)
+
+    def subtask_instance_started(self, task: Task, host: Host) -> None:
+        pass
+
+    def subtask_instance_completed(self, task: Task, host: Host, result) -> None:
+        pass
+
+
 def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[HostModel],
                record: RunRecord, progress: Progress) -> None:
-    """Run each stage on the targeted hosts it applies to, in order, hosts of a stage in parallel."""
+    """Run each stage on the targeted hosts it applies to, in order, hosts of a stage in parallel. A host that
+    failed a stage is in Nornir's failed hosts, which the stages after it do not run on."""
     for stage in stages:
         hosts = [h for h in order_hosts(targets) if stage.applies_to(h, ctx.inventory)]
         if ctx.stop.is_set():
             for h in hosts:
                 record.add(HostStageRecord(h.name, stage.name, "skipped", 0.0, error="not run: the run was interrupted"))
             continue
-        failed_before = set(record.failed_hosts)
-        skipped = [h.name for h in hosts if h.name in failed_before]
-        hosts = [h for h in hosts if h.name not in failed_before]
+        skipped = [h.name for h in hosts if h.name in nr.data.failed_hosts]
         for name in skipped:
             record.add(HostStageRecord(name, stage.name, "skipped", 0.0, error="failed in an earlier stage"))
-        if not hosts and not skipped:
-            continue
-        progress.stage_started(stage, hosts, skipped)
         if not hosts:
             continue
+        progress.stage_started(stage, [h for h in hosts if h.name not in skipped], skipped)
         names = {h.name for h in hosts}
-        started: dict[str, float] = {}
-
-        def timed_task(task: Task) -> Result:
-            started[task.host.name] = time.monotonic()
-            result = _stage_task(task, stage, ctx)
-            report: StageReport = result.result
-            status = "failed" if result.failed else ("changed" if report.changed else "ok")
-            entry = HostStageRecord(task.host.name, stage.name, status, time.monotonic() - started[task.host.name],
-                                    report=report, error=report.error)
-            record.add(entry)
-            progress.host_done(entry)
-            return result
-
-        nr.filter(filter_func=lambda h: h.name in names).run(task=timed_task, name=stage.name, on_failed=True)
+        nr.filter(filter_func=lambda h: h.name in names).with_processors([StageRecorder(stage, record, progress)]).run(
+            task=_stage_task, stage=stage, ctx=ctx, name=stage.name)
