@@ -28,8 +28,10 @@ def test_ca_key_belongs_to_the_certificate(host, probe):
     d = host.settings.ca.dir
     from_cert = probe.run(f"openssl x509 -in {quote(d + '/ca.pem')} -noout -pubkey")
     from_key = probe.run(f"openssl pkey -in {quote(d + '/ca-key.pem')} -pubout")
-    assert from_cert.rc == 0 and "PUBLIC KEY" in from_cert.stdout, f"ca.pem has no readable public key: {from_cert.stderr.strip()}"
-    assert from_key.rc == 0 and "PUBLIC KEY" in from_key.stdout, f"ca-key.pem is not a readable key: {from_key.stderr.strip()}"
+    assert from_cert.rc == 0 and "PUBLIC KEY" in from_cert.stdout, \
+        f"ca.pem has no readable public key: {from_cert.stderr.strip()}"
+    assert from_key.rc == 0 and "PUBLIC KEY" in from_key.stdout, \
+        f"ca-key.pem is not a readable key: {from_key.stderr.strip()}"
     assert from_cert.stdout == from_key.stdout, "the key's public half differs from the certificate's"
 
 

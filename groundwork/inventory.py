@@ -197,7 +197,8 @@ def _check_entry_keys(entry: Any, allowed: set[str], file: str, where: str, prob
         problems.append(Problem(file, where, "data", "must be a mapping"))
     if entry.get("port") is not None and not (isinstance(entry["port"], int) and not isinstance(entry["port"], bool)
                                               and 1 <= entry["port"] <= 65535):
-        problems.append(Problem(file, where, "port", f"must be a TCP port number from 1 to 65535 (got {entry['port']!r})"))
+        problems.append(Problem(file, where, "port",
+                                f"must be a TCP port number from 1 to 65535 (got {entry['port']!r})"))
     options = entry.get("connection_options")
     if options is not None and not isinstance(options, dict):
         problems.append(Problem(file, where, "connection_options", "must be a mapping"))

@@ -42,7 +42,8 @@ class RegistryLayout:
 @dataclass(frozen=True)
 class DnsmasqLayout:
     packages: tuple[str, ...] = ("dnsmasq",)
-    conf: str = "/etc/dnsmasq.d/groundwork.conf"  # both families read /etc/dnsmasq.d (Debian's CONFIG_DIR, EL's conf-dir)
+    # Both families read /etc/dnsmasq.d (Debian's CONFIG_DIR, EL's conf-dir).
+    conf: str = "/etc/dnsmasq.d/groundwork.conf"
     service: str = "dnsmasq"
 
 

@@ -252,7 +252,8 @@ def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
         hosts = [h for h in order_hosts(targets) if stage.applies_to(h, ctx.inventory)]
         if ctx.stop.is_set():
             for h in hosts:
-                record.add(HostStageRecord(h.name, stage.name, "skipped", 0.0, error="not run: the run was interrupted"))
+                record.add(HostStageRecord(h.name, stage.name, "skipped", 0.0,
+                                           error="not run: the run was interrupted"))
             continue
         skipped = [h.name for h in hosts if h.name in nr.data.failed_hosts]
         for name in skipped:

@@ -27,8 +27,8 @@ def san(value: str) -> str:
         return value
     except ValueError:
         pass
-    if not re.fullmatch(r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
-                        value):
+    label = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    if not re.fullmatch(rf"(\*\.)?{label}(\.{label})*", value):
         raise argparse.ArgumentTypeError(f"{value!r}: an IP address or a DNS name")
     return value
 

@@ -113,7 +113,8 @@ def _activation(host: HostModel, platform: Platform, facts: Facts, wait_for: dic
              for z, serial in wait_for.items()]
     # named keeps serving its loaded configuration when the check fails first; it is started again only if the
     # reload or start itself took it down.
-    return activate_service(bind.service, summary or f"check the configuration and {'reload' if reload else 'start'} named",
+    summary = summary or f"check the configuration and {'reload' if reload else 'start'} named"
+    return activate_service(bind.service, summary,
                             value_diff("named", "previous configuration", "configuration above, checked and loaded"),
                             check=f"named-checkconf -z {shlex.quote(bind.main_conf)}",
                             start=" && ".join(actions) if actions else ("rndc reload" if reload else None), waits=waits)

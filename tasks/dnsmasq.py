@@ -60,8 +60,8 @@ def _activation(host: HostModel, inventory: Inventory, service: str) -> CommandC
     """Restart dnsmasq and wait until it answers for the DNS server's own name with the right address."""
     address = shlex.quote(str(host.address))
     name, wanted = f"dns.{inventory.defaults.host_domain}", str(inventory.dns_primary.address)
-    wait = wait_until(f"[ \"$(dig +short +time=1 +tries=1 A {shlex.quote(name)} @{address})\" = {shlex.quote(wanted)} ]",
-                      WAIT_SECONDS, f"dnsmasq does not answer for {name}", diagnose=journal_tail(service))
+    answer = f"dig +short +time=1 +tries=1 A {shlex.quote(name)} @{address}"
+    wait = wait_until(f"[ \"$({answer})\" = {shlex.quote(wanted)} ]", WAIT_SECONDS, f"dnsmasq does not answer for {name}", diagnose=journal_tail(service))
     return activate_service(service, "restart dnsmasq and wait until it answers",
                             value_diff("dnsmasq", "previous configuration", "serving the names above"), waits=[wait],
                             recover=[f"systemctl restart {shlex.quote(service)}"])
