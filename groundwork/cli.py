@@ -31,9 +31,9 @@ import yaml
 
 from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryError, Problem, load_inventory
 from groundwork.remote import Masker
-from groundwork.report import (PlanError, PlanRejected, RunMetadata, approved_slices, change_report_html, digest_key,
-                               git_state, load_plan, operator_name, plan_difference, plan_digest, plan_of,
-                               tool_versions, write_atomic, write_index, write_run_folder)
+from groundwork.report import (PlanError, PlanRejected, RunMetadata, approved_slices, change_report_html, check_tally,
+                               digest_key, git_state, host_verification, load_plan, operator_name, plan_difference,
+                               plan_digest, plan_of, tool_versions, write_atomic, write_index, write_run_folder)
 from groundwork.runlock import LockedError, acquire
 from groundwork.secrets import load_secrets, require
 from groundwork.runner import Progress, RunRecord, new_run_id, order_hosts, run_stages, utc_now
@@ -307,10 +307,8 @@ def _outcome(record: RunRecord, checks: list[dict] | None) -> str:
         return "failed"
     if checks and any(c["outcome"] in ("failed", "error") for c in checks):
         return "verification-failed"
-    if checks is not None:
-        from groundwork.verify import check_tally, host_verification
-        if any(host_verification(check_tally(checks, h)) == "unverified" for h in record.targets):
-            return "unverified"
+    if checks is not None and any(host_verification(check_tally(checks, h)) == "unverified" for h in record.targets):
+        return "unverified"
     if record.dry_run:
         return "planned"
     return "changed" if record.changed_hosts else "ok"

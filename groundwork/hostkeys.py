@@ -36,7 +36,9 @@ class HostKeyError(Exception):
 
 def connect_pinned(host: "Host", config: "Config"):
     """The host's nornir-netmiko connection, opened only when the known_hosts file has the host's key and
-    kept only when the host presents that key."""
+    kept only when the host presents that key; a connection already open (and so checked) is reused."""
+    if "netmiko" in host.connections:
+        return host.get_connection("netmiko", config)
     params = host.get_connection_parameters("netmiko")
     extras = params.extras or {}
     address, port, known_hosts = str(params.hostname), params.port or 22, extras.get("alt_key_file")

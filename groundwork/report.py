@@ -234,12 +234,29 @@ def change_report_html(meta: RunMetadata, record: RunRecord, verdict: str) -> st
             f"{change_log_html(record)}</body></html>")
 
 
+def check_tally(results: list[dict], host: str | None = None) -> dict[str, int]:
+    """passed, failed (errors included), skipped and total of the checks of one host, or of all."""
+    mine = [r for r in results if host is None or r["host"] == host]
+    tally = {"passed": sum(r["outcome"] == "passed" for r in mine),
+             "failed": sum(r["outcome"] in ("failed", "error") for r in mine),
+             "skipped": sum(r["outcome"] == "skipped" for r in mine)}
+    return {**tally, "total": len(mine)}
+
+
+def host_verification(tally: dict[str, int]) -> str:
+    """failed; unverified when every check of the host was skipped (nothing was proven there); else ok."""
+    if tally["failed"]:
+        return "failed"
+    if tally["total"] and not tally["passed"]:
+        return "unverified"
+    return "ok"
+
+
 def _checks_cell(checks: list[dict] | None) -> str:
     if checks is None:
         return "not run"
-    counts = {o: sum(c["outcome"] in group for c in checks)
-              for o, group in (("passed", ("passed",)), ("failed", ("failed", "error")), ("skipped", ("skipped",)))}
-    return f"{counts['passed']} / {counts['failed']} / {counts['skipped']}"
+    tally = check_tally(checks)
+    return f"{tally['passed']} / {tally['failed']} / {tally['skipped']}"
 
 
 def write_index(reports_dir: Path) -> Path:

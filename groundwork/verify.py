@@ -19,7 +19,7 @@ import pytest
 from groundwork.facts import Probe
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import CommandResult, Masker, Remote
-from groundwork.report import RunMetadata, change_log_html
+from groundwork.report import RunMetadata, change_log_html, check_tally, host_verification
 from groundwork.runner import Progress, RunRecord, describe_error, utc_now
 
 CHECKS_DIR = Path(__file__).resolve().parents[1] / "checks"
@@ -234,24 +234,6 @@ def run_checks(session: CheckSession, folder: Path) -> list[dict]:
                          + (f", {tally['skipped']} skipped" if tally["skipped"] else "")
                          + f" in {time.monotonic() - started:.1f}s")
     return results
-
-
-def check_tally(results: list[dict], host: str | None = None) -> dict[str, int]:
-    """passed, failed (errors included), skipped and total of the checks of one host, or of all."""
-    mine = [r for r in results if host is None or r["host"] == host]
-    tally = {"passed": sum(r["outcome"] == "passed" for r in mine),
-             "failed": sum(r["outcome"] in ("failed", "error") for r in mine),
-             "skipped": sum(r["outcome"] == "skipped" for r in mine)}
-    return {**tally, "total": len(mine)}
-
-
-def host_verification(tally: dict[str, int]) -> str:
-    """failed; unverified when every check of the host was skipped (nothing was proven there); else ok."""
-    if tally["failed"]:
-        return "failed"
-    if tally["total"] and not tally["passed"]:
-        return "unverified"
-    return "ok"
 
 
 def verification_verdict(results: list[dict], hosts: list[str]) -> str:

@@ -32,12 +32,13 @@ class Lab:
                               capture_output=True, text=True, timeout=300)
         return done.stdout.splitlines()
 
-    def ssh(self, host: str, command: str, user: str = "root", check: bool = True) -> str:
-        """Run a command on a lab host with the plain ssh client, as a person checking by hand would."""
+    def ssh(self, host: str, command: str, user: str = "root", check: bool = True, address: str | None = None) -> str:
+        """Run a command on a lab host with the plain ssh client, as a person checking by hand would (address:
+        the host's, where the lab runs another inventory than the project's)."""
         done = subprocess.run(
             ["ssh", "-i", str(lab_module.LAB_DIR / "ssh/id_ed25519"), "-o", "BatchMode=yes",
              "-o", f"UserKnownHostsFile={lab_module.known_hosts()}", "-o", "StrictHostKeyChecking=yes",
-             "-o", "ConnectTimeout=5", f"{user}@{HOSTS[host]}", command],
+             "-o", "ConnectTimeout=5", f"{user}@{address or HOSTS[host]}", command],
             capture_output=True, text=True, timeout=120)
         if check:
             assert done.returncode == 0, f"{host}: {command}: {done.stderr}"

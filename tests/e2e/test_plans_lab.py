@@ -7,11 +7,8 @@ then changes nothing, the verification pass is green, and docker0 carries the bi
 These tests replace the lab's hosts, so they run last (tests/conftest.py) and put the default lab back.
 """
 
-import subprocess
-
 import pytest
 
-from lab import lab as lab_module
 from tests.e2e.conftest import inventory_copy, lab_command
 
 pytestmark = pytest.mark.replaces_lab
@@ -36,14 +33,6 @@ def plan(tmp_path, network: str, addresses: dict[str, str], **dns) -> str:
     return inventory_copy(tmp_path, change)
 
 
-def ssh(address: str, command: str) -> str:
-    done = subprocess.run(["ssh", "-i", str(lab_module.LAB_DIR / "ssh/id_ed25519"), "-o", "BatchMode=yes",
-                           "-o", f"UserKnownHostsFile={lab_module.known_hosts()}", "-o", "StrictHostKeyChecking=yes",
-                           f"root@{address}", command], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.fixture
 def another_plan(lab):
     """Brings the lab up for an inventory of the test's (the default lab's hosts removed), and back after."""
@@ -56,7 +45,7 @@ def another_plan(lab):
 
 
 @pytest.mark.parametrize("seed", ["000", "002"])
-def test_the_seeds_other_plans_converge_green_with_the_bip_of_the_name(another_plan, runbook, tmp_path, seed):
+def test_the_seeds_other_plans_converge_green_with_the_bip_of_the_name(lab, another_plan, runbook, tmp_path, seed):
     if seed == "000":
         inventory, addresses = plan(tmp_path, "172.29.238.0/24", SEED_000), SEED_000
     else:
@@ -68,8 +57,9 @@ def test_the_seeds_other_plans_converge_green_with_the_bip_of_the_name(another_p
     assert {c["host"] for c in first.record["checks"] if c["outcome"] == "passed"} == set(addresses)
     for host in ("hdss7-21", "hdss7-22") + (("hdss7-24",) if seed == "002" else ()):
         number = host.rsplit("-", 1)[1]
-        assert f"inet 172.7.{number}.1/24" in ssh(addresses[host], "ip -4 -o addr show docker0")
-    assert ssh(addresses["hdss7-21"], "getent hosts hdss7-200").split()[0] == addresses["hdss7-200"]
+        assert f"inet 172.7.{number}.1/24" in lab.ssh(host, "ip -4 -o addr show docker0", address=addresses[host])
+    assert lab.ssh("hdss7-21", "getent hosts hdss7-200", address=addresses["hdss7-21"]).split()[0] == \
+        addresses["hdss7-200"]
 
     again = runbook("-i", inventory)
     assert again.rc == 0, again
