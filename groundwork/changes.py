@@ -12,7 +12,7 @@ import hmac
 import shlex
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from groundwork.facts import FileInfo
 from groundwork.remote import CommandResult, Remote, unified_diff
@@ -153,24 +153,31 @@ def value_diff(label: str, before: str | None, after: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def file_changes(remote: Remote, desired: list[DesiredFile], current: dict[str, FileInfo | None],
-                 known: dict[str, bytes | None] | None = None) -> list[FileChange]:
-    """Changes for the desired files that differ on the host; reads only those files, in one round trip
-    (sensitive ones so that their content stays out of the command log). known: contents already read."""
-    known = known or {}
-    pending = []
+def wanted_digests(*desired: Iterable[DesiredFile]) -> dict[str, str]:
+    """Path -> the sha256 a stage would write there, for `facts.files(read_unless=...)`: a file already so is
+    not read. desired: the candidates (one list per platform, when the facts decide which); a path whose
+    candidates differ is always read."""
+    digests: dict[str, set[str]] = {}
+    for want in (w for group in desired for w in group):
+        digests.setdefault(want.path, set()).add(hashlib.sha256(want.content).hexdigest())
+    return {path: shas.pop() for path, shas in digests.items() if len(shas) == 1}
+
+
+def file_changes(desired: list[DesiredFile], current: dict[str, FileInfo | None]) -> list[FileChange]:
+    """Changes for the desired files that differ on the host. current: from `facts.files(read_unless=...)`,
+    which carries the content of every file whose digest differs."""
+    changes = []
     for want in desired:
-        same_content, same_attrs = want.matches(current.get(want.path))
-        if not (same_content and same_attrs):
-            pending.append((want, same_content))
-    to_read = [w for w, same_content in pending
-               if not same_content and current.get(w.path) is not None and w.path not in known]
-    contents = dict(known)
-    for sensitive in (False, True):
-        paths = [w.path for w in to_read if w.sensitive == sensitive]
-        contents.update(remote.read_files(paths, sensitive=sensitive) if paths else {})
-    return [FileChange(want=w, before=w.content if same else contents.get(w.path),
-                       attrs_before=current.get(w.path)) for w, same in pending]
+        info = current.get(want.path)
+        same_content, same_attrs = want.matches(info)
+        if same_content and same_attrs:
+            continue
+        if not same_content and info is not None and info.content is None:
+            raise ValueError(f"{want.path} differs on the host but its content was not gathered "
+                             "(facts.files(read_unless=...) names a digest other than the one wanted)")
+        changes.append(FileChange(want=want, before=want.content if same_content else (info and info.content),
+                                  attrs_before=info))
+    return changes
 
 
 @dataclass

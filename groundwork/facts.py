@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 MARK = "@@gw-probe "
@@ -20,6 +20,10 @@ class Probe:
     key: str
     script: str
     parse: Callable[[str], Any]
+    # Bytes the script reads on its stdin (a password it checks): sent with the gather, never on a command line.
+    input: bytes = b""
+    # Its output holds a secret (a key, a password file): the gather's output is then kept out of the log.
+    sensitive: bool = False
 
 
 class Facts(dict):
@@ -29,7 +33,19 @@ class Facts(dict):
 def gather_script(probes: list[Probe]) -> str:
     # Each probe runs in a subshell so that one probe's failure or `exit` cannot hide the next one. A mark
     # starts on a line of its own even after output with no final newline (the parser drops that empty line).
-    return "".join(f"echo '{MARK}{p.key}'; ( {p.script} ) 2>/dev/null; echo; " for p in probes) + f"echo '{MARK}end'"
+    # The gather's stdin is every probe's input in probe order; `head -c` hands each probe exactly its own
+    # bytes (it reads no further than asked), and a probe without input reads nothing of the others'.
+    def stdin(p: Probe) -> str:
+        return f"head -c {len(p.input)} | " if p.input else ""
+
+    def redirect(p: Probe) -> str:
+        return "" if p.input else " </dev/null"
+    return ("".join(f"echo '{MARK}{p.key}'; {stdin(p)}( {p.script} ){redirect(p)} 2>/dev/null; echo; " for p in probes)
+            + f"echo '{MARK}end'")
+
+
+def gather_input(probes: list[Probe]) -> bytes:
+    return b"".join(p.input for p in probes)
 
 
 def parse_gathered(probes: list[Probe], output: str) -> Facts:
@@ -142,25 +158,46 @@ class FileInfo:
     mode: str  # octal, like "644"
     owner: str
     group: str
+    # The file's content, read in the same round trip when its digest was not the one the stage wants
+    # (files(..., read_unless=...)); None when it was not read.
+    content: bytes | None = field(default=None, repr=False, compare=False)
 
 
 def _parse_files(text: str) -> dict[str, FileInfo | None]:
     result: dict[str, FileInfo | None] = {}
+    last = None
     for line in text.splitlines():
         parts = line.split("\t")
         if len(parts) == 2 and parts[1] == "-":
             result[parts[0]] = None
         elif len(parts) == 5:
-            result[parts[0]] = FileInfo(sha256=parts[1], mode=parts[2], owner=parts[3], group=parts[4])
+            last = parts[0]
+            result[last] = FileInfo(sha256=parts[1], mode=parts[2], owner=parts[3], group=parts[4])
+        elif line.startswith("@@gw-content ") and last is not None:
+            result[last] = replace(result[last], content=base64.b64decode(line[len("@@gw-content "):]))
     return result
 
 
-def files(paths: list[str]) -> Probe:
-    """sha256, mode and ownership of each file, None when it does not exist."""
-    script = (f"for p in {_q(list(paths))}; do if [ -f \"$p\" ]; then "
-              "printf '%s\\t%s\\t%s\\n' \"$p\" \"$(sha256sum < \"$p\" | cut -d' ' -f1)\" \"$(stat -c '%a\t%U\t%G' \"$p\")\"; "
-              "else printf '%s\\t-\\n' \"$p\"; fi; done")
-    return Probe("files", script if paths else "true", _parse_files)
+def files(paths: list[str], read_unless: dict[str, str] | None = None, key: str = "files",
+          sensitive: bool = False) -> Probe:
+    """sha256, mode and ownership of each file, None when it does not exist.
+
+    read_unless: path -> the sha256 a stage wants there. The content of a file whose digest differs comes in
+    the same round trip, so that a stage never reads twice; a path not named is always read. None: read none.
+    sensitive: the files hold secrets; their content never reaches the log.
+    """
+    paths = list(dict.fromkeys(paths))
+    lines = []
+    for p in paths:
+        qp = shlex.quote(p)
+        read = ""
+        if read_unless is not None:
+            test = f"[ \"$s\" != {shlex.quote(read_unless[p])} ] && " if p in read_unless else ""
+            read = f"{test}printf '@@gw-content %s\\n' \"$(base64 -w0 < {qp})\"; "
+        lines.append(f"if [ -f {qp} ]; then s=$(sha256sum < {qp} | cut -d' ' -f1); "
+                     f"printf '%s\\t%s\\t%s\\n' {qp} \"$s\" \"$(stat -c '%a\t%U\t%G' {qp})\"; {read}"
+                     f"else printf '%s\\t-\\n' {qp}; fi; ")
+    return Probe(key, "".join(lines) or "true", _parse_files, sensitive=sensitive)
 
 
 # -- services ---------------------------------------------------------------------------------------
@@ -249,7 +286,7 @@ def paths_exist(paths: list[str]) -> Probe:
     return Probe("paths", script, lambda text: set(text.splitlines()))
 
 
-def contents(paths: list[str]) -> Probe:
+def contents(paths: list[str], key: str = "contents", sensitive: bool = False) -> Probe:
     """The content of each file, None when it does not exist (for small files whose text a stage reads)."""
     paths = list(dict.fromkeys(paths))
     script = "".join(f"if [ -f {shlex.quote(p)} ]; then echo '@@gw-file 1'; base64 < {shlex.quote(p)}; "
@@ -262,7 +299,7 @@ def contents(paths: list[str]) -> Probe:
             present, _, body = chunk.partition("\n")
             result[path] = base64.b64decode(body) if present.strip() == "1" else None
         return result
-    return Probe("contents", script or "true", parse)
+    return Probe(key, script or "true", parse, sensitive=sensitive)
 
 
 def links(paths: list[str]) -> Probe:
@@ -270,6 +307,19 @@ def links(paths: list[str]) -> Probe:
     script = (f"for p in {_q(list(paths))}; do if [ -L \"$p\" ]; then printf '%s\\t%s\\n' \"$p\" \"$(readlink \"$p\")\"; "
               "elif [ -e \"$p\" ]; then printf '%s\\t\\n' \"$p\"; fi; done; true")
     return Probe("links", script, lambda text: dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line))
+
+
+def password_checks(paths: list[str], user: str, password: str) -> Probe:
+    """For each htpasswd file: True when it verifies USER's password, False when not (or htpasswd is not
+    installed), None when the file does not exist. The password is the probe's input: on stdin, never on a
+    command line (printf is the shell's own)."""
+    script = (f"pw=$(cat); for p in {_q(list(paths))}; do if [ ! -f \"$p\" ]; then echo \"$p=@absent\"; "
+              f"elif printf '%s' \"$pw\" | htpasswd -v -i \"$p\" {shlex.quote(user)} >/dev/null 2>&1; "
+              "then echo \"$p=yes\"; else echo \"$p=no\"; fi; done")
+
+    def parse(text: str) -> dict[str, bool | None]:
+        return {path: None if found is None else found == "yes" for path, found in _parse_keyvalues(text).items()}
+    return Probe("password_checks", script, parse, input=password.encode())
 
 
 def harbor_health(port: int) -> Probe:

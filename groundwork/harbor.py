@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from groundwork.facts import Probe
+
 INSTALLER_NAME = re.compile(r"harbor-offline-installer-(v?\d+\.\d+\.\d+[\w.-]*)\.tgz")
 HEADER = b"# Managed by groundwork (registry) from the installer's harbor.yml.tmpl; edits are replaced on the next run.\n"
 
@@ -108,11 +110,31 @@ def ensure_project(remote, port: int, password: str, project: str, public: bool 
 
 
 def project_exists(remote, port: int, password: str, project: str) -> bool:
-    found = call(remote, port, "HEAD", f"/projects?project_name={project}", password)
-    _refuse_credentials(found)
-    if found.status not in (200, 404):
-        raise HarborError(f"checking for project {project!r}: Harbor answered HTTP {found.status}")
-    return found.status == 200
+    return project_found(call(remote, port, "HEAD", f"/projects?project_name={project}", password).status, project,
+                         port)
+
+
+def project_found(status: int | None, project: str, port: int) -> bool:
+    """Harbor's answer to HEAD /projects?project_name=PROJECT: 200 it exists, 404 it does not; a refused
+    password, no answer (None) or anything else stops the stage, saying which."""
+    if status is None:
+        raise HarborError(f"Harbor's API on 127.0.0.1:{port} does not answer (HEAD /projects)")
+    _refuse_credentials(Reply(status, ""))
+    if status not in (200, 404):
+        raise HarborError(f"checking for project {project!r}: Harbor answered HTTP {status}")
+    return status == 200
+
+
+def project_probe(port: int, password: str, project: str) -> Probe:
+    """The HTTP status of HEAD /projects?project_name=PROJECT as admin, None when nothing answers. The
+    credentials reach curl as the probe's input, on stdin, never on a command line."""
+    url = f"http://127.0.0.1:{port}/api/v2.0/projects?project_name={project}"
+
+    def parse(text: str) -> int | None:
+        status = text.strip()
+        return int(status) if status.isdigit() and status != "000" else None
+    return Probe("harbor_project", f"curl -s -m 5 -I -o /dev/null -w '%{{http_code}}' -K - {shlex.quote(url)}", parse,
+                 input=f"user = {_curl_quoted('admin:' + password)}\n".encode())
 
 
 def _refuse_credentials(reply: Reply) -> None:

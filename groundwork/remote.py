@@ -309,8 +309,9 @@ class Remote:
 
     def gather(self, probes: Iterable["Probe"], sensitive: bool = False) -> "Facts":
         """Run every probe in one round trip and parse what each printed."""
-        from groundwork.facts import gather_script, parse_gathered
+        from groundwork.facts import gather_input, gather_script, parse_gathered
 
         probes = list(probes)
-        out = self.run(gather_script(probes), what="gathering facts", sensitive_output=sensitive).stdout
+        out = self.run(gather_script(probes), stdin=gather_input(probes), what="gathering facts",
+                       sensitive_output=sensitive or any(p.sensitive for p in probes)).stdout
         return parse_gathered(probes, out)

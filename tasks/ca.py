@@ -14,13 +14,15 @@ that they belong together. Replacing it takes runbooks/replace_ca.py, which keep
 
 from __future__ import annotations
 
+import json
 import shlex
 from datetime import datetime, timezone
 
 from groundwork import facts as probes
 from groundwork import pki
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
-                                apply_plan, file_changes, value_diff)
+                                apply_plan, file_changes, value_diff, wanted_digests)
+from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
 from groundwork.remote import Remote
@@ -52,20 +54,22 @@ def write_ca(remote: Remote, ca: Ca, files: pki.CaFiles) -> None:
     remote.write_file(p[CSR], files.csr_pem, mode="0644", previous=None)
 
 
-def _gather(remote: Remote, ca: Ca):
+def stage_probes(ca: Ca) -> list[probes.Probe]:
     p = paths(ca)
-    return remote.gather([probes.os_info(), probes.packages(["openssl"]), probes.files(list(p.values()))])
+    config = wanted_digests([DesiredFile(p[CONFIG], pki.ca_config_json(ca))])
+    return [probes.os_info(), probes.packages(["openssl"]), probes.files([p[CONFIG]], read_unless=config),
+            # An existing pair is adopted, so it is read whole; the key never reaches the log.
+            probes.files([p[CERT], p[KEY], p[CSR]], read_unless={}, key="ca_files", sensitive=True)]
 
 
-def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+def decide(host: HostModel, facts: Facts, notes: list[str]) -> list[Change]:
+    """Make the CA when neither half exists; else adopt the pair, putting only modes and ca-config.json right."""
     ca = host.settings.ca
     p = paths(ca)
-    facts = _gather(remote, ca)
-    platform = platform_for(facts["os"])
-    present = {name: facts["files"].get(path) is not None for name, path in p.items()}
-    report = StageReport()
+    current = {**facts["files"], **facts["ca_files"]}
+    present = {name: current.get(path) is not None for name, path in p.items()}
     # Operators check the CA with openssl, as the checks do.
-    plan: list[Change] = install_missing(platform, ["openssl"], facts["packages"])
+    plan: list[Change] = install_missing(platform_for(facts["os"]), ["openssl"], facts["packages"])
 
     if not present[CERT] and not present[KEY]:
         plan.append(ActionChange(f"create the CA {ca.cn} in {ca.dir}", describe_new_ca(ca),
@@ -76,22 +80,33 @@ def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
         raise StageError(f"{p[found]} is there but {p[missing]} is not; groundwork never replaces a CA: put the "
                          f"missing file back, or replace the CA with runbooks/replace_ca.py")
     else:
-        current = remote.read_files([p[CERT], p[KEY], p[CSR]], sensitive=True)
-        remote.masker.add(current[p[KEY]].decode(errors="replace"))
+        cert_pem, key_pem = current[p[CERT]].content, current[p[KEY]].content
         try:
-            cert, key = pki.load_pair(current[p[CERT]], current[p[KEY]])
+            cert, key = pki.load_pair(cert_pem, key_pem)
         except pki.PkiError as exc:
             raise StageError(f"{host.name}:{ca.dir}: {exc}; groundwork never replaces a CA: fix the pair, or "
                              f"replace the CA with runbooks/replace_ca.py") from None
-        report.notes.append(f"adopted the existing CA {cert.subject.rfc4514_string()} "
-                            f"({pki.cert_fingerprint(current[p[CERT]])})")
-        csr = current[p[CSR]] or pki.csr_pem(cert.subject, key)  # cfssl's third file, made again from the pair
+        notes.append(f"adopted the existing CA {cert.subject.rfc4514_string()} ({pki.cert_fingerprint(cert_pem)})")
+        # cfssl's third file, made again from the pair when it is missing
+        csr = current[p[CSR]].content if present[CSR] else pki.csr_pem(cert.subject, key)
         # The pair stays as it is; only its modes are put right.
-        wanted = [DesiredFile(p[KEY], current[p[KEY]], mode="600", sensitive=True),
-                  DesiredFile(p[CERT], current[p[CERT]]), DesiredFile(p[CSR], csr),
-                  DesiredFile(p[CONFIG], pki.ca_config_json(ca))]
-    plan += file_changes(remote, wanted, facts["files"])
-    return apply_plan(remote, plan, ctx, report)
+        wanted = [DesiredFile(p[KEY], key_pem, mode="600", sensitive=True), DesiredFile(p[CERT], cert_pem),
+                  DesiredFile(p[CSR], csr), DesiredFile(p[CONFIG], pki.ca_config_json(ca))]
+    return plan + file_changes(wanted, current)
+
+
+def _gather(remote: Remote, ca: Ca) -> Facts:
+    facts = remote.gather(stage_probes(ca))
+    key = facts["ca_files"].get(paths(ca)[KEY])
+    if key is not None:  # masked wherever the key's text could turn up: an error message, a diff
+        remote.masker.add(key.content.decode(errors="replace"))
+    return facts
+
+
+def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+    facts = _gather(remote, host.settings.ca)
+    report = StageReport()
+    return apply_plan(remote, decide(host, facts, report.notes), ctx, report)
 
 
 def run_replace(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
@@ -99,7 +114,7 @@ def run_replace(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport
     ca = host.settings.ca
     p = paths(ca)
     facts = _gather(remote, ca)
-    old = [name for name in (CERT, KEY, CSR) if facts["files"].get(p[name]) is not None]
+    old = [name for name in (CERT, KEY, CSR) if facts["ca_files"].get(p[name]) is not None]
     keep = f"{ca.dir}/replaced-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     plan: list[Change] = install_missing(platform_for(facts["os"]), ["openssl"], facts["packages"])
     if old:
@@ -120,34 +135,41 @@ def issue_stage(name: str, profile: str, cn: str, sans: list[str]) -> Stage:
     """A stage that issues NAME.pem and NAME-key.pem under the CA's folder, as `cfssl gencert -profile` does."""
 
     def run_issue(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
-        import json
-
-        ca = host.settings.ca
-        p = paths(ca)
-        leaf_cert, leaf_key = f"{ca.dir}/{name}.pem", f"{ca.dir}/{name}-key.pem"
-        current = remote.read_files([p[CERT], p[KEY], p[CONFIG], leaf_cert], sensitive=True)
-        if current[p[CERT]] is None or current[p[KEY]] is None:
-            raise StageError(f"no CA in {ca.dir} on {host.name}: run the ca stage first (runbooks/ca.py)")
-        remote.masker.add(current[p[KEY]].decode(errors="replace"))
-        cert, key = pki.load_pair(current[p[CERT]], current[p[KEY]])
-        config = json.loads(current[p[CONFIG]]) if current[p[CONFIG]] else pki.ca_config(ca)
-        usages = config.get("signing", {}).get("profiles", {}).get(profile, {}).get("usages")
-        if usages is None:
-            raise StageError(f"no signing profile {profile!r} in {p[CONFIG]}")
+        p = paths(host.settings.ca)
+        leaf_cert = f"{host.settings.ca.dir}/{name}.pem"
+        found = remote.gather([probes.contents([p[CERT], p[KEY], p[CONFIG], leaf_cert], sensitive=True)])["contents"]
+        if found[p[KEY]] is not None:
+            remote.masker.add(found[p[KEY]].decode(errors="replace"))
         report = StageReport()
-        if current[leaf_cert] and pki.leaf_is_current(current[leaf_cert], cert, cn, sans, usages):
-            report.notes.append(f"{leaf_cert} is current: CN {cn}, SANs {', '.join(sans) or 'none'}, {profile}")
-            return report
-
-        def write(r: Remote) -> None:
-            leaf_pem, leaf_key_pem = pki.issue(cert, key, profile, cn, sans, ca, profile_config=config)
-            r.masker.add(leaf_key_pem.decode())
-            r.write_file(leaf_key, leaf_key_pem, mode="0600", sensitive=True)
-            r.write_file(leaf_cert, leaf_pem, mode="0644")
-        diff = (value_diff(leaf_cert, "present" if current[leaf_cert] else None,
-                           f"CN {cn}, SANs {', '.join(sans) or 'none'}, profile {profile}, signed by {ca.cn}")
-                + value_diff(leaf_key, None, "new key, root 0600 (content never shown)"))
-        return apply_plan(remote, [ActionChange(f"issue {name}.pem ({profile})", diff, write)], ctx, report)
+        return apply_plan(remote, decide_issue(host, found, name, profile, cn, sans, report.notes), ctx, report)
 
     return Stage(name="issue_cert", title=f"issue {name} with profile {profile}", groups=("ops",), run=run_issue,
                  checks="test_ca.py")
+
+
+def decide_issue(host: HostModel, found: dict[str, bytes | None], name: str, profile: str, cn: str,
+                 sans: list[str], notes: list[str]) -> list[Change]:
+    """Issue NAME.pem unless the one there is current (same CN, SANs and usages, signed by this CA)."""
+    ca = host.settings.ca
+    p = paths(ca)
+    leaf_cert, leaf_key = f"{ca.dir}/{name}.pem", f"{ca.dir}/{name}-key.pem"
+    if found[p[CERT]] is None or found[p[KEY]] is None:
+        raise StageError(f"no CA in {ca.dir} on {host.name}: run the ca stage first (runbooks/ca.py)")
+    cert, key = pki.load_pair(found[p[CERT]], found[p[KEY]])
+    config = json.loads(found[p[CONFIG]]) if found[p[CONFIG]] else pki.ca_config(ca)
+    usages = config.get("signing", {}).get("profiles", {}).get(profile, {}).get("usages")
+    if usages is None:
+        raise StageError(f"no signing profile {profile!r} in {p[CONFIG]}")
+    if found[leaf_cert] and pki.leaf_is_current(found[leaf_cert], cert, cn, sans, usages):
+        notes.append(f"{leaf_cert} is current: CN {cn}, SANs {', '.join(sans) or 'none'}, {profile}")
+        return []
+
+    def write(r: Remote) -> None:
+        leaf_pem, leaf_key_pem = pki.issue(cert, key, profile, cn, sans, ca, profile_config=config)
+        r.masker.add(leaf_key_pem.decode())
+        r.write_file(leaf_key, leaf_key_pem, mode="0600", sensitive=True)
+        r.write_file(leaf_cert, leaf_pem, mode="0644")
+    diff = (value_diff(leaf_cert, "present" if found[leaf_cert] else None,
+                       f"CN {cn}, SANs {', '.join(sans) or 'none'}, profile {profile}, signed by {ca.cn}")
+            + value_diff(leaf_key, None, "new key, root 0600 (content never shown)"))
+    return [ActionChange(f"issue {name}.pem ({profile})", diff, write)]

@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 
 from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
-                                file_changes, journal_tail, stop_and_disable, value_diff, wait_until)
-from groundwork.facts import Facts, Services
+                                file_changes, journal_tail, stop_and_disable, value_diff, wait_until,
+                                wanted_digests)
+from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
 from groundwork.render import render
@@ -29,6 +30,7 @@ SERIAL_LINE = re.compile(rb"^(\s*)(\d+)(\s*; serial)$", re.M)
 RESOLV_CONF = "/etc/resolv.conf"
 RESOLVED_DROPIN = "/etc/systemd/resolved.conf.d/groundwork.conf"
 NM_DROPIN = "/etc/NetworkManager/conf.d/90-groundwork-dns.conf"
+RESOLVER_MANAGERS = ("systemd-resolved", "NetworkManager")
 
 
 def zones(inventory: Inventory) -> dict[str, dict]:
@@ -74,16 +76,17 @@ def _soa_serials(zone_names: list[str], server: str) -> probes.Probe:
     return probes.Probe(f"soa@{server}", script, parse)
 
 
-def _server_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:
+def _server_probes(host: HostModel, inventory: Inventory, primary: bool) -> list[probes.Probe]:
     bind_packages = sorted({p for pl in PLATFORMS.values() for p in pl.bind.packages})
     conf_files = sorted({f for pl in PLATFORMS.values() for f in (pl.bind.options_conf, pl.bind.zones_conf)})
+    # Zone files are always read: their serial and content decide the next serial.
     zone_files = [f"{pl.bind.zone_dir}/{z}.zone" for pl in PLATFORMS.values() for z in zones(inventory)]
-    primary = str(inventory.dns_primary.address)
+    named = wanted_digests(*(_named_conf_files(host, inventory, pl, primary) for pl in PLATFORMS.values()))
     services = sorted({"named", *(pl.dnsmasq.service for pl in PLATFORMS.values())})
     return [probes.os_info(), probes.packages(bind_packages), probes.services(services),
-            probes.files(conf_files + zone_files), probes.contents(zone_files),
+            probes.files(conf_files + zone_files, read_unless=named),
             _soa_serials(list(zones(inventory)), str(host.address)),
-            _soa_serials(list(zones(inventory)), primary)]
+            _soa_serials(list(zones(inventory)), str(inventory.dns_primary.address))]
 
 
 def _named_conf_files(host: HostModel, inventory: Inventory, platform: Platform, primary: bool) -> list[DesiredFile]:
@@ -120,15 +123,15 @@ def _activation(host: HostModel, platform: Platform, facts: Facts, wait_for: dic
                             start=" && ".join(actions) if actions else ("rndc reload" if reload else None), waits=waits)
 
 
-def decide_primary(host: HostModel, inventory: Inventory, facts: Facts, platform: Platform,
-                   today: str) -> tuple[list[DesiredFile], list[Change]]:
-    """The primary's files (zone serials raised only where content changed) and what to do."""
+def primary_files(host: HostModel, inventory: Inventory, facts: Facts, platform: Platform,
+                  today: str) -> tuple[list[DesiredFile], dict[str, int]]:
+    """The primary's files, zone serials raised only where content changed, and those serials."""
     bind = platform.bind
     wanted = _named_conf_files(host, inventory, platform, primary=True)
     serials: dict[str, int] = {}
     for zone in zones(inventory):
         path = f"{bind.zone_dir}/{zone}.zone"
-        current = facts["contents"].get(path)
+        current = facts["files"].get(path) and facts["files"][path].content
         in_service = facts[f"soa@{host.address}"].get(zone)
         if current is not None and without_serial(current) == without_serial(render_zone(inventory, zone, 0)):
             serials[zone] = zone_serial(current) or 0
@@ -140,38 +143,41 @@ def decide_primary(host: HostModel, inventory: Inventory, facts: Facts, platform
     return wanted, serials
 
 
-def _plan_server(host, facts, platform, changes, wait_for) -> list[Change]:
+def _plan_server(host, facts, platform, desired: list[DesiredFile], wait_for) -> list[Change]:
     plan = stop_and_disable(facts["services"], platform.dnsmasq.service, "the dns backend is bind9")
-    plan += install_missing(platform, list(platform.bind.packages), facts["packages"]) + list(changes)
+    plan += install_missing(platform, list(platform.bind.packages), facts["packages"])
+    plan += file_changes(desired, facts["files"])
     serving = all(facts[f"soa@{host.address}"].get(z) == s for z, s in wait_for.items())
     if plan or not facts["services"].running(platform.bind.service) or not serving:
         plan.append(_activation(host, platform, facts, wait_for))
     return plan
 
 
-def run_primary(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    inventory = ctx.inventory
-    facts = remote.gather(_server_probes(host, inventory))
+def decide_primary(host: HostModel, inventory: Inventory, facts: Facts, today: str, notes: list[str]) -> list[Change]:
+    """Serve the zones from the inventory, a zone's serial raised only when its content changed."""
     platform = platform_for(facts["os"])
+    wanted, serials = primary_files(host, inventory, facts, platform, today)
+    notes.append(f"primary of {', '.join(f'{z} (serial {s})' for z, s in serials.items())}")
+    return _plan_server(host, facts, platform, wanted, serials)
+
+
+def run_primary(remote, host: HostModel, ctx: RunContext) -> StageReport:
+    facts = remote.gather(_server_probes(host, ctx.inventory, primary=True))
     today = datetime.now(timezone.utc).strftime("%Y%m%d")
-    wanted, serials = decide_primary(host, inventory, facts, platform, today)
-    changes = file_changes(remote, wanted, facts["files"])
-    report = StageReport(notes=[f"primary of {', '.join(f'{z} (serial {s})' for z, s in serials.items())}"])
-    return apply_plan(remote, _plan_server(host, facts, platform, changes, serials), ctx, report)
+    report = StageReport()
+    return apply_plan(remote, decide_primary(host, ctx.inventory, facts, today, report.notes), ctx, report)
 
 
 def run_secondary(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    inventory = ctx.inventory
-    facts = remote.gather(_server_probes(host, inventory))
-    platform = platform_for(facts["os"])
-    changes = file_changes(remote, _named_conf_files(host, inventory, platform, primary=False), facts["files"])
+    facts = remote.gather(_server_probes(host, ctx.inventory, primary=False))
     report = StageReport()
-    return apply_plan(remote, decide_secondary(host, inventory, facts, platform, changes, report.notes), ctx, report)
+    return apply_plan(remote, decide_secondary(host, ctx.inventory, facts, report.notes), ctx, report)
 
 
-def decide_secondary(host: HostModel, inventory: Inventory, facts: Facts, platform: Platform, changes: list,
-                     notes: list[str]) -> list[Change]:
+def decide_secondary(host: HostModel, inventory: Inventory, facts: Facts, notes: list[str]) -> list[Change]:
     """Follow the primary's serials: configure and start named, or ask for the zones the host is behind on."""
+    platform = platform_for(facts["os"])
+    desired = _named_conf_files(host, inventory, platform, primary=False)
     primary = facts[f"soa@{inventory.dns_primary.address}"]
     if any(s is None for s in primary.values()):
         notes.append(f"the primary {inventory.dns_primary.address} does not answer for every zone; "
@@ -181,7 +187,7 @@ def decide_secondary(host: HostModel, inventory: Inventory, facts: Facts, platfo
         wait_for = dict(primary)
         notes.append(f"secondary of {inventory.dns_primary.name}: "
                      + ", ".join(f"{z} (serial {s})" for z, s in wait_for.items()))
-    plan = _plan_server(host, facts, platform, changes, wait_for)
+    plan = _plan_server(host, facts, platform, desired, wait_for)
     stale = [z for z, s in wait_for.items() if facts[f"soa@{host.address}"].get(z) not in (None, s)]
     if stale and len(plan) == 1 and facts["services"].running(platform.bind.service):
         # Running and configured, only behind the primary: ask for those zones now, rather than reloading
@@ -198,12 +204,15 @@ def decide_secondary(host: HostModel, inventory: Inventory, facts: Facts, platfo
 def run_resolver(remote, host: HostModel, ctx: RunContext) -> StageReport:
     """Point the host's resolver at the DNS servers, the way its OS manages the resolver."""
     servers = [str(h.address) for h in ctx.inventory.group_members("proxy")]
-    facts = remote.gather([probes.services(["systemd-resolved", "NetworkManager"]),
-                           probes.files([RESOLV_CONF, RESOLVED_DROPIN, NM_DROPIN])])
-    changes = file_changes(remote, resolver_files(servers, host.settings.host_domain, facts["services"]),
-                           facts["files"])
-    report = StageReport(notes=[f"resolves through {', '.join(servers)}, search {host.settings.host_domain}"])
-    return apply_plan(remote, decide_resolver(changes, facts["services"], servers), ctx, report)
+    search = host.settings.host_domain
+    # Every file a resolver manager may want, for the digests: the managers are known only from the gather.
+    candidates = resolver_files(servers, search, Services()) + resolver_files(
+        servers, search, Services({m: ServiceInfo(True, "active", "enabled") for m in RESOLVER_MANAGERS}))
+    facts = remote.gather([probes.services(list(RESOLVER_MANAGERS)),
+                           probes.files([RESOLV_CONF, RESOLVED_DROPIN, NM_DROPIN], read_unless=wanted_digests(candidates))])
+    report = StageReport(notes=[f"resolves through {', '.join(servers)}, search {search}"])
+    return apply_plan(remote, decide_resolver(host, servers, facts), ctx, report)
+
 
 
 def resolver_files(servers: list[str], search: str, managers: Services) -> list[DesiredFile]:
@@ -217,8 +226,10 @@ def resolver_files(servers: list[str], search: str, managers: Services) -> list[
     return wanted
 
 
-def decide_resolver(changes: list, managers: Services, servers: list[str]) -> list[Change]:
+def decide_resolver(host: HostModel, servers: list[str], facts: Facts) -> list[Change]:
     """The files that differ, and the resolver manager told about them."""
+    managers = facts["services"]
+    changes = file_changes(resolver_files(servers, host.settings.host_domain, managers), facts["files"])
     plan: list[Change] = list(changes)
     written = {c.want.path for c in changes}
     if RESOLVED_DROPIN in written:

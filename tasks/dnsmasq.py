@@ -13,7 +13,8 @@ import shlex
 
 from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
-                                file_changes, journal_tail, stop_and_disable, value_diff, wait_until)
+                                file_changes, journal_tail, stop_and_disable, value_diff, wait_until,
+                                wanted_digests)
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
@@ -39,15 +40,22 @@ def render_conf(host: HostModel, inventory: Inventory) -> bytes:
                   forwarders=[str(f) for f in dns.forwarders], zones=list(zones(inventory)), records=records(inventory))
 
 
-def server_probes() -> list[probes.Probe]:
+def desired_files(host: HostModel, inventory: Inventory, platform: Platform) -> list[DesiredFile]:
+    return [DesiredFile(platform.dnsmasq.conf, render_conf(host, inventory), validate="dnsmasq --test --conf-file={path}")]
+
+
+def server_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:
     layouts = [pl.dnsmasq for pl in PLATFORMS.values()]
+    wanted = wanted_digests(*(desired_files(host, inventory, pl) for pl in PLATFORMS.values()))
     return [probes.os_info(), probes.packages(sorted({p for d in layouts for p in d.packages})),
             probes.services(sorted({"named", *(d.service for d in layouts)})),
-            probes.files(sorted({d.conf for d in layouts}))]
+            probes.files(sorted({d.conf for d in layouts}), read_unless=wanted)]
 
 
-def decide(host: HostModel, inventory: Inventory, facts: Facts, platform: Platform, changes: list) -> list[Change]:
+def decide(host: HostModel, inventory: Inventory, facts: Facts) -> list[Change]:
+    platform = platform_for(facts["os"])
     d = platform.dnsmasq
+    changes = file_changes(desired_files(host, inventory, platform), facts["files"])
     # named first: the two never fight over port 53
     plan = stop_and_disable(facts["services"], platform.bind.service, "the dns backend is dnsmasq")
     plan += install_missing(platform, list(d.packages), facts["packages"]) + list(changes)
@@ -68,13 +76,9 @@ def _activation(host: HostModel, inventory: Inventory, service: str) -> CommandC
 
 
 def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    facts = remote.gather(server_probes())
-    platform = platform_for(facts["os"])
-    wanted = [DesiredFile(platform.dnsmasq.conf, render_conf(host, ctx.inventory),
-                          validate="dnsmasq --test --conf-file={path}")]
-    changes = file_changes(remote, wanted, facts["files"])
+    facts = remote.gather(server_probes(host, ctx.inventory))
     report = StageReport(notes=[f"dnsmasq serves {len(records(ctx.inventory))} names on {host.address}"])
-    return apply_plan(remote, decide(host, ctx.inventory, facts, platform, changes), ctx, report)
+    return apply_plan(remote, decide(host, ctx.inventory, facts), ctx, report)
 
 
 def _backend_is_dnsmasq(host: HostModel, inventory: Inventory) -> bool:

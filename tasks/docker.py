@@ -13,7 +13,7 @@ import json
 
 from groundwork import facts as probes
 from groundwork.changes import (Change, DesiredFile, StageReport, activate_service, apply_plan, create_directories,
-                                file_changes, value_diff, wait_until)
+                                file_changes, value_diff, wait_until, wanted_digests)
 from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
 from groundwork.stages import RunContext, Stage
@@ -45,11 +45,24 @@ def render_daemon_json(host: HostModel) -> bytes:
     return (json.dumps(daemon_config(host), indent=2) + "\n").encode()
 
 
-def decide(host: HostModel, facts, changes: list, platform) -> list[Change]:
+def desired_files(host: HostModel) -> list[DesiredFile]:
+    return [DesiredFile(DAEMON_JSON, render_daemon_json(host))]
+
+
+def stage_probes(host: HostModel) -> list[probes.Probe]:
+    packages = sorted({p for names in host.settings.docker.packages.values() for p in names})
+    return [probes.os_info(), probes.packages(packages), probes.services(["docker"]),
+            probes.files([DAEMON_JSON], read_unless=wanted_digests(desired_files(host))),
+            probes.paths_exist([host.settings.docker.data_root, "/etc/docker"])]
+
+
+def decide(host: HostModel, facts) -> list[Change]:
+    platform = platform_for(facts["os"])
     install = install_missing(platform, host.settings.docker.packages.get(platform.family, []), facts["packages"])
     plan: list[Change] = list(install)
     plan += create_directories([host.settings.docker.data_root, "/etc/docker"], facts["paths"],
                                summary="create docker's folders")
+    changes = file_changes(desired_files(host), facts["files"])
     plan += changes
     running = facts["services"].running("docker")
     if changes or not running or install:
@@ -63,14 +76,9 @@ def decide(host: HostModel, facts, changes: list, platform) -> list[Change]:
 
 
 def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    packages = sorted({p for names in host.settings.docker.packages.values() for p in names})
-    facts = remote.gather([probes.os_info(), probes.packages(packages), probes.services(["docker"]),
-                           probes.files([DAEMON_JSON]),
-                           probes.paths_exist([host.settings.docker.data_root, "/etc/docker"])])
-    platform = platform_for(facts["os"])
-    changes = file_changes(remote, [DesiredFile(DAEMON_JSON, render_daemon_json(host))], facts["files"])
+    facts = remote.gather(stage_probes(host))
     report = StageReport(notes=[f"bip {host.docker_bip}, data-root {host.settings.docker.data_root}"])
-    return apply_plan(remote, decide(host, facts, changes, platform), ctx, report)
+    return apply_plan(remote, decide(host, facts), ctx, report)
 
 
 STAGE = Stage(name="docker", title="docker with the seeds' daemon.json", groups=("master_compute", "ops"), run=run)

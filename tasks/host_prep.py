@@ -11,7 +11,7 @@ import shlex
 
 from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageError, StageReport, apply_plan,
-                                file_changes, stop_and_disable, value_diff)
+                                file_changes, stop_and_disable, value_diff, wanted_digests)
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
@@ -34,8 +34,9 @@ def stage_probes(host: HostModel) -> list[probes.Probe]:
     if prep.package_repo:
         files += [p.repo_file.format(name=prep.package_repo.name) for p in PLATFORMS.values()]
     module_markers = [module_marker(m) for m in prep.kernel_modules]
+    wanted = wanted_digests(*(desired_files(host, pl) for pl in PLATFORMS.values()))
     return [probes.os_info(), probes.hostname(), probes.selinux(), probes.services(["firewalld"]),
-            probes.packages(packages), probes.files(files), probes.sysctl(sorted(prep.sysctl)),
+            probes.packages(packages), probes.files(files, read_unless=wanted), probes.sysctl(sorted(prep.sysctl)),
             probes.paths_exist(module_markers), probes.commands(["hostnamectl"])]
 
 
@@ -60,12 +61,14 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def decide(host: HostModel, facts: Facts, platform: Platform, changes: list, notes: list[str]) -> list[Change]:
+def decide(host: HostModel, facts: Facts, notes: list[str]) -> list[Change]:
     """The changes that bring this host to the wanted state, in the order they must happen.
 
-    changes: the file changes of desired_files(); notes: gets a line for each concern already as wanted.
+    notes: gets a line for each concern already as wanted.
     """
     prep = host.settings.host_prep
+    platform = platform_for(facts["os"])
+    changes = file_changes(desired_files(host, platform), facts["files"])
     kernel = facts["os"].kernel
     if _version_tuple(kernel) < _version_tuple(prep.min_kernel):
         raise StageError(f"kernel {kernel} is older than {prep.min_kernel}, the oldest docker runs on "
@@ -139,11 +142,8 @@ def kernel_changes(host: HostModel, facts: Facts) -> list[Change]:
 
 def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
     facts = remote.gather(stage_probes(host))
-    platform = platform_for(facts["os"])
-    changes = file_changes(remote, desired_files(host, platform), facts["files"])
     report = StageReport()
-    plan = decide(host, facts, platform, changes, report.notes)
-    return apply_plan(remote, plan, ctx, report)
+    return apply_plan(remote, decide(host, facts, report.notes), ctx, report)
 
 
 STAGE = Stage(name="host_prep", title="host preparation", groups=None, run=run)

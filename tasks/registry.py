@@ -23,7 +23,8 @@ from groundwork import facts as probes
 from groundwork import harbor
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
                                 activate_service, apply_plan, create_directories, file_changes, journal_tail,
-                                value_diff, wait_until)
+                                value_diff, wait_until, wanted_digests)
+from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.platforms import PLATFORMS, RegistryLayout, install_missing, platform_for
 from groundwork.render import render
@@ -50,57 +51,75 @@ def harbor_home(reg: Registry) -> tuple[str, str]:
             f"{reg.harbor.install_root}/harbor")
 
 
-def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    reg = host.settings.registry
-    password = ctx.secrets["registry_password"]
-    layouts = [pl.registry for pl in PLATFORMS.values()]
-    wanted_facts = [probes.os_info(),
-              probes.packages(sorted({p for r in layouts for p in (*r.packages, *r.compose_packages, *r.front_packages)})),
-              probes.services(sorted({"nginx", *(r.service for r in layouts)})),
-              probes.files(sorted({vhost_path(reg.name), *(f for r in layouts for f in (r.config, r.htpasswd,
-                                                                                        unit_dropin(r)))}))]
+def desired_files(reg: Registry, layout: RegistryLayout) -> list[DesiredFile]:
+    """nginx's virtual host, and for the distribution backend the registry's configuration and unit drop-in."""
+    vhost = DesiredFile(vhost_path(reg.name), render("registry/nginx-vhost.conf.j2", name=reg.name, port=reg.http_port))
     if reg.backend == "harbor":
-        wanted_facts += harbor_probes(reg)
-    else:
-        wanted_facts.append(probes.paths_exist([f"{reg.data_dir}/registry"]))
-    facts = remote.gather(wanted_facts)
+        return [vhost]
+    return [vhost, DesiredFile(layout.config, render("registry/distribution.yml.j2", name=reg.name, port=reg.http_port,
+                                                     data_dir=reg.data_dir, htpasswd=layout.htpasswd)),
+            DesiredFile(unit_dropin(layout), DROPIN)]
+
+
+def stage_probes(host: HostModel, password: str) -> list[probes.Probe]:
+    reg = host.settings.registry
+    layouts = [pl.registry for pl in PLATFORMS.values()]
+    candidates = [desired_files(reg, layout) for layout in layouts]
+    found = [probes.os_info(),
+             probes.packages(sorted({p for r in layouts for p in (*r.packages, *r.compose_packages, *r.front_packages)})),
+             probes.services(sorted({"nginx", *(r.service for r in layouts)})),
+             probes.files(sorted({w.path for files in candidates for w in files}),
+                          read_unless=wanted_digests(*candidates))]
+    if reg.backend == "harbor":
+        return found + harbor_probes(reg, password)
+    # bcrypt salts every hash anew: the file is kept while it still verifies the password.
+    return found + [probes.paths_exist([f"{reg.data_dir}/registry"]),
+                    probes.password_checks(sorted({r.htpasswd for r in layouts}), ADMIN, password)]
+
+
+def decide(host: HostModel, facts: Facts, password: str) -> list[Change]:
+    """Install what is missing, the backend, then nginx in front of it, reloaded only when it changed."""
+    reg = host.settings.registry
     platform = platform_for(facts["os"])
     layout = platform.registry
     wanted = [*(layout.compose_packages if reg.backend == "harbor" else layout.packages), *layout.front_packages]
     missing = [p for p in wanted if facts["packages"].get(p) is None]
     plan: list[Change] = install_missing(platform, missing, facts["packages"])
+    vhost, *backend_files = desired_files(reg, layout)
     if reg.backend == "harbor":
-        plan += harbor_plan(remote, host, reg, facts, password, ctx)
-        backend_note = f"Harbor {harbor.installer_version(reg.harbor.installer)}, data {reg.data_dir}"
+        plan += harbor_plan(host, reg, facts, password)
     else:
-        plan += _distribution_plan(remote, reg, layout, facts, password, missing)
-        backend_note = f"distribution, storage {reg.data_dir}/registry"
-
-    vhost = file_changes(remote, [DesiredFile(vhost_path(reg.name), render(
-        "registry/nginx-vhost.conf.j2", name=reg.name, port=reg.http_port))], facts["files"])
-    plan += vhost
+        plan += _distribution_plan(reg, layout, facts, backend_files, password, missing)
+    vhost_changes = file_changes([vhost], facts["files"])
+    plan += vhost_changes
     running = facts["services"].running("nginx")
-    if vhost or "nginx" in missing or not running:
+    if vhost_changes or "nginx" in missing or not running:
         plan.append(activate_service("nginx", "check nginx's configuration and reload it",
                                      value_diff("nginx", "previous configuration", f"serving {reg.name} on port 80"),
                                      check="nginx -t -q", reload=running and "nginx" not in missing))
+    return plan
+
+
+def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
+    reg = host.settings.registry
+    password = ctx.secrets["registry_password"]
+    facts = remote.gather(stage_probes(host, password))
+    if reg.backend == "harbor":
+        ctx.masker.add(harbor_db_password(host, facts, password))
+        backend_note = f"Harbor {harbor.installer_version(reg.harbor.installer)}, data {reg.data_dir}"
+    else:
+        backend_note = f"distribution, storage {reg.data_dir}/registry"
     report = StageReport(notes=[f"{reg.name} on port 80 -> registry on 127.0.0.1:{reg.http_port} ({backend_note})"])
-    return apply_plan(remote, plan, ctx, report)
+    return apply_plan(remote, decide(host, facts, password), ctx, report)
 
 
-def _distribution_plan(remote, reg: Registry, layout: RegistryLayout, facts, password: str,
+def _distribution_plan(reg: Registry, layout: RegistryLayout, facts: Facts, files: list[DesiredFile], password: str,
                        missing: list[str]) -> list[Change]:
     plan: list[Change] = create_directories([f"{reg.data_dir}/registry"], facts["paths"], owner=layout.group)
-    # bcrypt salts every hash anew: keep the file while it still verifies the password, else make a new one.
-    htpasswd_ok = facts["files"].get(layout.htpasswd) is not None and remote.run(
-        f"htpasswd -v -i {shlex.quote(layout.htpasswd)} {ADMIN}", stdin=password.encode(), check=False).ok
-    registry_files = [DesiredFile(layout.config, render("registry/distribution.yml.j2", name=reg.name,
-                                                        port=reg.http_port, data_dir=reg.data_dir,
-                                                        htpasswd=layout.htpasswd)),
-                      DesiredFile(unit_dropin(layout), DROPIN)]
-    registry_changes: list[Change] = list(file_changes(remote, registry_files, facts["files"]))
-    if not htpasswd_ok:
-        registry_changes.append(_htpasswd_change(layout, password, exists=facts["files"].get(layout.htpasswd) is not None))
+    registry_changes: list[Change] = list(file_changes(files, facts["files"]))
+    verified = facts["password_checks"].get(layout.htpasswd)  # None: there is no such file
+    if not verified:
+        registry_changes.append(_htpasswd_change(layout, password, exists=verified is not None))
     plan += registry_changes
     if registry_changes or missing or not facts["services"].running(layout.service):
         unit = shlex.quote(layout.service)
@@ -132,16 +151,25 @@ def database_password(registry_password: str, host: str) -> str:
     return hmac.new(registry_password.encode(), f"harbor-database:{host}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def harbor_probes(reg: Registry) -> list[probes.Probe]:
+def harbor_probes(reg: Registry, password: str) -> list[probes.Probe]:
     home, link = harbor_home(reg)
     return [probes.paths_exist([reg.harbor.installer, f"{home}/install.sh", reg.data_dir, f"{reg.data_dir}/logs"]),
-            probes.links([link]), probes.files([f"{home}/harbor.yml"]), probes.harbor_health(reg.http_port)]
+            probes.links([link]), probes.harbor_health(reg.http_port),
+            # harbor.yml holds both passwords; the template decides its content: both read whole, never logged
+            probes.files([f"{home}/harbor.yml.tmpl", f"{home}/harbor.yml"], read_unless={}, key="harbor_yml",
+                         sensitive=True),
+            harbor.project_probe(reg.http_port, password, reg.project)]
 
 
-def harbor_plan(remote, host: HostModel, reg: Registry, facts, password: str, ctx: RunContext) -> list[Change]:
+def harbor_db_password(host: HostModel, facts: Facts, password: str) -> str:
+    """The one harbor.yml keeps (Harbor's database keeps its first), else derived for a first install."""
+    current = facts["harbor_yml"].get(f"{harbor_home(host.settings.registry)[0]}/harbor.yml")
+    return harbor.db_password_of(current and current.content) or database_password(password, host.name)
+
+
+def harbor_plan(host: HostModel, reg: Registry, facts: Facts, password: str) -> list[Change]:
     installer = reg.harbor.installer
     home, link = harbor_home(reg)
-    yml = f"{home}/harbor.yml"
     unpacked = f"{home}/install.sh" in facts["paths"]
     if not unpacked and installer not in facts["paths"]:
         raise StageError(f"Harbor's offline installer {installer} is not on {host.name}: copy it there first "
@@ -163,7 +191,7 @@ def harbor_plan(remote, host: HostModel, reg: Registry, facts, password: str, ct
     for folder in (reg.data_dir, f"{reg.data_dir}/logs"):
         plan += create_directories([folder], facts["paths"])
 
-    yml_changes = _harbor_yml_changes(remote, host, reg, facts, yml, unpacked, password, ctx)
+    yml_changes = _harbor_yml_changes(host, reg, facts, unpacked, password)
     plan += yml_changes
     healthy = facts["harbor_health"] == "healthy"
     if yml_changes or not healthy:
@@ -177,7 +205,7 @@ def harbor_plan(remote, host: HostModel, reg: Registry, facts, password: str, ct
             # put back, running it again brings Harbor back as it was.
             undo_files_on_failure=True, recover=install, timeout=INSTALL_TIMEOUT))
     # The project lives in Harbor's database under the data volume: a reinstall keeps it.
-    if not (healthy and harbor.project_exists(remote, reg.http_port, password, reg.project)):
+    if not (healthy and harbor.project_found(facts["harbor_project"], reg.project, reg.http_port)):
         def create(r) -> None:
             harbor.ensure_project(r, reg.http_port, password, reg.project)
         plan.append(ActionChange(f"create Harbor project {reg.project!r} (public) through the REST API",
@@ -185,32 +213,32 @@ def harbor_plan(remote, host: HostModel, reg: Registry, facts, password: str, ct
     return plan
 
 
-def _harbor_yml_changes(remote, host, reg, facts, yml, unpacked, password, ctx) -> list[Change]:
+def _harbor_yml_changes(host: HostModel, reg: Registry, facts: Facts, unpacked: bool, password: str) -> list[Change]:
     """harbor.yml from the installer's template; it holds both passwords, so its content is never shown."""
-    def desired(template: bytes, current: bytes | None) -> DesiredFile:
-        db = harbor.db_password_of(current) or database_password(password, host.name)
-        ctx.masker.add(db)
+    yml = f"{harbor_home(reg)[0]}/harbor.yml"
+
+    def desired(template: bytes) -> DesiredFile:
         return DesiredFile(yml, harbor.harbor_yml(template, hostname=reg.name, http_port=reg.http_port,
                                                    data_volume=reg.data_dir, admin_password=password,
-                                                   db_password=db), mode="600", sensitive=True)
+                                                   db_password=harbor_db_password(host, facts, password)),
+                           mode="600", sensitive=True)
 
-    if not unpacked:  # the template is known once the installer is unpacked
+    if not unpacked:  # the template is known once the installer is unpacked: read then, as a step of the plan
         def write(r) -> None:
             found = r.read_files([f"{yml}.tmpl"])[f"{yml}.tmpl"]
             if found is None:
                 raise StageError(f"{yml}.tmpl is missing from the unpacked installer")
-            want = desired(found, None)
+            want = desired(found)
             r.write_file(want.path, want.content, mode=want.mode, sensitive=True)
         return [ActionChange(f"create {yml} from the installer's harbor.yml.tmpl",
                              value_diff(yml, None, f"hostname {reg.name}, http port {reg.http_port}, no https, "
                                         f"data_volume {reg.data_dir}, logs {reg.data_dir}/logs, passwords from "
                                         "the secret source (content never shown)"), write)]
-    found = remote.read_files([f"{yml}.tmpl", yml], sensitive=True)
-    if found[f"{yml}.tmpl"] is None:
+    template = facts["harbor_yml"].get(f"{yml}.tmpl")
+    if template is None:
         raise StageError(f"{yml}.tmpl is missing on {host.name}: the installer under {yml.rsplit('/', 1)[0]} is "
                          "incomplete; remove that folder and run again to unpack it anew")
-    return file_changes(remote, [desired(found[f"{yml}.tmpl"], found[yml])], facts["files"],
-                        known={yml: found[yml]})
+    return file_changes([desired(template.content)], facts["harbor_yml"])
 
 
 STAGE = Stage(name="registry", title="registry behind nginx at harbor.od.com", groups=("ops",), run=run,

@@ -8,17 +8,23 @@ from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
 from groundwork.changes import FileChange
 from tasks.dns import (NM_DROPIN, RESOLVED_DROPIN, _named_conf_files, decide_primary, decide_resolver,
-                       decide_secondary, next_serial, render_zone, resolver_files, without_serial, zone_serial, zones)
+                       decide_secondary, next_serial, primary_files, render_zone, without_serial, zone_serial, zones)
 from tests.conftest import copy_seed_inventory
+from tests.unit.host_facts import on_host
 
 INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
 PRIMARY = INVENTORY.dns_primary
 DEBIAN = PLATFORMS["debian"]
 
 
-def primary_facts(zone_files: dict, in_service: dict) -> Facts:
-    return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), packages={}, files={},
-                 services=Services({"named": ServiceInfo(True, "active", "enabled")}), contents=zone_files,
+def primary_facts(zone_files: dict, in_service: dict, named_files: bool = False) -> Facts:
+    """The primary with these zone files; named's own files as wanted when named_files, else absent."""
+    files = {path: on_host(content, group="bind") for path, content in zone_files.items()}
+    if named_files:
+        files.update({w.path: on_host(w.content, group="bind")
+                      for w in _named_conf_files(PRIMARY, INVENTORY, DEBIAN, primary=True)})
+    return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), packages={p: "1" for p in DEBIAN.bind.packages},
+                 files=files, services=Services({"named": ServiceInfo(True, "active", "enabled")}),
                  **{f"soa@{PRIMARY.address}": in_service})
 
 
@@ -43,8 +49,8 @@ def test_unchanged_zone_keeps_its_serial():
     current = render_zone(INVENTORY, "host.com", 2026112004)
     od = render_zone(INVENTORY, "od.com", 2026112004)
     files = {"/var/lib/bind/host.com.zone": current, "/var/lib/bind/od.com.zone": od}
-    wanted, serials = decide_primary(PRIMARY, INVENTORY, primary_facts(files, {"host.com": 2026112004}), DEBIAN,
-                                     "20261123")
+    wanted, serials = primary_files(PRIMARY, INVENTORY, primary_facts(files, {"host.com": 2026112004}), DEBIAN,
+                                    "20261123")
     assert serials == {"host.com": 2026112004, "od.com": 2026112004}
     assert next(w for w in wanted if w.path.endswith("host.com.zone")).content == current
 
@@ -52,13 +58,32 @@ def test_unchanged_zone_keeps_its_serial():
 def test_changed_zone_gets_a_higher_serial_than_file_and_service():
     stale = render_zone(INVENTORY, "host.com", 2026112302).replace(b"10.4.7.22", b"10.4.7.99")
     facts = primary_facts({"/var/lib/bind/host.com.zone": stale}, {"host.com": 2026112303})
-    wanted, serials = decide_primary(PRIMARY, INVENTORY, facts, DEBIAN, "20261123")
+    wanted, serials = primary_files(PRIMARY, INVENTORY, facts, DEBIAN, "20261123")
     assert serials["host.com"] == 2026112304
     assert serials["od.com"] == 2026112301
     new = next(w for w in wanted if w.path.endswith("host.com.zone"))
     assert zone_serial(new.content) == 2026112304 and b"10.4.7.22" in new.content
     assert new.validate == "named-checkzone host.com {path}"
     assert without_serial(new.content) == without_serial(render_zone(INVENTORY, "host.com", 1))
+
+
+def test_a_primary_already_serving_its_zones_gets_no_change_and_says_its_serials():
+    files = {f"/var/lib/bind/{z}.zone": render_zone(INVENTORY, z, 2026112004) for z in ("host.com", "od.com")}
+    serving = {"host.com": 2026112004, "od.com": 2026112004}
+    notes = []
+    assert decide_primary(PRIMARY, INVENTORY, primary_facts(files, serving, named_files=True), "20261123", notes) == []
+    assert notes == ["primary of host.com (serial 2026112004), od.com (serial 2026112004)"]
+
+
+def test_a_primary_with_a_changed_zone_writes_it_then_reloads_and_waits_for_the_new_serial():
+    files = {f"/var/lib/bind/{z}.zone": render_zone(INVENTORY, z, 2026112004) for z in ("host.com", "od.com")}
+    files["/var/lib/bind/host.com.zone"] = files["/var/lib/bind/host.com.zone"].replace(b"10.4.7.22", b"10.4.7.99")
+    serving = {"host.com": 2026112004, "od.com": 2026112004}
+    plan = decide_primary(PRIMARY, INVENTORY, primary_facts(files, serving, named_files=True), "20261123", [])
+    assert [c.summary for c in plan] == ["update /var/lib/bind/host.com.zone",
+                                         "check the configuration and reload named"]
+    assert "-HDSS7-22           A    10.4.7.99" in plan[0].diff and "2026112301 ; serial" in plan[0].diff
+    assert plan[1].commands[1] == "rndc reload" and "= 2026112301 ]" in plan[1].commands[2]
 
 
 def test_named_files_listen_on_the_host_and_transfer_to_secondaries():
@@ -78,22 +103,24 @@ SECONDARY = INVENTORY.hosts["hdss7-12"]
 
 
 def secondary_facts(primary: dict, here: dict, named=ServiceInfo(True, "active", "enabled")) -> Facts:
+    files = {w.path: on_host(w.content, group="bind")
+             for w in _named_conf_files(SECONDARY, INVENTORY, DEBIAN, primary=False)}
     return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), packages={p: "1" for p in DEBIAN.bind.packages},
-                 files={}, services=Services({"named": named}), contents={},
+                 files=files, services=Services({"named": named}),
                  **{f"soa@{PRIMARY.address}": primary, f"soa@{SECONDARY.address}": here})
 
 
 def test_a_secondary_in_step_with_the_primary_gets_no_change():
     notes = []
     serials = {"host.com": 2026112301, "od.com": 2026112301}
-    assert decide_secondary(SECONDARY, INVENTORY, secondary_facts(serials, serials), DEBIAN, [], notes) == []
+    assert decide_secondary(SECONDARY, INVENTORY, secondary_facts(serials, serials), notes) == []
     assert notes == ["secondary of hdss7-11: host.com (serial 2026112301), od.com (serial 2026112301)"]
 
 
 def test_a_secondary_behind_the_primary_asks_for_those_zones_now():
     plan = decide_secondary(SECONDARY, INVENTORY, secondary_facts({"host.com": 2026112302, "od.com": 2026112301},
                                                                   {"host.com": 2026112301, "od.com": 2026112301}),
-                            DEBIAN, [], [])
+                            [])
     assert [c.summary for c in plan] == ["transfer host.com from the primary"]
     assert plan[0].commands[1] == "rndc retransfer host.com"
     assert "-2026112301\n+2026112302" in plan[0].diff
@@ -103,17 +130,16 @@ def test_a_secondary_whose_primary_does_not_answer_keeps_what_it_has():
     notes = []
     plan = decide_secondary(SECONDARY, INVENTORY, secondary_facts({"host.com": None, "od.com": None},
                                                                   {"host.com": 2026112301, "od.com": 2026112301}),
-                            DEBIAN, [], notes)
+                            notes)
     assert plan == [] and notes[0].startswith("the primary 10.4.7.11 does not answer for every zone")
 
 
 RESOLVERS = ["10.4.7.11", "10.4.7.12"]
 
 
-def resolver_plan(managers: dict) -> list:
-    services = Services(managers)
-    wanted = resolver_files(RESOLVERS, "host.com", services)
-    return decide_resolver([FileChange(w, None, None) for w in wanted], services, RESOLVERS)
+def resolver_plan(managers: dict, files: dict | None = None) -> list:
+    """The plan for a host whose resolver managers run as given and has these files (none by default)."""
+    return decide_resolver(SECONDARY, RESOLVERS, Facts(services=Services(managers), files=files or {}))
 
 
 def test_a_plain_host_gets_resolv_conf_only():
@@ -134,4 +160,5 @@ def test_networkmanager_is_told_to_leave_resolv_conf_alone_first():
 
 
 def test_a_resolver_already_as_wanted_gets_no_change():
-    assert decide_resolver([], Services(), RESOLVERS) == []
+    wanted = resolver_plan({})[0].want
+    assert resolver_plan({}, {wanted.path: on_host(wanted.content)}) == []

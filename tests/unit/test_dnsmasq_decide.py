@@ -3,12 +3,13 @@
 import tempfile
 from pathlib import Path
 
-from groundwork.changes import CommandChange, DesiredFile, FileChange
-from groundwork.facts import Facts, OsInfo, ServiceInfo, Services
+from groundwork.changes import CommandChange
+from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
 from tasks import dns, dnsmasq
 from tests.conftest import copy_seed_inventory
+from tests.unit.host_facts import DEBIAN as DEBIAN_OS, on_host
 
 INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
 HOST = INVENTORY.hosts["hdss7-12"]
@@ -17,14 +18,10 @@ RUNNING = ServiceInfo(True, "active", "enabled")
 STOPPED = ServiceInfo(True, "inactive", "disabled")
 
 
-def facts(services: dict, installed: bool) -> Facts:
-    return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), files={},
-                 packages={"dnsmasq": "2.89-1" if installed else None}, services=Services(services))
-
-
-def conf_change(content: bytes) -> FileChange:
-    return FileChange(DesiredFile(DEBIAN.dnsmasq.conf, content, validate="dnsmasq --test --conf-file={path}"),
-                      None, None)
+def facts(services: dict, installed: bool, configured: bool = True) -> Facts:
+    conf = {DEBIAN.dnsmasq.conf: on_host(dnsmasq.render_conf(HOST, INVENTORY))} if configured else {}
+    return Facts(os=DEBIAN_OS, files=conf, packages={"dnsmasq": "2.89-1" if installed else None},
+                 services=Services(services))
 
 
 def test_the_configuration_serves_every_name_of_both_zones_on_this_hosts_address():
@@ -38,8 +35,7 @@ def test_the_configuration_serves_every_name_of_both_zones_on_this_hosts_address
 
 
 def test_a_bind9_host_gets_named_stopped_first_then_dnsmasq_installed_configured_and_started():
-    change = conf_change(dnsmasq.render_conf(HOST, INVENTORY))
-    plan = dnsmasq.decide(HOST, INVENTORY, facts({"named": RUNNING}, installed=False), DEBIAN, [change])
+    plan = dnsmasq.decide(HOST, INVENTORY, facts({"named": RUNNING}, installed=False, configured=False))
     assert [c.summary for c in plan] == ["stop and disable named (the dns backend is dnsmasq)", "install dnsmasq",
                                          f"create {DEBIAN.dnsmasq.conf}", "restart dnsmasq and wait until it answers"]
     assert plan[0].commands == ["systemctl disable --now named"]
@@ -49,16 +45,17 @@ def test_a_bind9_host_gets_named_stopped_first_then_dnsmasq_installed_configured
 
 
 def test_a_converged_dnsmasq_host_gets_no_change():
-    assert dnsmasq.decide(HOST, INVENTORY, facts({"named": STOPPED, "dnsmasq": RUNNING}, installed=True),
-                          DEBIAN, []) == []
+    assert dnsmasq.decide(HOST, INVENTORY, facts({"named": STOPPED, "dnsmasq": RUNNING}, installed=True)) == []
 
 
 def test_the_bind9_backend_stops_dnsmasq_before_it_installs_and_starts_named():
     services = {"named": ServiceInfo(False, "inactive", "none"), "dnsmasq": RUNNING}
     serving = {f"soa@{HOST.address}": {"host.com": None, "od.com": None}}
-    plan = dns._plan_server(HOST, Facts(**facts(services, True), **serving), DEBIAN, [], {"host.com": 1, "od.com": 1})
-    assert [c.summary for c in plan][:2] == ["stop and disable dnsmasq (the dns backend is bind9)",
-                                             "install bind9 bind9-utils bind9-dnsutils"]
+    plan = dns._plan_server(HOST, Facts(**facts(services, True), **serving), DEBIAN,
+                            dns._named_conf_files(HOST, INVENTORY, DEBIAN, primary=False), {"host.com": 1, "od.com": 1})
+    assert [c.summary for c in plan][:4] == ["stop and disable dnsmasq (the dns backend is bind9)",
+                                             "install bind9 bind9-utils bind9-dnsutils",
+                                             "create /etc/bind/named.conf.options", "create /etc/bind/named.conf.local"]
     assert plan[-1].summary == "check the configuration and start named"
 
 

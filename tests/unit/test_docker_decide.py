@@ -4,21 +4,21 @@ import json
 import tempfile
 from pathlib import Path
 
-from groundwork.changes import FileChange, DesiredFile
 from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import load_inventory
-from groundwork.platforms import PLATFORMS
 from tasks.docker import DAEMON_JSON, daemon_config, decide, render_daemon_json
 from tests.conftest import copy_seed_inventory
+from tests.unit.host_facts import DEBIAN, on_host
 
 INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
 HOST = INVENTORY.hosts["hdss7-21"]
 
 
-def facts(installed=True, active=True) -> Facts:
-    return Facts(packages={"docker.io": "20.10" if installed else None, "docker-ce": None},
+def facts(installed=True, active=True, daemon_json=None) -> Facts:
+    return Facts(os=DEBIAN, packages={"docker.io": "20.10" if installed else None, "docker-ce": None},
                  services=Services({"docker": ServiceInfo(installed, "active" if active else "inactive", "enabled")}),
-                 paths={"/data/docker", "/etc/docker"})
+                 paths={"/data/docker", "/etc/docker"},
+                 files={DAEMON_JSON: daemon_json or on_host(render_daemon_json(HOST))})
 
 
 def test_daemon_json_is_the_seeds_with_the_host_bip():
@@ -35,16 +35,17 @@ def test_extra_options_are_merged_over():
 
 
 def test_no_change_no_restart():
-    assert decide(HOST, facts(), [], PLATFORMS["debian"]) == []
+    assert decide(HOST, facts()) == []
 
 
 def test_changed_file_restarts_with_undo():
-    change = FileChange(DesiredFile(DAEMON_JSON, render_daemon_json(HOST)), b"{}\n", None)
-    plan = decide(HOST, facts(), [change], PLATFORMS["debian"])
+    plan = decide(HOST, facts(daemon_json=on_host(b"{}\n")))
     assert [c.summary for c in plan] == [f"update {DAEMON_JSON}", "restart docker and wait until it answers"]
+    assert plan[0].before == b"{}\n" and '"bip": "172.7.21.1/24"' in plan[0].diff
     assert plan[-1].undo_files_on_failure and plan[-1].recover
 
 
-def test_fresh_host_installs_debian_docker_io():
-    plan = decide(HOST, facts(installed=False, active=False), [], PLATFORMS["debian"])
-    assert plan[0].summary == "install docker.io" and plan[-1].summary.startswith("restart docker")
+def test_only_the_mode_differing_is_set_without_rewriting_the_content():
+    plan = decide(HOST, facts(daemon_json=on_host(render_daemon_json(HOST), mode="600")))
+    assert [c.summary for c in plan] == [f"set mode 644 owner root:root on {DAEMON_JSON}",
+                                         "restart docker and wait until it answers"]

@@ -6,22 +6,24 @@ from pathlib import Path
 import pytest
 
 from groundwork.changes import CommandChange, FileChange, StageError
-from groundwork.facts import FileInfo, Facts, HostnameInfo, OsInfo, ServiceInfo, Services
+from groundwork.facts import Facts, HostnameInfo, OsInfo, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
 from tasks.host_prep import desired_files, decide
 from tests.conftest import copy_seed_inventory
+from tests.unit.host_facts import CENTOS, DEBIAN, on_host
 
 INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
 HOST = INVENTORY.hosts["hdss7-21"]
-DEBIAN = OsInfo("debian", (), "12", "Debian GNU/Linux 12 (bookworm)", "6.1.0-18-amd64")
-CENTOS = OsInfo("centos", ("rhel", "fedora"), "7", "CentOS Linux 7 (Core)", "3.10.0-1160.el7.x86_64")
 
 
 def facts(os=DEBIAN, hostname=HOST.fqdn, installed=True, sysctl=None, selinux=None, firewalld=None,
-          bridge_loaded=True) -> Facts:
+          bridge_loaded=True, files=None) -> Facts:
+    """A host in the given state; its files as wanted unless files says otherwise ({}: none there)."""
     prep = HOST.settings.host_prep
     family = "el" if os is CENTOS else "debian"
+    if files is None:
+        files = {w.path: on_host(w.content) for w in desired_files(HOST, PLATFORMS[family])}
     return Facts(
         os=os, hostname=HostnameInfo(static=hostname, running=hostname),
         selinux=selinux or {"running": None, "config": None},
@@ -29,13 +31,12 @@ def facts(os=DEBIAN, hostname=HOST.fqdn, installed=True, sysctl=None, selinux=No
         packages={p: ("1.0" if installed else None) for p in prep.base_packages[family]},
         sysctl=dict(prep.sysctl) if sysctl is None else sysctl,
         paths={"/proc/sys/net/bridge"} if bridge_loaded else set(),
-        commands={"hostnamectl"}, files={})
+        commands={"hostnamectl"}, files=files)
 
 
-def plan_for(f: Facts, file_changes=()):
+def plan_for(f: Facts):
     notes = []
-    platform = PLATFORMS["el" if f["os"] is CENTOS else "debian"]
-    return decide(HOST, f, platform, list(file_changes), notes), notes
+    return decide(HOST, f, notes), notes
 
 
 def test_host_already_as_wanted_gets_no_change_and_says_why():
@@ -47,10 +48,8 @@ def test_host_already_as_wanted_gets_no_change_and_says_why():
 
 def test_fresh_debian_host():
     f = facts(hostname="localhost", installed=False,
-              sysctl={k: "0" for k in HOST.settings.host_prep.sysctl})
-    platform = PLATFORMS["debian"]
-    files = [FileChange(w, None, None) for w in desired_files(HOST, platform)]
-    plan, _ = plan_for(f, files)
+              sysctl={k: "0" for k in HOST.settings.host_prep.sysctl}, files={})
+    plan, _ = plan_for(f)
     summaries = [c.summary for c in plan]
     assert summaries[0] == "set hostname hdss7-21.host.com"
     assert plan[0].commands == ["hostnamectl set-hostname hdss7-21.host.com"]
@@ -102,10 +101,10 @@ def test_kernel_older_than_docker_needs_fails_before_any_change():
 
 
 def test_changed_repository_alone_refreshes_the_index():
-    platform = PLATFORMS["debian"]
-    repo = desired_files(HOST, platform)[0]
-    changed = FileChange(repo, b"deb [trusted=yes] file:/old ./\n", FileInfo("x", "644", "root", "root"))
-    plan, _ = plan_for(facts(), [changed])
+    repo = desired_files(HOST, PLATFORMS["debian"])[0]
+    current = facts()
+    current["files"][repo.path] = on_host(b"deb [trusted=yes] file:/old ./\n")
+    plan, _ = plan_for(current)
     assert [c.summary for c in plan] == ["update /etc/apt/sources.list.d/groundwork-local.list",
                                          "refresh the package index"]
     assert isinstance(plan[1], CommandChange) and plan[1].commands == ["apt-get update -qq"]

@@ -108,8 +108,9 @@ def ops(tmp_path):
 
 def converge(remote, host, reg, dry_run=False, password=PASSWORD):
     ctx = RunContext(inventory=None, dry_run=dry_run, masker=remote.masker, secrets={"registry_password": password})
-    facts = remote.gather(registry.harbor_probes(reg))
-    plan = registry.harbor_plan(remote, host, reg, facts, password, ctx)
+    facts = remote.gather(registry.harbor_probes(reg, password))
+    ctx.masker.add(registry.harbor_db_password(host, facts, password))
+    plan = registry.harbor_plan(host, reg, facts, password)
     return apply_plan(remote, plan, ctx).mask(remote.masker)
 
 

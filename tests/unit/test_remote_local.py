@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from groundwork import facts as probes
-from groundwork.changes import DesiredFile, file_changes
+from groundwork.changes import DesiredFile, file_changes, wanted_digests
 from groundwork.remote import Masker, RemoteError, unified_diff
 from groundwork.stages import RunContext
 
@@ -112,25 +112,46 @@ def test_failed_activation_puts_written_files_back(local_remote, tmp_path):
     assert [c.applied for c in failed.value.report.changes] == [True, True, False]
 
 
-def test_file_changes_read_a_sensitive_file_without_logging_it_and_skip_what_is_known(local_remote, tmp_path):
-    secret, plain = tmp_path / "secret.yml", tmp_path / "plain.conf"
+def test_one_gather_reads_only_differing_files_and_never_logs_a_sensitive_one(local_remote, tmp_path):
+    secret, plain, same = tmp_path / "secret.yml", tmp_path / "plain.conf", tmp_path / "same.conf"
     secret.write_text("password: hunter2\n")
     plain.write_text("old\n")
-    current = local_remote.gather([probes.files([str(secret), str(plain)])])["files"]
-    wanted = [DesiredFile(str(secret), b"password: other\n", sensitive=True), DesiredFile(str(plain), b"new\n")]
-    changes = file_changes(local_remote, wanted, current)
+    same.write_text("as wanted\n")
+    wanted = [DesiredFile(str(secret), b"password: other\n", sensitive=True), DesiredFile(str(plain), b"new\n"),
+              DesiredFile(str(same), b"as wanted\n")]
+    digests = wanted_digests(wanted)
+    facts = local_remote.gather([
+        probes.files([str(plain), str(same)], read_unless=digests),
+        probes.files([str(secret)], read_unless=digests, key="secrets", sensitive=True)])
+    assert len(local_remote.log) == 1  # one round trip
+    assert facts["files"][str(same)].content is None  # its digest is the wanted one: not read
+    changes = file_changes(wanted, {**facts["files"], **facts["secrets"]})
     assert [c.before for c in changes] == [b"password: hunter2\n", b"old\n"]
     # Files are read as base64: look for that form too, or "not in the log" could not fail.
     logged = "".join(c.stdout + c.command for c in local_remote.log).replace("\n", "")
     encoded = base64.b64encode(b"password: hunter2\n").decode()
     assert "hunter2" not in logged and encoded not in logged
-    assert base64.b64encode(b"old\n").decode() in logged  # the plain file was read, and logged as it is
     assert "hunter2" not in changes[0].diff
 
-    local_remote.log.clear()
-    known = file_changes(local_remote, wanted, current, known={str(secret): b"password: hunter2\n",
-                                                               str(plain): b"old\n"})
-    assert [c.before for c in known] == [b"password: hunter2\n", b"old\n"] and local_remote.log == []
+
+def test_a_differing_file_whose_content_was_not_gathered_is_a_bug_not_a_creation(local_remote, tmp_path):
+    plain = tmp_path / "plain.conf"
+    plain.write_text("old\n")
+    current = local_remote.gather([probes.files([str(plain)])])["files"]  # digests only
+    with pytest.raises(ValueError, match="its content was not gathered"):
+        file_changes([DesiredFile(str(plain), b"new\n")], current)
+
+
+def test_the_password_check_probe_takes_the_password_on_stdin_only(local_remote, tmp_path):
+    good, other = tmp_path / "good", tmp_path / "other"
+    password = "it's a \"pass\" $(touch pwned)"
+    local_remote.run(f"htpasswd -c -B -i {good} admin", stdin=password.encode())
+    local_remote.run(f"htpasswd -c -B -i {other} admin", stdin=b"something else")
+    local_remote.executed.clear()
+    checks = local_remote.gather([probes.os_info(), probes.password_checks([str(good), str(other), str(tmp_path / "none")],
+                                                                          "admin", password)])["password_checks"]
+    assert checks == {str(good): True, str(other): False, str(tmp_path / "none"): None}
+    assert password not in "".join(local_remote.executed) and not (tmp_path / "pwned").exists()
 
 
 def test_backups_are_pruned_to_the_newest_ten_without_splitting_names(local_remote, tmp_path):

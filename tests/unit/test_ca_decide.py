@@ -1,0 +1,83 @@
+"""The CA stage's decisions as data: a host with no CA gets one; an existing pair is adopted, never replaced."""
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from groundwork import pki
+from groundwork.changes import ActionChange, StageError
+from groundwork.facts import Facts
+from groundwork.inventory import load_inventory
+from tasks.ca import CERT, CONFIG, CSR, KEY, decide, decide_issue, paths
+from tests.conftest import copy_seed_inventory
+from tests.unit.host_facts import DEBIAN, on_host
+
+INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
+OPS = INVENTORY.ops_host
+CA = OPS.settings.ca
+P = paths(CA)
+PAIR = pki.make_ca(CA)
+
+
+def facts(pair: dict | None = None, config: bool = True, openssl: bool = True) -> Facts:
+    """The ops host with these CA files (name -> FileInfo) and ca-config.json as wanted unless config is False."""
+    pair = pair or {}
+    return Facts(os=DEBIAN, packages={"openssl": "3.0" if openssl else None},
+                 files={P[CONFIG]: on_host(pki.ca_config_json(CA)) if config else None},
+                 ca_files={P[name]: pair.get(name) for name in (CERT, KEY, CSR)})
+
+
+def adopted(**modes) -> dict:
+    return {CERT: on_host(PAIR.cert_pem, mode=modes.get("cert", "644")),
+            KEY: on_host(PAIR.key_pem, mode=modes.get("key", "600")), CSR: on_host(PAIR.csr_pem)}
+
+
+def test_a_host_without_a_ca_gets_one_made_and_its_signing_profiles():
+    plan = decide(OPS, facts(config=False, openssl=False), [])
+    assert [c.summary for c in plan] == ["install openssl", f"create the CA {CA.cn} in {CA.dir}", f"create {P[CONFIG]}"]
+    assert isinstance(plan[1], ActionChange) and "key, root 0600 (content never shown)" in plan[1].diff
+    assert b"BEGIN" not in plan[1].diff.encode()  # a plan describes the key, never shows one
+
+
+def test_an_existing_ca_as_wanted_is_adopted_with_no_change_and_named():
+    notes = []
+    assert decide(OPS, facts(adopted()), notes) == []
+    assert notes[0].startswith(f"adopted the existing CA CN={CA.cn}")
+
+
+def test_an_adopted_key_readable_by_others_gets_only_its_mode_put_right():
+    plan = decide(OPS, facts(adopted(key="644")), [])
+    assert [c.summary for c in plan] == [f"set mode 600 owner root:root on {P[KEY]}"]
+    assert plan[0].before == PAIR.key_pem and "BEGIN" not in plan[0].diff
+
+
+def test_a_missing_csr_is_made_again_from_the_pair():
+    pair = adopted()
+    del pair[CSR]
+    plan = decide(OPS, facts(pair), [])
+    assert [c.summary for c in plan] == [f"create {P[CSR]}"]
+
+
+def test_half_a_ca_or_a_pair_that_does_not_belong_together_is_never_replaced():
+    with pytest.raises(StageError, match="is there but .*ca.pem is not; groundwork never replaces a CA"):
+        decide(OPS, facts({KEY: on_host(PAIR.key_pem, mode="600")}), [])
+    other = pki.make_ca(CA)
+    with pytest.raises(StageError, match="groundwork never replaces a CA"):
+        decide(OPS, facts({**adopted(), KEY: on_host(other.key_pem, mode="600")}), [])
+
+
+def test_a_certificate_is_issued_once_then_current():
+    found = {P[CERT]: PAIR.cert_pem, P[KEY]: PAIR.key_pem, P[CONFIG]: pki.ca_config_json(CA),
+             f"{CA.dir}/etcd-peer.pem": None}
+    plan = decide_issue(OPS, found, "etcd-peer", "peer", "k8s-etcd", ["10.4.7.12"], [])
+    assert [c.summary for c in plan] == ["issue etcd-peer.pem (peer)"]
+    cert, key = pki.load_pair(PAIR.cert_pem, PAIR.key_pem)
+    leaf, _ = pki.issue(cert, key, "peer", "k8s-etcd", ["10.4.7.12"], CA, profile_config=pki.ca_config(CA))
+    notes = []
+    assert decide_issue(OPS, {**found, f"{CA.dir}/etcd-peer.pem": leaf}, "etcd-peer", "peer", "k8s-etcd",
+                        ["10.4.7.12"], notes) == []
+    assert "is current" in notes[0]
+    # Another SAN: issued again.
+    assert decide_issue(OPS, {**found, f"{CA.dir}/etcd-peer.pem": leaf}, "etcd-peer", "peer", "k8s-etcd",
+                        ["10.4.7.12", "10.4.7.21"], [])
