@@ -241,6 +241,12 @@ class StageReport:
     def diff(self) -> str:
         return "".join(c.diff for c in self.changes)
 
+    def transcript(self) -> str:
+        """What --verbose shows of a host's stage: its notes and error, then every command with its exit status."""
+        lines = [*self.notes, *([f"ERROR: {self.error}"] if self.error else [])]
+        lines += [f"$ {c.command}  (exit {c.rc}, {c.duration:.2f}s)" for c in self.commands]
+        return "\n".join(lines)
+
 
 class PlanFailed(Exception):
     def __init__(self, message: str, report: StageReport):

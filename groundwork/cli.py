@@ -18,10 +18,7 @@ Exit codes (documented in the README):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
-import signal
 import sys
 import traceback
 from pathlib import Path
@@ -30,14 +27,12 @@ from typing import Callable
 import yaml
 
 from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryError, Problem, load_inventory
-from groundwork.remote import Masker
-from groundwork.report import (PlanError, PlanRejected, RunMetadata, approved_slices, change_report_html, check_tally,
-                               digest_key, git_state, host_verification, load_plan, operator_name, plan_difference,
-                               plan_digest, plan_of, tool_versions, write_atomic, write_index, write_run_folder)
-from groundwork.runlock import LockedError, acquire
+from groundwork.report import PlanError, PlanRejected, load_plan
+from groundwork.runlock import LockedError
+from groundwork.runner import order_hosts
 from groundwork.secrets import load_secrets, require
-from groundwork.runner import Progress, RunRecord, new_run_id, order_hosts, run_stages, utc_now
-from groundwork.stages import RunContext, Stage
+from groundwork.session import RunSession
+from groundwork.stages import Stage
 
 (EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVENTORY, EXIT_HOST_FAILED, EXIT_VERIFY_FAILED,
  EXIT_PLAN_REFUSED, EXIT_LOCKED, EXIT_INTERRUPTED) = 0, 1, 2, 3, 4, 5, 6, 7, 130
@@ -71,6 +66,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--approved-plan", metavar="RUN_ID",
                    help="apply only if the plan computed now is the one of that dry run, on its hosts")
     p.add_argument("--diff", action="store_true", help="show the diff of every change (always on in a dry run)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show each stage's Nornir results per host (nornir-utils' print_result): every change "
+                        "with its diff, and every command run with its exit status")
     p.add_argument("--no-verify", action="store_true", help="skip the verification pass")
     p.add_argument("--change-id", default="", metavar="ID",
                    help="the change ticket this run belongs to, shown in the report")
@@ -184,134 +182,12 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     if not targets:
         print("no host to run on" + (": the last run had no failed host" if args.rerun_failed else ""))
         return EXIT_OK if args.rerun_failed else EXIT_USAGE
-
     secrets = load_secrets(config, config_path)
     require(secrets, set(args.gw_secrets).union(*(s.secrets for s in stages)), f"the {runbook} runbook")
-    masker = Masker(secrets.values())
-    lock = acquire(paths["host_file"].parent, {"user": operator_name(), "runbook": runbook, "started": utc_now()})
-    nr = _nornir(config, paths, args.workers, inventory)
-    if secrets.get("ssh_password"):
-        nr.inventory.defaults.password = secrets["ssh_password"]
-
-    args.reports.mkdir(parents=True, exist_ok=True)
-    record = RunRecord(run_id=new_run_id(runbook, args.reports), runbook=runbook, dry_run=args.dry_run,
-                       targets=[h.name for h in targets], started=utc_now())
-    folder = args.reports / record.run_id
-    folder.mkdir()
-    commit, dirty = git_state()
-    meta = RunMetadata(run_id=record.run_id, runbook=runbook, change_id=args.change_id, operator=operator_name(),
-                       started=record.started, ended=None, git_commit=commit, git_dirty=dirty,
-                       inventory_digest=hashlib.sha256(inventory.digest_source).hexdigest(),
-                       groups=args.group, hosts=record.targets, dry_run=args.dry_run, tools=tool_versions(),
-                       addresses={h.name: str(h.address) for h in targets})
-    progress = Progress(record, show_diff=args.diff)
-    progress.say(f"groundwork {runbook}: run {record.run_id}, {len(targets)} host(s)"
-                 + (f", change {args.change_id}" if args.change_id else "")
-                 + (", DRY RUN: nothing will be changed" if args.dry_run else ""))
-
-    outcome, checks = "interrupted", None
-    key = digest_key(args.reports)
-    ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets, digest_key=key,
-                     approved=approved_slices(approved) if approved else None,
-                     approved_run=approved["run_id"] if approved else "")
-
-    def on_interrupt(signum, frame) -> None:
-        # Never raised into the stage under way: a change cut in half (a file written, its service not yet
-        # restarted) would look done to the next run. Nornir's thread pool would wait for it anyway.
-        progress.say("\ninterrupted: the stage under way finishes on its hosts, nothing further starts"
-                     + (" (already stopping)" if ctx.stop.is_set() else ""))
-        ctx.stop.set()
-    previous_handler = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        if approved is not None and not _plan_still_approved(nr, stages, RunContext(
-                inventory=inventory, dry_run=True, masker=masker, secrets=secrets, digest_key=key), targets, approved,
-                meta, progress):
-            outcome = "refused"
-        else:
-            run_stages(nr, stages, ctx, targets, record, progress)
-            signal.signal(signal.SIGINT, previous_handler)  # from here on Ctrl-C stops at once: nothing is changed
-            record.ended = utc_now()
-            if stages:
-                progress.recap()
-            if ctx.stop.is_set():
-                raise KeyboardInterrupt
-            if not (args.dry_run or args.no_verify):
-                checks = _verify(nr, inventory, targets, masker, meta, record, progress, check_modules, secrets,
-                                 folder)
-            outcome = _outcome(record, checks)
-    except KeyboardInterrupt:
-        record.interrupted = True
-        progress.say("\ninterrupted: stopped; the run record says which stages ran and which did not. "
-                     "Run again to finish.")
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
-        nr.close_connections()
-        record.ended = meta.ended = meta.ended or utc_now()
-        if not (folder / "report.html").exists():
-            write_atomic(folder / "report.html", change_report_html(meta, record, _verdict_without_checks(outcome, args.dry_run)))
-        write_run_folder(folder, record, meta, checks, outcome)
-        index = write_index(args.reports)
-        lock.close()  # the next run may start
-    progress.say(f"report: {folder / 'report.html'}\nall runs: {index}")
-    return EXIT_FOR_OUTCOME.get(outcome, EXIT_OK)
-
-
-def _plan_still_approved(nr, stages, ctx: RunContext, targets, approved, meta: RunMetadata, progress) -> bool:
-    """Compute the plan again without changing anything and compare it with the approved one, the hosts'
-    addresses and the inventory's digest included. Each host's stage is checked again right before it is
-    applied (changes.apply_plan), so a host that changes after this check is stopped too."""
-    progress.say(f"checking the approved plan {approved['run_id']} against the hosts")
-    check = RunRecord(run_id=approved["run_id"], runbook="plan-check", dry_run=True,
-                      targets=[h.name for h in targets], started=utc_now())
-    quiet = Progress(check, show_diff=False, out=open(os.devnull, "w"))
-    run_stages(nr, stages, ctx, targets, check, quiet)
-    nr.data.reset_failed_hosts()  # a host the check could not plan refuses the run below; else none is failed
-    current = plan_of(check)
-    if check.failed_hosts or plan_digest(current, meta.addresses, meta.inventory_digest) != approved["digest"]:
-        progress.say(f"REFUSED: the plan computed now differs from the approved plan {approved['run_id']}; "
-                     "nothing was changed. Make a new --dry-run and have it approved.")
-        if check.failed_hosts:
-            progress.say(f"hosts that could not be planned: {', '.join(check.failed_hosts)}")
-        if approved.get("inventory_digest") != meta.inventory_digest:
-            progress.say(f"the inventory changed since the dry run (digest {approved.get('inventory_digest', '')[:16]}"
-                         f" then, {meta.inventory_digest[:16]} now)")
-        moved = {h: a for h, a in meta.addresses.items() if (approved.get("addresses") or {}).get(h) != a}
-        if moved:
-            progress.say("hosts whose address differs from the approved plan's: "
-                         + ", ".join(f"{h} ({a})" for h, a in moved.items()))
-        progress.say(plan_difference(approved["changes"], current))
-        return False
-    progress.say(f"the plan computed now is the approved one (digest {approved['digest'][:16]}); applying it")
-    return True
-
-
-def _verify(nr, inventory, targets, masker, meta, record, progress, modules, secrets, folder: Path) -> list[dict]:
-    from groundwork.verify import CheckSession, run_checks  # pytest is loaded only for a verification pass
-    return run_checks(CheckSession(nr, inventory, targets, masker, meta, record, progress, modules,
-                                   secrets=secrets), folder)
-
-
-def _verdict_without_checks(outcome: str, dry_run: bool) -> str:
-    """The verdict of a report written without a verification pass."""
-    if outcome == "interrupted":
-        return "Run interrupted: verification not run."
-    if outcome == "refused":
-        return "Approved plan refused: nothing was changed; verification not run."
-    return "Verification not run (dry run)." if dry_run else "Verification not run (--no-verify)."
-
-
-def _outcome(record: RunRecord, checks: list[dict] | None) -> str:
-    if record.refused_hosts:
-        return "refused"
-    if record.failed_hosts:
-        return "failed"
-    if checks and any(c["outcome"] in ("failed", "error") for c in checks):
-        return "verification-failed"
-    if checks is not None and any(host_verification(check_tally(checks, h)) == "unverified" for h in record.targets):
-        return "unverified"
-    if record.dry_run:
-        return "planned"
-    return "changed" if record.changed_hosts else "ok"
+    run = RunSession.prepare(runbook=runbook, args=args, stages=stages, check_modules=check_modules,
+                             inventory=inventory, inventory_dir=paths["host_file"].parent, targets=targets,
+                             secrets=secrets, nr=_nornir(config, paths, args.workers, inventory), approved=approved)
+    return EXIT_FOR_OUTCOME.get(run.run(), EXIT_OK)
 
 
 def _nornir(config: dict, paths: dict[str, Path], workers: int | None, inventory: Inventory):

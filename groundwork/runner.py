@@ -153,15 +153,16 @@ def _first_line(exc: BaseException) -> str:
 class Progress:
     """Live lines per host and stage; diffs under them in a dry run or with --diff."""
 
-    def __init__(self, record: RunRecord, show_diff: bool, out=None):
+    def __init__(self, record: RunRecord, show_diff: bool, out=None, verbose: bool = False):
         self.record = record
         self.show_diff = show_diff
+        self.verbose = verbose  # each stage's Nornir results in full, after its progress lines
         self.out = out or sys.stdout
         self.colour = self.out.isatty()
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def say(self, text: str = "") -> None:
-        with self._lock:
+        with self.lock:
             print(text, file=self.out, flush=True)
 
     def paint(self, text: str, status: str) -> str:
@@ -182,6 +183,22 @@ class Progress:
             lines += ["      " + line for c in report.changes for line in c.diff.rstrip("\n").splitlines()]
         self.say("\n".join(lines))
 
+    def nornir_results(self, results) -> None:
+        """--verbose: a stage's Nornir results per host as nornir-utils prints them (diffs, then notes and every
+        command with its exit status)."""
+        import colorama
+        from nornir_utils.plugins.functions import print_result
+
+        # Importing print_result wraps stdout for good (a colour reset after every print): only while it prints,
+        # and without colours when the output is not a terminal.
+        colorama.deinit()
+        with self.lock:
+            colorama.init(autoreset=True, strip=not self.out.isatty())
+            try:
+                print_result(results, vars=["diff", "transcript"])
+            finally:
+                colorama.deinit()
+
     def recap(self) -> None:
         r = self.record
         self.say(f"\nRECAP{' (dry run: nothing was changed)' if r.dry_run else ''}")
@@ -201,14 +218,16 @@ def _stage_task(task: Task, stage: Stage, ctx: RunContext) -> Result:
         remote = Remote.for_task(task, ctx.masker)
         report = stage.run(remote, host, ctx.for_step(host.name, stage.name)).mask(ctx.masker)
         report.commands = remote.log
-        return Result(host=task.host, changed=report.changed, diff=report.diff, result=report)
+        return Result(host=task.host, changed=report.changed, diff=report.diff, result=report,
+                      transcript=report.transcript())
     except PlanFailed as exc:
         report = exc.report
     except Exception as exc:  # noqa: BLE001 - one host's failure must not stop the others
         report = StageReport(error=describe_error(exc, host, task.host))
     report.mask(ctx.masker)
     report.commands = remote.log if remote else []
-    return Result(host=task.host, failed=True, changed=report.changed, result=report, exception=None)
+    return Result(host=task.host, failed=True, changed=report.changed, diff=report.diff, result=report,
+                  exception=None, transcript=report.transcript())
 
 
 class StageRecorder:
@@ -262,5 +281,7 @@ def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
             continue
         progress.stage_started(stage, [h for h in hosts if h.name not in skipped], skipped)
         names = {h.name for h in hosts}
-        nr.filter(filter_func=lambda h: h.name in names).with_processors([StageRecorder(stage, record, progress)]).run(
-            task=_stage_task, stage=stage, ctx=ctx, name=stage.name)
+        results = nr.filter(filter_func=lambda h: h.name in names).with_processors(
+            [StageRecorder(stage, record, progress)]).run(task=_stage_task, stage=stage, ctx=ctx, name=stage.name)
+        if progress.verbose:
+            progress.nornir_results(results)

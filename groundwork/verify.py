@@ -12,15 +12,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from groundwork.facts import Probe
-from groundwork.inventory import HostModel, Inventory
-from groundwork.remote import CommandResult, Masker, Remote
-from groundwork.report import RunMetadata, change_log_html, check_tally, host_verification
-from groundwork.runner import Progress, RunRecord, describe_error, utc_now
+from groundwork.inventory import HostModel
+from groundwork.remote import CommandResult, Remote
+from groundwork.report import change_log_html, check_tally, host_verification
+from groundwork.runner import describe_error
+
+if TYPE_CHECKING:
+    from groundwork.session import RunSession
 
 CHECKS_DIR = Path(__file__).resolve().parents[1] / "checks"
 SESSION_KEY: "pytest.StashKey[CheckSession]" = pytest.StashKey()
@@ -70,18 +73,17 @@ class CheckResult:
 class CheckSession:
     """The pytest plugin that hands checks their hosts and connections and collects their results."""
 
-    def __init__(self, nr, inventory: Inventory, targets: list[HostModel], masker: Masker, meta: RunMetadata,
-                 record: RunRecord, progress: Progress, modules: list[str] | None,
-                 secrets: dict[str, str] | None = None):
-        self.nr = nr
-        self.inventory = inventory
-        self.targets = targets
-        self.masker = masker
-        self.meta = meta
-        self.record = record
-        self.progress = progress
-        self.modules = modules
-        self.secrets = secrets or {}
+    def __init__(self, run: "RunSession"):
+        self.run = run
+        self.nr = run.nr
+        self.inventory = run.inventory
+        self.targets = run.targets
+        self.masker = run.masker
+        self.meta = run.meta
+        self.record = run.record
+        self.progress = run.progress
+        self.modules = run.check_modules
+        self.secrets = run.secrets
         self.results: list[CheckResult] = []
         self._remotes: dict[str, Remote] = {}
         self._unreachable: dict[str, str] = {}
@@ -129,7 +131,7 @@ class CheckSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session):
         from pytest_metadata.plugin import metadata_key
-        self.meta.ended = self.record.ended = utc_now()
+        self.run.end()
         session.config.stash[metadata_key]["Ended (UTC)"] = self.meta.ended
 
     def pytest_html_report_title(self, report):

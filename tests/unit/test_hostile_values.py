@@ -9,6 +9,7 @@ must be one the stage means to write.
 """
 
 import os
+from types import SimpleNamespace
 import shutil
 import subprocess
 import tempfile
@@ -203,8 +204,10 @@ def run_every_check(sandbox, inventory, secrets, masker, remote_for, monkeypatch
     meta = RunMetadata(run_id="hostile", runbook="verify", change_id="", operator="test", started=record.started,
                        ended=None, git_commit="", git_dirty=False, inventory_digest="", groups=[], hosts=record.targets,
                        dry_run=False)
-    session = Session(None, inventory, targets, masker, meta, record, Progress(record, False, open(os.devnull, "w")),
-                      None, secrets=secrets)
+    run = SimpleNamespace(nr=None, inventory=inventory, targets=targets, masker=masker, meta=meta, record=record,
+                          progress=Progress(record, False, open(os.devnull, "w")), check_modules=None, secrets=secrets,
+                          end=lambda: None)
+    session = Session(run)
     results = verify.run_checks(session, sandbox / "report")
     assert not any(r["outcome"] == "error" and "load the checks" in r["title"] for r in results)
     return len(results)

@@ -1,6 +1,7 @@
 """A skipped check is counted as skipped everywhere, and a host on which every check was skipped is not "ok"."""
 
-from groundwork.cli import EXIT_FOR_OUTCOME, _outcome
+from groundwork.cli import EXIT_FOR_OUTCOME
+from groundwork.session import run_outcome
 from groundwork.report import write_index, write_run_folder
 from groundwork.runner import RunRecord
 from groundwork.verify import verification_verdict
@@ -20,10 +21,10 @@ def test_a_host_whose_every_check_was_skipped_makes_the_run_unverified_not_ok(tm
     checks = [check("hdss7-11", "passed"), check("hdss7-21", "skipped"), check("hdss7-21", "skipped")]
     r = run_record()
     r.entries = [e for e in r.entries if e.status != "changed"]  # nothing changed: it would be "ok"
-    assert _outcome(r, checks) == "unverified"
+    assert run_outcome(r, checks) == "unverified"
     assert verification_verdict(checks, ["hdss7-11", "hdss7-21"]) == (
         "Verification INCOMPLETE: every check was skipped on hdss7-21 (1 passed, 0 failed, 2 skipped).")
-    assert _outcome(r, [check("hdss7-11", "passed"), check("hdss7-21", "passed"), check("hdss7-21", "skipped")]) == "ok"
+    assert run_outcome(r, [check("hdss7-11", "passed"), check("hdss7-21", "passed"), check("hdss7-21", "skipped")]) == "ok"
 
 
 def test_the_verdict_counts_skipped_checks_and_the_index_shows_them(tmp_path):
