@@ -9,14 +9,48 @@ from cryptography import x509
 from groundwork.pki import PROFILE_USAGES, hours, is_ca, subject
 
 GROUPS = ("ops",)
+CA_FILES = ("ca-key.pem", "ca.pem", "ca.csr", "ca-config.json")
+
+
+def ca_path(host, name: str) -> str:
+    return quote(f"{host.settings.ca.dir}/{name}")
+
+
+def summary(host) -> str:
+    return f"openssl x509 -in {ca_path(host, 'ca.pem')} -noout -subject -enddate -ext basicConstraints,keyUsage"
+
+
+def read_cert(host) -> str:
+    return f"cat {ca_path(host, 'ca.pem')}"
+
+
+def public_key_of_cert(host) -> str:
+    return f"openssl x509 -in {ca_path(host, 'ca.pem')} -noout -pubkey"
+
+
+def public_key_of_key(host) -> str:
+    return f"openssl pkey -in {ca_path(host, 'ca-key.pem')} -pubout"
+
+
+def file_modes(host) -> str:
+    return "stat -c '%n %a %U' " + " ".join(ca_path(host, n) for n in CA_FILES)
+
+
+def read_config(host) -> str:
+    return f"cat {ca_path(host, 'ca-config.json')}"
+
+
+def evidence(host, session) -> list:
+    """What the checks below read on the host, in their order (the key only through openssl's -pubout)."""
+    return [summary(host), read_cert(host), public_key_of_cert(host), public_key_of_key(host), file_modes(host),
+            read_config(host)]
 
 
 def test_ca_pem_is_a_ca_with_the_configured_subject_and_validity(host, probe):
     """ca.pem is a CA (basic constraints, key usage) with the configured subject and validity"""
     ca = host.settings.ca
-    pem = quote(f"{ca.dir}/ca.pem")
-    probe.run(f"openssl x509 -in {pem} -noout -subject -enddate -ext basicConstraints,keyUsage")
-    cert = x509.load_pem_x509_certificate(probe.run(f"cat {pem}").stdout.encode())
+    probe.run(summary(host))
+    cert = x509.load_pem_x509_certificate(probe.run(read_cert(host)).stdout.encode())
     assert is_ca(cert), "ca.pem is not marked as a CA (basicConstraints CA:TRUE, keyUsage keyCertSign)"
     assert cert.subject == subject(ca.cn, ca.names), f"subject {cert.subject.rfc4514_string()}"
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
@@ -25,9 +59,8 @@ def test_ca_pem_is_a_ca_with_the_configured_subject_and_validity(host, probe):
 
 def test_ca_key_belongs_to_the_certificate(host, probe):
     """ca-key.pem belongs to ca.pem (their public keys compared; the private key itself is never shown)"""
-    d = host.settings.ca.dir
-    from_cert = probe.run(f"openssl x509 -in {quote(d + '/ca.pem')} -noout -pubkey")
-    from_key = probe.run(f"openssl pkey -in {quote(d + '/ca-key.pem')} -pubout")
+    from_cert = probe.run(public_key_of_cert(host))
+    from_key = probe.run(public_key_of_key(host))
     assert from_cert.rc == 0 and "PUBLIC KEY" in from_cert.stdout, \
         f"ca.pem has no readable public key: {from_cert.stderr.strip()}"
     assert from_key.rc == 0 and "PUBLIC KEY" in from_key.stdout, \
@@ -37,9 +70,7 @@ def test_ca_key_belongs_to_the_certificate(host, probe):
 
 def test_ca_files_have_the_right_modes(host, probe):
     """ca-key.pem is root's and 0600; ca.pem, ca.csr and ca-config.json are readable"""
-    d = host.settings.ca.dir
-    names = ("ca-key.pem", "ca.pem", "ca.csr", "ca-config.json")
-    lines = probe.run("stat -c '%n %a %U' " + " ".join(quote(f"{d}/{n}") for n in names)).stdout
+    lines = probe.run(file_modes(host)).stdout
     modes = {line.split()[0].rsplit("/", 1)[1]: tuple(line.split()[1:]) for line in lines.splitlines()}
     assert modes.get("ca-key.pem") == ("600", "root"), modes
     assert all(modes.get(f) == ("644", "root") for f in ("ca.pem", "ca.csr", "ca-config.json")), modes
@@ -47,6 +78,6 @@ def test_ca_files_have_the_right_modes(host, probe):
 
 def test_ca_config_has_the_signing_profiles(host, probe):
     """ca-config.json has the signing profiles server, client and peer"""
-    config = json.loads(probe.run(f"cat {quote(host.settings.ca.dir + '/ca-config.json')}").stdout or "{}")
+    config = json.loads(probe.run(read_config(host)).stdout or "{}")
     profiles = config.get("signing", {}).get("profiles", {})
     assert {p: profiles.get(p, {}).get("usages") for p in PROFILE_USAGES} == PROFILE_USAGES

@@ -1,5 +1,7 @@
 """DNS, checked as the seeds check it by hand: dig against each server, then names and ping from every host."""
 
+from shlex import quote
+
 import dns.message
 import dns.query
 import dns.rdatatype
@@ -8,6 +10,52 @@ import pytest
 from tasks.dns import zones
 
 GROUPS = None  # per check below
+RESOLVER = "cat /etc/resolv.conf; resolvectl dns 2>/dev/null; resolvectl domain 2>/dev/null; true"
+LOOKUP = "getent ahostsv4 {0} | head -n 1 | cut -d' ' -f1"
+
+
+def evidence(host, session) -> list:
+    """What the checks below run on the host: the resolver's settings, then the mesh from this host."""
+    return [RESOLVER, mesh_script(host, session.inventory)]
+
+
+def mesh_script(host, inventory) -> str:
+    """From this host, for every other host at once (one background job each): its FQDN and short name
+    resolved, and ping to the address the short name resolved to (the inventory's address when it did not),
+    each with one retry: one answer lost while every host of a large inventory asks at once is load, not a
+    fault. One line per peer: `peer NAME fqdn=ADDRESS short=ADDRESS ping=ok|none`."""
+    jobs = []
+    for peer in (h for h in inventory.hosts.values() if h.name != host.name):
+        fqdn, name, address = quote(peer.fqdn), quote(peer.name), quote(str(peer.address))
+
+        def resolve(var: str, what: str) -> str:
+            return f"{var}=$({LOOKUP.format(what)}); [ -n \"${var}\" ] || {{ sleep 1; {var}=$({LOOKUP.format(what)}); }}; "
+        jobs.append(f"( {resolve('f', fqdn)}{resolve('s', name)}t=${{s:-{address}}}; "
+                    "if ping -c 1 -W 2 \"$t\" >/dev/null 2>&1 || ping -c 1 -W 2 \"$t\" >/dev/null 2>&1; "
+                    f"then p=ok; else p=none; fi; echo \"peer {name} fqdn=$f short=$s ping=$p\" ) & ")
+    return "".join(jobs) + "wait"
+
+
+def mesh_problems(host, inventory, output: str) -> list[str]:
+    """What the mesh script's lines say is wrong, naming each peer; a peer with no line is named too."""
+    found = {}
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) == 5 and words[0] == "peer":
+            found[words[1]] = dict(w.split("=", 1) for w in words[2:])
+    problems = []
+    for peer in (h for h in inventory.hosts.values() if h.name != host.name):
+        seen = found.get(peer.name)
+        if seen is None:
+            problems.append(f"{peer.name}: no result (the lookup and ping did not finish)")
+            continue
+        wanted = str(peer.address)
+        for key, name in (("fqdn", peer.fqdn), ("short", peer.name)):
+            if seen[key] != wanted:
+                problems.append(f"{name} resolves to {seen[key] or 'nothing'}, not {wanted}")
+        if seen["ping"] != "ok":
+            problems.append(f"ping {peer.name} ({seen['short'] or wanted}) gets no answer")
+    return problems
 
 
 def query(probe, name: str, server: str, rdtype: str = "A") -> list[str]:
@@ -60,7 +108,7 @@ def test_zone_serials_equal_the_primary(host, probe, inventory):
 
 def test_resolver_points_at_the_dns_servers(host, probe, inventory):
     """the resolver uses the DNS servers with search domain host.com"""
-    text = probe.run("cat /etc/resolv.conf; resolvectl dns 2>/dev/null; resolvectl domain 2>/dev/null; true").stdout
+    text = probe.run(RESOLVER).stdout
     servers, domains = resolver_settings(text)
     assert host.settings.host_domain in domains, f"search domains {sorted(domains)}; wanted {host.settings.host_domain}"
     missing = [str(h.address) for h in inventory.group_members("proxy") if str(h.address) not in servers]
@@ -85,16 +133,5 @@ def resolver_settings(text: str) -> tuple[set[str], set[str]]:
 
 def test_other_hosts_resolve_by_fqdn_and_short_name_and_answer_ping(host, probe, inventory):
     """every other host's FQDN and short name resolve, and the host answers ping"""
-    others = [h for h in inventory.hosts.values() if h.name != host.name]
-    # One retry for a name or a ping: a single answer lost while every host of a large inventory asks at
-    # once is load, not a fault (at 50 hosts that is 4,900 lookups and 2,450 pings).
-    lookup = "getent ahostsv4 {0} | head -n 1 | cut -d' ' -f1"
-    script = "; ".join(f"a=$({lookup.format(name)}); [ -n \"$a\" ] || {{ sleep 1; a=$({lookup.format(name)}); }}; "
-                       f"echo {name} $a" for h in others for name in (h.fqdn, h.name))
-    script += "; " + "; ".join(f"{{ ping -c 1 -W 2 {h.name} || ping -c 1 -W 2 {h.name}; }} >/dev/null && "
-                               f"echo ping {h.name} ok" for h in others)
-    lines = set(probe.run(script).stdout.splitlines())
-    problems = [f"{name} does not resolve to {h.address}" for h in others for name in (h.fqdn, h.name)
-                if f"{name} {h.address}" not in lines]
-    problems += [f"ping {h.name} gets no answer" for h in others if f"ping {h.name} ok" not in lines]
-    assert not problems, "; ".join(problems)
+    problems = mesh_problems(host, inventory, probe.run(mesh_script(host, inventory)).stdout)
+    assert not problems, f"{len(problems)} problem(s) from {host.name}: " + "; ".join(problems)

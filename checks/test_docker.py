@@ -3,10 +3,17 @@
 import json
 
 GROUPS = ("master_compute", "ops")
+DOCKER_INFO = "docker info --format '{{json .}}'"
+DOCKER0 = "ip -4 -o addr show docker0"
+
+
+def evidence(host, session) -> list:
+    """What the checks below read on the host, in their order."""
+    return [DOCKER_INFO, DOCKER_INFO, DOCKER0]
 
 
 def docker_info(probe) -> dict:
-    result = probe.run("docker info --format '{{json .}}'")
+    result = probe.run(DOCKER_INFO)
     assert result.rc == 0, f"docker does not answer: {result.stderr.strip()}"
     return json.loads(result.stdout)
 
@@ -31,5 +38,5 @@ def test_the_registry_is_an_insecure_registry(host, probe):
 
 def test_docker0_carries_the_host_bip(host, probe):
     """docker0 carries the host's bip 172.7.NN.1/24"""
-    out = probe.run("ip -4 -o addr show docker0").stdout
+    out = probe.run(DOCKER0).stdout
     assert f"inet {host.docker_bip}" in out, f"docker0: {out.strip() or 'missing'}; wanted {host.docker_bip}"

@@ -6,18 +6,40 @@ from groundwork import facts
 from tasks.host_prep import module_marker
 
 GROUPS = None
+HOSTNAME = "hostname; cat /etc/hostname"
+KERNEL = "uname -r"
+
+
+def base_packages(host) -> facts.Probe:
+    """Every family's base tools: which family's the host needs is known only from its os-release."""
+    return facts.packages(sorted({p for names in host.settings.host_prep.base_packages.values() for p in names}))
+
+
+def module_markers(host) -> dict[str, str]:
+    return {m: module_marker(m) for m in host.settings.host_prep.kernel_modules}
+
+
+def boot_sysctl(host) -> str:
+    return f"cat {quote(host.settings.host_prep.sysctl_file)}"
+
+
+def evidence(host, session) -> list:
+    """What the checks below read on the host, in their order."""
+    prep = host.settings.host_prep
+    return [HOSTNAME, KERNEL, facts.os_info(), base_packages(host), facts.paths_exist(list(module_markers(host).values())),
+            facts.sysctl(sorted(prep.sysctl)), boot_sysctl(host), facts.selinux(), facts.services(["firewalld"])]
 
 
 def test_hostname_is_the_fqdn(host, probe):
     """hostname is hdss7-NN.host.com, running and in /etc/hostname"""
-    running, static = (probe.run("hostname; cat /etc/hostname").stdout.split() + ["", ""])[:2]
+    running, static = (probe.run(HOSTNAME).stdout.split() + ["", ""])[:2]
     assert (running, static) == (host.fqdn, host.fqdn), \
         f"running hostname {running!r}, /etc/hostname {static!r}; wanted {host.fqdn!r}"
 
 
 def test_kernel_is_new_enough_for_docker(host, probe):
     """kernel is at least the minimum docker needs"""
-    release = probe.run("uname -r").stdout.strip()
+    release = probe.run(KERNEL).stdout.strip()
     wanted = tuple(int(p) for p in host.settings.host_prep.min_kernel.split("."))
     found = tuple(int("".join(c for c in p if c.isdigit()) or 0) for p in release.split("-")[0].split(".")[:3])
     assert found >= wanted, f"kernel {release} is older than {host.settings.host_prep.min_kernel}"
@@ -26,16 +48,15 @@ def test_kernel_is_new_enough_for_docker(host, probe):
 def test_base_tools_are_installed(host, probe):
     """the base tools are installed"""
     os_family = probe.fact(facts.os_info()).family
-    wanted = host.settings.host_prep.base_packages[os_family]
-    installed = probe.fact(facts.packages(wanted))
-    missing = [p for p, version in installed.items() if version is None]
+    installed = probe.fact(base_packages(host))
+    missing = [p for p in host.settings.host_prep.base_packages[os_family] if installed.get(p) is None]
     assert not missing, f"not installed: {' '.join(missing)}"
 
 
 def test_kernel_settings_for_docker(host, probe):
     """br_netfilter is loaded and the sysctl settings docker needs are in force"""
     prep = host.settings.host_prep
-    markers = {m: module_marker(m) for m in prep.kernel_modules}
+    markers = module_markers(host)
     present = probe.fact(facts.paths_exist(list(markers.values())))
     absent = [m for m, marker in markers.items() if marker not in present]
     assert not absent, f"kernel modules not loaded: {' '.join(absent)}"
@@ -47,7 +68,7 @@ def test_kernel_settings_for_docker(host, probe):
 def test_kernel_settings_survive_a_reboot(host, probe):
     """the sysctl settings are in the file read at boot"""
     prep = host.settings.host_prep
-    text = probe.run(f"cat {quote(prep.sysctl_file)}").stdout
+    text = probe.run(boot_sysctl(host)).stdout
     lines = {tuple(part.strip() for part in line.split("=", 1)) for line in text.splitlines() if "=" in line}
     missing = [f"{k} = {v}" for k, v in prep.sysctl.items() if (k, v) not in lines]
     assert not missing, f"missing from {prep.sysctl_file}: {missing}"

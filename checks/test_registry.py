@@ -4,7 +4,7 @@ from shlex import quote
 
 import pytest
 
-from groundwork.verify import SESSION_KEY
+from groundwork.verify import SESSION_KEY, Look
 
 
 @pytest.fixture
@@ -22,8 +22,42 @@ def canary_pushed(request):
         pytest.skip(f"the ops host {ops} is not targeted, so no canary was pushed in this run")
 
 
+def login_command(name: str) -> str:
+    return f"docker login {quote(name)} -u admin --password-stdin"
+
+
 def login(probe, name: str, password: str):
-    return probe.run(f"docker login {quote(name)} -u admin --password-stdin", stdin=password.encode())
+    return probe.run(login_command(name), stdin=password.encode())
+
+
+def canary(reg, run_id: str) -> str:
+    return f"{reg.name}/{reg.project}/canary:{run_id}"
+
+
+def curl_config(password: str) -> bytes:
+    return f'user = "admin:{password}"\n'.encode()
+
+
+def registry_api(reg, path: str) -> str:
+    return f"curl -s -K - {quote(f'http://{reg.name}/v2/{path}')}"
+
+
+def evidence(host, session) -> list:
+    """What the checks below run, in their order: on the ops host login, the canary built and pushed, the
+    catalog, a wrong password; then (wave 1, once the push is done everywhere) login and pull on each compute
+    host. Secrets go on stdin."""
+    reg, password, run_id = session.inventory.defaults.registry, session.secrets["registry_password"], session.meta.run_id
+    image = quote(canary(reg, run_id))
+    looks = []
+    if "ops" in host.groups:
+        looks += [Look(login_command(reg.name), password.encode()), f"tar -c -T /dev/null | docker import - {image}",
+                  f"docker push {image}", Look(registry_api(reg, "_catalog"), curl_config(password)),
+                  Look(registry_api(reg, f"{reg.project}/canary/tags/list"), curl_config(password)),
+                  Look(login_command(reg.name), (password + "-wrong").encode()),
+                  Look(login_command(reg.name), password.encode())]
+    if "master_compute" in host.groups and session.inventory.ops_host.name in {h.name for h in session.targets}:
+        looks += [Look(login_command(reg.name), password.encode(), wave=1), Look(f"docker pull {image}", wave=1)]
+    return looks
 
 
 @pytest.mark.groups("ops")
@@ -31,7 +65,7 @@ def test_login_and_push_a_canary_image(host, probe, registry):
     """docker login harbor.od.com works, and a canary image built without network is pushed"""
     reg, password, run_id = registry
     assert login(probe, reg.name, password).rc == 0, "docker login refused the admin credentials"
-    image = f"{reg.name}/{reg.project}/canary:{run_id}"
+    image = canary(reg, run_id)
     built = probe.run(f"tar -c -T /dev/null | docker import - {quote(image)}")
     assert built.rc == 0, built.stderr
     pushed = probe.run(f"docker push {quote(image)}")
@@ -42,10 +76,8 @@ def test_login_and_push_a_canary_image(host, probe, registry):
 def test_catalog_lists_the_canary(host, probe, registry):
     """the registry's catalog lists the canary, and its tags the run's tag"""
     reg, password, run_id = registry
-    config = f'user = "admin:{password}"\n'.encode()
-    catalog = probe.run(f"curl -s -K - {quote(f'http://{reg.name}/v2/_catalog')}", stdin=config).stdout
-    tags = probe.run(f"curl -s -K - {quote(f'http://{reg.name}/v2/{reg.project}/canary/tags/list')}",
-                     stdin=config).stdout
+    catalog = probe.run(registry_api(reg, "_catalog"), stdin=curl_config(password)).stdout
+    tags = probe.run(registry_api(reg, f"{reg.project}/canary/tags/list"), stdin=curl_config(password)).stdout
     assert f'"{reg.project}/canary"' in catalog and f'"{run_id}"' in tags
 
 
@@ -54,7 +86,7 @@ def test_the_canary_pulls_on_every_compute_host(host, probe, registry, canary_pu
     """the canary pushed from the ops host is pulled here"""
     reg, password, run_id = registry
     assert login(probe, reg.name, password).rc == 0, "docker login refused the admin credentials"
-    pulled = probe.run(f"docker pull {quote(f'{reg.name}/{reg.project}/canary:{run_id}')}")
+    pulled = probe.run(f"docker pull {quote(canary(reg, run_id))}")
     assert pulled.rc == 0, pulled.stderr.strip()
 
 

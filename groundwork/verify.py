@@ -18,7 +18,7 @@ import pytest
 
 from groundwork.facts import Probe
 from groundwork.inventory import HostModel
-from groundwork.remote import CommandResult, Remote
+from groundwork.remote import CommandResult, Masker, Remote
 from groundwork.report import change_log_html, check_tally, host_verification
 from groundwork.runner import describe_error
 
@@ -26,6 +26,15 @@ if TYPE_CHECKING:
     from groundwork.session import RunSession
 
 CHECKS_DIR = Path(__file__).resolve().parents[1] / "checks"
+MAX_PARALLEL = 64  # hosts connected to and gathered from at once; each is a thread waiting on its SSH channel
+
+
+def check_modules(names: list[str] | None) -> list:
+    """The check modules of a pass (None: every one), imported as pytest imports them (package checks)."""
+    import importlib
+
+    files = sorted(CHECKS_DIR.glob("test_*.py"))
+    return [importlib.import_module(f"checks.{f.stem}") for f in files if names is None or f.name in names]
 SESSION_KEY: "pytest.StashKey[CheckSession]" = pytest.StashKey()
 
 
@@ -37,16 +46,87 @@ class Evidence:
     stderr: str
 
 
+@dataclass(frozen=True)
+class Look:
+    """A command a check module's checks run on a host, gathered for every host at once before they run.
+
+    A check module lists its looks in `evidence(host, session)`, in the order its checks run them. Wave 1 runs
+    after wave 0 has finished on every host (a pull after the ops host's push)."""
+    command: str
+    stdin: bytes = b""  # a secret it needs, on stdin as when the check runs it itself
+    wave: int = 0
+
+    @classmethod
+    def of(cls, item: "str | Probe | Look") -> "Look":
+        if isinstance(item, Look):
+            return item
+        return cls(item.script if isinstance(item, Probe) else item)
+
+
+EVIDENCE_MARK = "@@gw-look "
+
+
+def looks_script(looks: list[Look]) -> str:
+    """One script that runs every look in turn and prints, for each, its exit status, stdout and stderr (base64,
+    so that no output can fake a mark). Each look reads exactly its own stdin bytes, and nothing else's."""
+    parts = ['d=$(mktemp -d) || exit 1; trap \'rm -rf "$d"\' EXIT; ']
+    for i, look in enumerate(looks):
+        stdin = f"head -c {len(look.stdin)} | " if look.stdin else ""
+        redirect = "" if look.stdin else " </dev/null"
+        parts.append(f"{stdin}( {look.command} ){redirect} >\"$d/o\" 2>\"$d/e\"; echo \"{EVIDENCE_MARK}{i} $?\"; "
+                     "base64 -w0 \"$d/o\"; echo; base64 -w0 \"$d/e\"; echo; ")
+    return "".join(parts)
+
+
+def parse_looks(looks: list[Look], output: str, masker: Masker, duration: float) -> list[CommandResult | None]:
+    """Each look's result; None for a look the output does not have (cut short: the check runs it itself)."""
+    import base64
+
+    results: list[CommandResult | None] = [None] * len(looks)
+    lines = output.splitlines()
+    for n, line in enumerate(lines):
+        if not line.startswith(EVIDENCE_MARK) or n + 2 >= len(lines):
+            continue
+        index, _, rc = line[len(EVIDENCE_MARK):].partition(" ")
+        try:
+            i = int(index)
+            out, err = (base64.b64decode(lines[n + k]).decode("utf-8", "replace") for k in (1, 2))
+            results[i] = CommandResult(masker(looks[i].command), int(rc), masker(out), masker(err), duration)
+        except (ValueError, IndexError):
+            continue
+    return results
+
+
+class GatheredLooks:
+    """The results gathered for one host, handed out in order: the first not yet used for that command and
+    stdin, else the last one (a read two checks share)."""
+
+    def __init__(self, looks: list[Look], results: list[CommandResult | None]):
+        self._entries = [[look, result, False] for look, result in zip(looks, results) if result is not None]
+
+    def take(self, command: str, stdin: bytes) -> CommandResult | None:
+        matching = [e for e in self._entries if e[0].command == command and e[0].stdin == stdin]
+        for entry in matching:
+            if not entry[2]:
+                entry[2] = True
+                return entry[1]
+        return matching[-1][1] if matching else None
+
+
 class HostProbe:
     """What a check uses to look at its host; everything it runs becomes evidence."""
 
-    def __init__(self, remote: Remote, evidence: list[Evidence]):
+    def __init__(self, remote: Remote, evidence: list[Evidence], gathered: GatheredLooks | None = None):
         self._remote = remote
         self.evidence = evidence
+        self._gathered = gathered
 
     def run(self, command: str, stdin: bytes = b"") -> CommandResult:
-        """Run a command on the host (a secret goes on stdin, never in the command)."""
-        result = self._remote.run(command, check=False, stdin=stdin)
+        """Run a command on the host (a secret goes on stdin, never in the command). A command its module
+        listed in evidence() was run for every host at once before the checks; its result is taken from there."""
+        result = self._gathered.take(command, stdin) if self._gathered else None
+        if result is None:
+            result = self._remote.run(command, check=False, stdin=stdin)
         self.evidence.append(Evidence(result.command, result.rc, result.stdout, result.stderr))
         return result
 
@@ -87,6 +167,7 @@ class CheckSession:
         self.results: list[CheckResult] = []
         self._remotes: dict[str, Remote] = {}
         self._unreachable: dict[str, str] = {}
+        self._gathered: dict[str, GatheredLooks] = {}
 
     # -- for checks/conftest.py -----------------------------------------------------------------------
 
@@ -95,7 +176,7 @@ class CheckSession:
             self._connect(host)
         if host.name in self._unreachable:
             pytest.fail(self._unreachable[host.name], pytrace=False)
-        return HostProbe(self._remotes[host.name], evidence)
+        return HostProbe(self._remotes[host.name], evidence, self._gathered.get(host.name))
 
     def _connect(self, host: HostModel) -> None:
         try:
@@ -108,8 +189,41 @@ class CheckSession:
 
     def connect_all(self) -> None:
         """Open the hosts' connections in parallel (those the pipeline did not open already)."""
-        with ThreadPoolExecutor(max_workers=max(1, min(20, len(self.targets)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(self.targets)))) as pool:
             list(pool.map(self._connect, self.targets))
+
+    def gather_evidence(self) -> None:
+        """Run every check module's looks on every reachable host at once: one script per host and wave."""
+        looks: dict[str, list[Look]] = {h.name: [] for h in self.targets if h.name in self._remotes}
+        for module in check_modules(self.modules):
+            listing = getattr(module, "evidence", None)
+            groups = getattr(module, "GROUPS", None)
+            for host in self.targets:
+                if listing and host.name in looks and (groups is None or any(g in host.groups for g in groups)):
+                    try:
+                        looks[host.name] += [Look.of(item) for item in listing(host, self)]
+                    except Exception:  # noqa: BLE001 - nothing gathered for it: its checks run their own commands
+                        continue
+        results: dict[str, list[CommandResult | None]] = {name: [None] * len(ls) for name, ls in looks.items()}
+
+        def run_wave(name: str, wave: int) -> None:
+            indexes = [i for i, look in enumerate(looks[name]) if look.wave == wave]
+            if not indexes:
+                return
+            batch = [looks[name][i] for i in indexes]
+            try:
+                done = self._remotes[name].run(looks_script(batch), stdin=b"".join(lk.stdin for lk in batch),
+                                               check=False, what="gathering the checks' evidence")
+            except Exception:  # noqa: BLE001 - not gathered: each check runs its own commands, and says what fails
+                return
+            for i, result in zip(indexes, parse_looks(batch, done.stdout, self.masker, done.duration / len(batch))):
+                results[name][i] = result
+
+        waves = sorted({look.wave for ls in looks.values() for look in ls})
+        with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(looks)))) as pool:
+            for wave in waves:
+                list(pool.map(lambda name: run_wave(name, wave), looks))
+        self._gathered = {name: GatheredLooks(looks[name], results[name]) for name in looks}
 
     # -- pytest hooks ---------------------------------------------------------------------------------
 
@@ -216,8 +330,9 @@ def run_checks(session: CheckSession, folder: Path) -> list[dict]:
     """Run the checks, write the pytest-html report, and return the results as dicts."""
     folder.mkdir(parents=True, exist_ok=True)
     session.progress.say(f"\n== verification on {len(session.targets)} host(s)")
-    session.connect_all()
     started = time.monotonic()
+    session.connect_all()
+    session.gather_evidence()
     args = [str(CHECKS_DIR), "-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR),
             "-p", "no:terminal", "-p", "no:cacheprovider", f"--html={folder / 'report.html'}",
             "--self-contained-html"]

@@ -76,3 +76,23 @@ def test_selinux_and_firewalld_check_fails_when_either_comes_back_at_boot(invent
         check(inventory.hosts["hdss7-21"], HostThatLacks({}, facts))
     check(inventory.hosts["hdss7-21"], HostThatLacks({}, {"services": "firewalld loaded inactive disabled\n",
                                                           "selinux": "running=disabled\nconfig=disabled\n"}))
+
+
+def test_the_mesh_check_names_each_peer_that_does_not_resolve_or_answer(inventory):
+    from checks.test_dns import mesh_script, test_other_hosts_resolve_by_fqdn_and_short_name_and_answer_ping as check
+    host = inventory.hosts["hdss7-21"]
+    lines = {h.name: f"peer {h.name} fqdn={h.address} short={h.address} ping=ok"
+             for h in inventory.hosts.values() if h.name != host.name}
+    answers = {mesh_script(host, inventory): (0, "\n".join(lines.values()))}
+    check(host, HostThatLacks(answers), inventory)
+    lines["hdss7-22"] = "peer hdss7-22 fqdn=10.4.7.22 short=10.4.7.22 ping=none"
+    lines["hdss7-11"] = "peer hdss7-11 fqdn= short=10.4.7.11 ping=ok"
+    del lines["hdss7-200"]
+    answers = {mesh_script(host, inventory): (0, "\n".join(lines.values()))}
+    with pytest.raises(AssertionError) as failed:
+        check(host, HostThatLacks(answers), inventory)
+    message = str(failed.value)
+    assert "3 problem(s) from hdss7-21" in message
+    assert "ping hdss7-22 (10.4.7.22) gets no answer" in message
+    assert "hdss7-11.host.com resolves to nothing, not 10.4.7.11" in message
+    assert "hdss7-200: no result" in message
