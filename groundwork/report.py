@@ -234,6 +234,78 @@ def change_report_html(meta: RunMetadata, record: RunRecord, verdict: str) -> st
             f"{change_log_html(record)}</body></html>")
 
 
+GLANCE_STYLE = (
+    "#gw-grid{border-collapse:collapse;margin:6px 0}#gw-grid th,#gw-grid td{border:1px solid #ccc;padding:2px 6px;"
+    "font-size:12px;text-align:center}#gw-grid th.gw-check{writing-mode:vertical-rl;transform:rotate(180deg);"
+    "max-height:16em;font-weight:normal;text-align:left}#gw-grid th.gw-host{text-align:left}"
+    ".gw-cell a{display:block;text-decoration:none;color:inherit}.gw-passed{background:#cfc}.gw-failed,.gw-error"
+    "{background:#f99;font-weight:bold}.gw-skipped{background:#eee;color:#666}.gw-none{background:#fff;color:#bbb}"
+    ".gw-evidence-of pre{background:#f6f8fa;padding:4px;white-space:pre-wrap;margin:2px 0}"
+    "#gw-failures li{margin:4px 0}"
+    # pytest-html puts its Environment table above the summary: the verdict and grid come first, the
+    # metadata right after them, then pytest-html's results table.
+    "body{display:flex;flex-direction:column;align-items:flex-start}.summary{order:1}#environment-header{order:2}"
+    "#environment{order:3}#results-table{order:4;align-self:stretch}")
+CELL_MARK = {"passed": "✓", "failed": "✗", "error": "✗", "skipped": "–"}
+
+
+def glance_html(results: list[dict], hosts: list[str]) -> str:
+    """The top of report.html: a grid of hosts by checks, each cell linking to its evidence, then the failures
+    with host, check, message and evidence. Checks are columns in the order they ran; a check a host is not
+    in the groups of is an empty cell."""
+    checks = list(dict.fromkeys((r["check"], r["title"]) for r in results if r["host"]))
+    anchor = {id(r): f"gw-ev-{n}" for n, r in enumerate(results)}
+    by_cell = {(r["host"], r["check"]): r for r in results if r["host"]}
+    head = "".join(f'<th class="gw-check" title="{html.escape(title)}">{html.escape(title)}</th>'
+                   for _, title in checks)
+    rows = []
+    for host in hosts:
+        cells = []
+        for check, title in checks:
+            r = by_cell.get((host, check))
+            if r is None:
+                cells.append('<td class="gw-none">·</td>')
+                continue
+            tip = html.escape(f"{host}: {title}: {r['outcome']}" + (f" ({r['message']})" if r["message"] else ""))
+            cells.append(f'<td class="gw-cell gw-{r["outcome"]}" data-host="{html.escape(host)}" '
+                         f'data-outcome="{r["outcome"]}"><a href="#{anchor[id(r)]}" title="{tip}">'
+                         f'{CELL_MARK.get(r["outcome"], "?")}</a></td>')
+        rows.append(f'<tr><th class="gw-host">{html.escape(host)}</th>{"".join(cells)}</tr>')
+    failures = [r for r in results if r["outcome"] in ("failed", "error")]
+    failure_items = "".join(
+        f'<li><a href="#{anchor[id(r)]}"><b>{html.escape(r["host"] or "(no host)")}</b> — {html.escape(r["title"])}'
+        f'</a>: {html.escape(r["message"])}{evidence_html(r.get("evidence") or [])}</li>' for r in failures)
+    return (f"<style>{GLANCE_STYLE}</style><h2>Hosts by checks</h2>"
+            f'<table id="gw-grid"><tr><th class="gw-host">host</th>{head}</tr>{"".join(rows)}</table>'
+            '<p>✓ passed, ✗ failed, – skipped, · not a check for that host. Each cell links to its evidence.</p>'
+            + (f'<h2>Failures</h2><ol id="gw-failures">{failure_items}</ol>' if failures else ""))
+
+
+def evidence_section_html(results: list[dict]) -> str:
+    """Every check's evidence under an anchor the grid links to; failures open."""
+    items = "".join(
+        f'<details class="gw-evidence-of" id="gw-ev-{n}"{" open" if r["outcome"] in ("failed", "error") else ""}>'
+        f'<summary>{html.escape(r["host"] or "(no host)")} — {html.escape(r["title"])}: {r["outcome"]}'
+        f'{" — " + html.escape(r["message"]) if r["message"] else ""}</summary>{evidence_html(r.get("evidence") or [])}</details>'
+        for n, r in enumerate(results))
+    # Closed as a whole, so that the run's metadata follows the grid; following a cell's link opens it (the
+    # browser reveals the details around a fragment it scrolls to).
+    return (f'<details id="gw-evidence"><summary><b>Evidence by host and check</b> ({len(results)} checks; each '
+            f"grid cell links to its own)</summary>{items}</details>")
+
+
+def evidence_html(evidence: list[dict]) -> str:
+    """A check's evidence: every command with its exit status and output (secrets already masked)."""
+    if not evidence:
+        return '<div class="gw-evidence">no command was run</div>'
+    parts = []
+    for e in evidence:
+        output = e["stdout"] + (("\n[stderr]\n" + e["stderr"]) if e["stderr"] else "")
+        parts.append(f'<div class="gw-evidence"><b>$ {html.escape(e["command"])}</b> (exit {e["rc"]})'
+                     f"<pre>{html.escape(output)}</pre></div>")
+    return "".join(parts)
+
+
 def check_tally(results: list[dict], host: str | None = None) -> dict[str, int]:
     """passed, failed (errors included), skipped and total of the checks of one host, or of all."""
     mine = [r for r in results if host is None or r["host"] == host]
@@ -252,16 +324,29 @@ def host_verification(tally: dict[str, int]) -> str:
     return "ok"
 
 
-def _checks_cell(checks: list[dict] | None) -> str:
-    if checks is None:
-        return "not run"
-    tally = check_tally(checks)
-    return f"{tally['passed']} / {tally['failed']} / {tally['skipped']}"
+def duration_text(started: str | None, ended: str | None) -> str:
+    """"1m 05s" between two ISO times; "" when either is missing."""
+    from datetime import datetime
+
+    try:
+        seconds = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
+    except (TypeError, ValueError):
+        return ""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+INDEX_STYLE = ("body{font-family:sans-serif}td,th{padding:2px 10px;text-align:left;vertical-align:top}"
+               "td.num{text-align:right}.ok{color:#070}.failed,.verification-failed,.refused,.unverified,.interrupted"
+               "{color:#b00;font-weight:bold}.changed{color:#a60}tr:nth-child(even){background:#f6f6f6}")
+# Shows only the rows of the chosen outcome; the page stays one self-contained file.
+INDEX_FILTER = ("<script>function gwFilter(v){for(const r of document.querySelectorAll('#gw-runs tr[data-outcome]'))"
+                "{r.hidden=!!v&&r.dataset.outcome!==v;}}</script>")
 
 
 def write_index(reports_dir: Path) -> Path:
-    """reports/index.html: every run, newest first, with its outcome."""
-    rows = []
+    """reports/index.html: every run, newest first, with when, how long, its change, hosts, outcome and checks."""
+    rows, outcomes = [], set()
     for run_json in sorted(reports_dir.glob("*/run.json"), reverse=True):
         try:
             run = json.loads(run_json.read_text())
@@ -269,20 +354,30 @@ def write_index(reports_dir: Path) -> Path:
             continue
         meta = run.get("metadata") or {}
         folder = run_json.parent.name
+        outcome = run.get("outcome", "")
+        outcomes.add(outcome)
         link = f'<a href="{html.escape(folder)}/report.html">{html.escape(folder)}</a>' \
             if (run_json.parent / "report.html").exists() else html.escape(folder)
-        rows.append(f"<tr><td>{link}</td><td>{html.escape(run.get('runbook', ''))}</td>"
+        checks = run.get("checks")
+        tally = check_tally(checks) if checks is not None else None
+        counts = "".join(f'<td class="num">{tally[k] if tally else "–"}</td>' for k in ("passed", "failed", "skipped"))
+        targets = run.get("targets", [])
+        rows.append(f'<tr data-outcome="{html.escape(outcome)}"><td>{link}</td><td>{html.escape(run.get("runbook", ""))}</td>'
+                    f"<td>{html.escape(run.get('started') or '')}</td>"
+                    f"<td class=\"num\">{duration_text(run.get('started'), run.get('ended'))}</td>"
                     f"<td>{html.escape(meta.get('change_id') or '')}</td>"
                     f"<td>{html.escape(meta.get('operator') or '')}</td>"
                     f"<td>{'yes' if run.get('dry_run') else 'no'}</td>"
-                    f"<td class=\"{html.escape(run.get('outcome', ''))}\">{html.escape(run.get('outcome', ''))}</td>"
-                    f"<td>{_checks_cell(run.get('checks'))}</td>"
-                    f"<td>{html.escape(', '.join(run.get('targets', [])))}</td></tr>")
-    page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>groundwork runs</title><style>"
-            "body{font-family:sans-serif}td,th{padding:2px 10px;text-align:left}.ok{color:#070}"
-            ".failed,.verification-failed,.refused,.unverified{color:#b00;font-weight:bold}.changed{color:#a60}</style></head>"
-            "<body><h1>groundwork runs</h1><table><tr><th>run</th><th>runbook</th><th>change id</th><th>operator</th>"
-            "<th>dry run</th><th>outcome</th><th>checks passed / failed / skipped</th><th>hosts</th></tr>" + "".join(rows) + "</table></body></html>\n")
+                    f'<td class="num" title="{html.escape(", ".join(targets))}">{len(targets)}</td>'
+                    f'<td class="{html.escape(outcome)}">{html.escape(outcome)}</td>{counts}</tr>')
+    options = "".join(f'<option value="{html.escape(o)}">{html.escape(o)}</option>' for o in sorted(outcomes))
+    page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>groundwork runs</title>"
+            f"<style>{INDEX_STYLE}</style>{INDEX_FILTER}</head><body><h1>groundwork runs</h1>"
+            '<p><label>outcome: <select id="gw-outcome" onchange="gwFilter(this.value)"><option value="">all</option>'
+            f'{options}</select></label> ({len(rows)} runs; hover a host count for the hosts)</p>'
+            '<table id="gw-runs"><tr><th>run</th><th>runbook</th><th>started (UTC)</th><th>duration</th>'
+            "<th>change id</th><th>operator</th><th>dry run</th><th>hosts</th><th>outcome</th>"
+            "<th>checks passed</th><th>failed</th><th>skipped</th></tr>" + "".join(rows) + "</table></body></html>\n")
     path = reports_dir / "index.html"
     write_atomic(path, page)
     return path

@@ -19,7 +19,8 @@ import pytest
 from groundwork.facts import Probe
 from groundwork.inventory import HostModel
 from groundwork.remote import CommandResult, Masker, Remote
-from groundwork.report import change_log_html, check_tally, host_verification
+from groundwork.report import (change_log_html, check_tally, evidence_html, evidence_section_html, glance_html,
+                               host_verification)
 from groundwork.runner import describe_error
 
 if TYPE_CHECKING:
@@ -252,11 +253,14 @@ class CheckSession:
         report.title = f"groundwork {self.meta.runbook} — run {self.meta.run_id}"
 
     def pytest_html_results_summary(self, prefix, summary, postfix, session):
-        verdict = verification_verdict([asdict(r) for r in self.results], [h.name for h in self.targets])
+        results = [asdict(r) for r in self.results]
+        verdict = verification_verdict(results, [h.name for h in self.targets])
         stage_failed = self.record.failed_hosts
         prefix.append(f"<p><b>{html.escape(verdict)}</b> Pipeline: {len(self.record.changed_hosts)} host(s) "
                       f"{'would change' if self.record.dry_run else 'changed'}, {len(stage_failed)} failed"
                       f"{': ' + html.escape(', '.join(stage_failed)) if stage_failed else ''}.</p>")
+        prefix.append(glance_html(results, [h.name for h in self.targets]))
+        postfix.append(evidence_section_html(results))
         postfix.append(change_log_html(self.record))
 
     def pytest_html_results_table_header(self, cells):
@@ -277,7 +281,7 @@ class CheckSession:
         evidence = getattr(item, "gw_evidence", [])
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             from pytest_html import extras
-            report.extras = [*getattr(report, "extras", []), extras.html(evidence_html(evidence))]
+            report.extras = [*getattr(report, "extras", []), extras.html(evidence_html([asdict(e) for e in evidence]))]
             report.gw_evidence = list(evidence)
 
     def pytest_collectreport(self, report):
@@ -313,17 +317,6 @@ def _short_failure(report) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     text = crash.message if crash else str(report.longrepr)
     return text.strip().splitlines()[0] if text.strip() else "failed"
-
-
-def evidence_html(evidence: list[Evidence]) -> str:
-    if not evidence:
-        return "<div class=\"gw-evidence\">no command was run</div>"
-    parts = []
-    for e in evidence:
-        output = e.stdout + (("\n[stderr]\n" + e.stderr) if e.stderr else "")
-        parts.append(f"<div class=\"gw-evidence\"><b>$ {html.escape(e.command)}</b> (exit {e.rc})"
-                     f"<pre>{html.escape(output)}</pre></div>")
-    return "".join(parts)
 
 
 def run_checks(session: CheckSession, folder: Path) -> list[dict]:

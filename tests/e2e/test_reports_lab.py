@@ -1,6 +1,7 @@
 """The verification pass and the run folder a change board reads, end to end against the lab."""
 
 import json
+import re
 import secrets
 import shutil
 import subprocess
@@ -21,19 +22,24 @@ def run_folder(run):
     return run.reports / run.record["run_id"]
 
 
-def rendered_text(page) -> str:
-    """The page as headless Chromium renders it (pytest-html builds its table with JavaScript)."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium with nothing of its own reaching the network."""
+    binary = shutil.which("chromium")
+    if binary is None:
         pytest.fail("chromium is not installed: lab/setup installs it")
     with tempfile.TemporaryDirectory() as profile:
         done = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", f"file://{page}"],
+             f"--user-data-dir={profile}", "--virtual-time-budget=5000", *args],
             capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return done
+
+
+def rendered_text(page) -> str:
+    """The page as headless Chromium renders it (pytest-html builds its table with JavaScript)."""
+    return chromium("--dump-dom", f"file://{page}").stdout
 
 
 def test_full_run_writes_report_json_and_checksums(converged, runbook):
@@ -98,6 +104,42 @@ def test_check_made_false_by_hand_fails_for_that_host_only(converged, runbook):
         assert run.record["outcome"] == "verification-failed"
     finally:
         lab.ssh("hdss7-11", "hostnamectl set-hostname hdss7-11.host.com")
+
+
+def test_the_report_and_index_at_a_glance_in_chromium(converged, runbook):
+    """The grid has a cell per host and check, a failed cell links to that check's evidence on that host, the
+    failure is listed with its evidence; the index has its columns and filter. Screenshots are kept beside the
+    test's run folders (the path is printed)."""
+    lab = converged
+    lab.ssh("hdss7-11", "hostnamectl set-hostname by-hand")
+    try:
+        run = runbook("--change-id", "CHG-GRID", name="verify")
+    finally:
+        lab.ssh("hdss7-11", "hostnamectl set-hostname hdss7-11.host.com")
+    assert run.rc == 5, run
+    folder = run_folder(run)
+    page = rendered_text(folder / "report.html")
+    cells = re.findall(r'<td class="gw-cell gw-(\w+)" data-host="([\w-]+)" data-outcome="\w+"><a href="#(gw-ev-\d+)"',
+                       page)
+    assert len(cells) == len(run.record["checks"]) > 40
+    failed = [(host, anchor) for outcome, host, anchor in cells if outcome == "failed"]
+    assert [host for host, _ in failed] == ["hdss7-11"]
+    target = page[page.index(f'id="{failed[0][1]}"'):]
+    target = target[:target.index("</details>")]
+    assert "hdss7-11 — hostname is hdss7-NN.host.com" in target and "by-hand" in target
+    assert "<b>hdss7-11</b> — hostname is hdss7-NN.host.com" in page[page.index('id="gw-failures"'):]
+    # The grid comes before pytest-html's own table.
+    assert page.index('id="gw-grid"') < page.index('id="results-table"')
+    shot = run.reports / "report-at-a-glance.png"
+    chromium("--window-size=1400,1000", f"--screenshot={shot}", f"file://{folder / 'report.html'}")
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+
+    index = rendered_text(run.reports / "index.html")
+    for column in ("started (UTC)", "duration", "change id", "hosts", "checks passed", "failed", "skipped"):
+        assert f"<th>{column}</th>" in index
+    assert "CHG-GRID" in index and '<option value="verification-failed">' in index
+    chromium("--window-size=1400,400", f"--screenshot={run.reports / 'index.png'}", f"file://{run.reports / 'index.html'}")
 
 
 def test_plan_is_applied_only_while_it_is_the_approved_one(converged, runbook):

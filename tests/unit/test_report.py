@@ -1,6 +1,7 @@
 """Run folders, plans and the index, from run records made by hand."""
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import pytest
 
 from groundwork.changes import ChangeRecord, StageReport
 from groundwork.remote import Masker
-from groundwork.report import (PlanError, PlanRejected, RunMetadata, change_report_html, load_plan, plan_difference,
+from groundwork.report import (PlanError, PlanRejected, RunMetadata, change_report_html, evidence_section_html,
+                               glance_html, load_plan, plan_difference,
                                plan_digest, plan_of, write_index, write_run_folder)
 from groundwork.runner import HostStageRecord, RunRecord
 
@@ -124,3 +126,37 @@ def test_a_report_without_verification_has_the_metadata_verdict_and_plan(tmp_pat
                  "1 host(s) would change, 0 failed", "Plan (dry run: nothing was changed)", "+hdss7-21.host.com",
                  "already as wanted"):
         assert text in page
+
+
+def result(host, check, outcome, message="", command="hostname"):
+    return {"check": f"test_x.py::{check}", "title": check.replace("_", " "), "host": host, "outcome": outcome,
+            "duration": 0.1, "message": message, "evidence": [{"command": command, "rc": 0 if outcome == "passed"
+                                                               else 1, "stdout": f"out of {host}", "stderr": ""}]}
+
+
+def test_the_glance_grid_has_a_cell_per_host_and_check_each_linking_to_its_evidence():
+    results = [result("hdss7-11", "name", "passed"), result("hdss7-21", "name", "failed", "wrong name by-hand"),
+               result("hdss7-21", "docker", "skipped", "no docker"), result("hdss7-21", "pull", "passed")]
+    page = glance_html(results, ["hdss7-11", "hdss7-21"]) + evidence_section_html(results)
+    assert page.count('class="gw-cell ') == 4 and page.count('class="gw-none"') == 2  # hdss7-11 has no docker, pull
+    links = re.findall(r'<td class="gw-cell gw-(\w+)" data-host="([\w-]+)"[^>]*><a href="#(gw-ev-\d+)"', page)
+    assert [(o, h) for o, h, _ in links] == [("passed", "hdss7-11"), ("failed", "hdss7-21"),
+                                             ("skipped", "hdss7-21"), ("passed", "hdss7-21")]
+    for _, host, anchor in links:
+        target = page[page.index(f'id="{anchor}"'):]
+        assert target[:target.index("</details>")].count(f"out of {host}") == 1  # the link leads to that evidence
+    failures = page[page.index('<ol id="gw-failures">'):]
+    assert "<b>hdss7-21</b> — name</a>: wrong name by-hand" in failures and "out of hdss7-21" in failures
+    assert f'id="{links[1][2]}" open' in page  # a failure's evidence is open
+
+
+def test_the_index_shows_when_how_long_which_change_how_many_hosts_and_filters_by_outcome(tmp_path):
+    r = record(dry_run=False, run_id="20261123T100000Z-full")
+    r.started, r.ended = "2026-11-23T10:00:00+00:00", "2026-11-23T10:01:05+00:00"
+    write_run_folder(tmp_path / r.run_id, r, meta(r), [result("hdss7-21", "name", "failed")], "verification-failed")
+    page = write_index(tmp_path).read_text()
+    row = page[page.index('<tr data-outcome="verification-failed">'):]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row[:row.index("</tr>")])
+    assert cells[1:] == ["full", "2026-11-23T10:00:00+00:00", "1m 05s", "CHG-1", meta(r).operator, "no",
+                         str(len(r.targets)), "verification-failed", "0", "1", "0"]
+    assert '<option value="verification-failed">' in page and "gwFilter" in page

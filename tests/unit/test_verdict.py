@@ -36,7 +36,8 @@ def test_the_verdict_counts_skipped_checks_and_the_index_shows_them(tmp_path):
         "Verification FAILED on hdss7-21 (2 passed, 1 failed, 1 skipped)")
     r = run_record()
     write_run_folder(tmp_path / r.run_id, r, meta(r), checks, "ok")
-    assert "<td>2 / 0 / 1</td>" in write_index(tmp_path).read_text()
+    assert '<td class="ok">ok</td><td class="num">2</td><td class="num">0</td><td class="num">1</td>' in \
+        write_index(tmp_path).read_text()
 
 
 def test_unverified_exits_as_a_failed_verification():
