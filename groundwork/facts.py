@@ -163,19 +163,23 @@ class FileInfo:
     content: bytes | None = field(default=None, repr=False, compare=False)
 
 
-def _parse_files(text: str) -> dict[str, FileInfo | None]:
-    result: dict[str, FileInfo | None] = {}
-    last = None
-    for line in text.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 2 and parts[1] == "-":
-            result[parts[0]] = None
-        elif len(parts) == 5:
-            last = parts[0]
-            result[last] = FileInfo(sha256=parts[1], mode=parts[2], owner=parts[3], group=parts[4])
-        elif line.startswith("@@gw-content ") and last is not None:
-            result[last] = replace(result[last], content=base64.b64decode(line[len("@@gw-content "):]))
-    return result
+def _parse_files(paths: list[str]) -> Callable[[str], dict[str, FileInfo | None]]:
+    def parse(text: str) -> dict[str, FileInfo | None]:
+        attrs, digests, contents = {}, {}, {}
+        for line in text.splitlines():
+            kind, _, rest = line.partition(" ")
+            if kind == "@@s" and rest.count("\t") == 3:
+                path, mode, owner, group = rest.split("\t")
+                attrs[path] = (mode, owner, group)
+            elif kind == "@@h":
+                digest, _, path = rest.partition(" ")
+                digests[path] = digest
+            elif kind == "@@c":
+                path, _, body = rest.partition("\t")
+                contents[path] = base64.b64decode(body)
+        return {p: FileInfo(digests[p], *attrs[p], content=contents.get(p)) if p in attrs and p in digests else None
+                for p in paths}
+    return parse
 
 
 def files(paths: list[str], read_unless: dict[str, str] | None = None, key: str = "files",
@@ -185,19 +189,21 @@ def files(paths: list[str], read_unless: dict[str, str] | None = None, key: str 
     read_unless: path -> the sha256 a stage wants there. The content of a file whose digest differs comes in
     the same round trip, so that a stage never reads twice; a path not named is always read. None: read none.
     sensitive: the files hold secrets; their content never reaches the log.
+    One stat and one sha256sum for all the files, whatever their number.
     """
     paths = list(dict.fromkeys(paths))
-    lines = []
-    for p in paths:
-        qp = shlex.quote(p)
-        read = ""
-        if read_unless is not None:
-            test = f"[ \"$s\" != {shlex.quote(read_unless[p])} ] && " if p in read_unless else ""
-            read = f"{test}printf '@@gw-content %s\\n' \"$(base64 -w0 < {qp})\"; "
-        lines.append(f"if [ -f {qp} ]; then s=$(sha256sum < {qp} | cut -d' ' -f1); "
-                     f"printf '%s\\t%s\\t%s\\n' {qp} \"$s\" \"$(stat -c '%a\t%U\t%G' {qp})\"; {read}"
-                     f"else printf '%s\\t-\\n' {qp}; fi; ")
-    return Probe(key, "".join(lines) or "true", _parse_files, sensitive=sensitive)
+    if not paths:
+        return Probe(key, "true", _parse_files(paths), sensitive=sensitive)
+    read = ""
+    if read_unless is not None:
+        known = "".join(f"{shlex.quote(p)}) w={shlex.quote(d)};; " for p, d in read_unless.items() if p in paths)
+        read = (f" | while read -r s p; do echo \"@@h $s $p\"; w=; case \"$p\" in {known}esac; "
+                "[ \"$s\" = \"$w\" ] || printf '@@c %s\\t%s\\n' \"$p\" \"$(base64 -w0 < \"$p\")\"; done")
+    else:
+        read = " | while read -r s p; do echo \"@@h $s $p\"; done"
+    script = (f"set --; for p in {_q(paths)}; do [ -f \"$p\" ] && set -- \"$@\" \"$p\"; done; [ $# -gt 0 ] || exit 0; "
+              "stat -c '@@s %n\t%a\t%U\t%G' -- \"$@\"; sha256sum -- \"$@\"" + read)
+    return Probe(key, script, _parse_files(paths), sensitive=sensitive)
 
 
 # -- services ---------------------------------------------------------------------------------------
@@ -230,21 +236,25 @@ class Services(dict):
         return bool(service and service.on)
 
 
-def _parse_services(text: str) -> Services:
-    result = Services()
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 4:
-            name, load, active, enabled = parts[:4]
-            result[name] = ServiceInfo(exists=load == "loaded", active=active, enabled=enabled)
-    return result
+def _parse_services(names: list[str]) -> Callable[[str], Services]:
+    def parse(text: str) -> Services:
+        # `systemctl show` prints one block of properties per unit, in the order asked, blank lines between.
+        blocks = [dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+                  for block in text.strip().split("\n\n")] if text.strip() else []
+        result = Services()
+        for name, props in zip(names, blocks):
+            result[name] = ServiceInfo(exists=props.get("LoadState") == "loaded",
+                                       active=props.get("ActiveState") or "unknown",
+                                       enabled=props.get("UnitFileState") or "none")
+        return result
+    return parse
 
 
 def services(names: list[str]) -> Probe:
-    script = (f"for s in {_q(list(names))}; do "
-              "l=$(systemctl show -p LoadState --value \"$s\" 2>/dev/null); a=$(systemctl is-active \"$s\" 2>/dev/null); "
-              "e=$(systemctl is-enabled \"$s\" 2>/dev/null); echo \"$s ${l:-none} ${a:-unknown} ${e:-none}\"; done")
-    return Probe("services", script if names else "true", _parse_services)
+    """Each unit's load state, whether it runs, and whether it starts at boot: one systemctl for them all."""
+    names = list(names)
+    script = f"systemctl show -p LoadState -p ActiveState -p UnitFileState -- {_q(names)}"
+    return Probe("services", script if names else "true", _parse_services(names))
 
 
 # -- kernel settings --------------------------------------------------------------------------------
