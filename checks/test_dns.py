@@ -29,7 +29,8 @@ def mesh_script(host, inventory) -> str:
         fqdn, name, address = quote(peer.fqdn), quote(peer.name), quote(str(peer.address))
 
         def resolve(var: str, what: str) -> str:
-            return f"{var}=$({LOOKUP.format(what)}); [ -n \"${var}\" ] || {{ sleep 1; {var}=$({LOOKUP.format(what)}); }}; "
+            lookup = LOOKUP.format(what)
+            return f"{var}=$({lookup}); [ -n \"${var}\" ] || {{ sleep 1; {var}=$({lookup}); }}; "
         jobs.append(f"( {resolve('f', fqdn)}{resolve('s', name)}t=${{s:-{address}}}; "
                     "if ping -c 1 -W 2 \"$t\" >/dev/null 2>&1 || ping -c 1 -W 2 \"$t\" >/dev/null 2>&1; "
                     f"then p=ok; else p=none; fi; echo \"peer {name} fqdn=$f short=$s ping=$p\" ) & ")

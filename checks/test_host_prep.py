@@ -26,8 +26,9 @@ def boot_sysctl(host) -> str:
 def evidence(host, session) -> list:
     """What the checks below read on the host, in their order."""
     prep = host.settings.host_prep
-    return [HOSTNAME, KERNEL, facts.os_info(), base_packages(host), facts.paths_exist(list(module_markers(host).values())),
-            facts.sysctl(sorted(prep.sysctl)), boot_sysctl(host), facts.selinux(), facts.services(["firewalld"])]
+    return [HOSTNAME, KERNEL, facts.os_info(), base_packages(host),
+            facts.paths_exist(list(module_markers(host).values())), facts.sysctl(sorted(prep.sysctl)),
+            boot_sysctl(host), facts.selinux(), facts.services(["firewalld"])]
 
 
 def test_hostname_is_the_fqdn(host, probe):

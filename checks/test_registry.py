@@ -46,7 +46,8 @@ def evidence(host, session) -> list:
     """What the checks below run, in their order: on the ops host login, the canary built and pushed, the
     catalog, a wrong password; then (wave 1, once the push is done everywhere) login and pull on each compute
     host. Secrets go on stdin."""
-    reg, password, run_id = session.inventory.defaults.registry, session.secrets["registry_password"], session.meta.run_id
+    reg, password = session.inventory.defaults.registry, session.secrets["registry_password"]
+    run_id = session.meta.run_id
     image = quote(canary(reg, run_id))
     looks = []
     if "ops" in host.groups:

@@ -286,7 +286,8 @@ def evidence_section_html(results: list[dict]) -> str:
     items = "".join(
         f'<details class="gw-evidence-of" id="gw-ev-{n}"{" open" if r["outcome"] in ("failed", "error") else ""}>'
         f'<summary>{html.escape(r["host"] or "(no host)")} — {html.escape(r["title"])}: {r["outcome"]}'
-        f'{" — " + html.escape(r["message"]) if r["message"] else ""}</summary>{evidence_html(r.get("evidence") or [])}</details>'
+        f'{" — " + html.escape(r["message"]) if r["message"] else ""}</summary>'
+        f'{evidence_html(r.get("evidence") or [])}</details>'
         for n, r in enumerate(results))
     # Closed as a whole, so that the run's metadata follows the grid; following a cell's link opens it (the
     # browser reveals the details around a fragment it scrolls to).
@@ -360,9 +361,11 @@ def write_index(reports_dir: Path) -> Path:
             if (run_json.parent / "report.html").exists() else html.escape(folder)
         checks = run.get("checks")
         tally = check_tally(checks) if checks is not None else None
-        counts = "".join(f'<td class="num">{tally[k] if tally else "–"}</td>' for k in ("passed", "failed", "skipped"))
+        counts = "".join(f'<td class="num">{tally[k] if tally else "–"}</td>'
+                         for k in ("passed", "failed", "skipped"))
         targets = run.get("targets", [])
-        rows.append(f'<tr data-outcome="{html.escape(outcome)}"><td>{link}</td><td>{html.escape(run.get("runbook", ""))}</td>'
+        rows.append(f'<tr data-outcome="{html.escape(outcome)}"><td>{link}</td>'
+                    f'<td>{html.escape(run.get("runbook", ""))}</td>'
                     f"<td>{html.escape(run.get('started') or '')}</td>"
                     f"<td class=\"num\">{duration_text(run.get('started'), run.get('ended'))}</td>"
                     f"<td>{html.escape(meta.get('change_id') or '')}</td>"

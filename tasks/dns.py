@@ -209,7 +209,8 @@ def run_resolver(remote, host: HostModel, ctx: RunContext) -> StageReport:
     candidates = resolver_files(servers, search, Services()) + resolver_files(
         servers, search, Services({m: ServiceInfo(True, "active", "enabled") for m in RESOLVER_MANAGERS}))
     facts = remote.gather([probes.services(list(RESOLVER_MANAGERS)),
-                           probes.files([RESOLV_CONF, RESOLVED_DROPIN, NM_DROPIN], read_unless=wanted_digests(candidates))])
+                           probes.files([RESOLV_CONF, RESOLVED_DROPIN, NM_DROPIN],
+                                        read_unless=wanted_digests(candidates))])
     report = StageReport(notes=[f"resolves through {', '.join(servers)}, search {search}"])
     return apply_plan(remote, decide_resolver(host, servers, facts), ctx, report)
 

@@ -41,7 +41,8 @@ def render_conf(host: HostModel, inventory: Inventory) -> bytes:
 
 
 def desired_files(host: HostModel, inventory: Inventory, platform: Platform) -> list[DesiredFile]:
-    return [DesiredFile(platform.dnsmasq.conf, render_conf(host, inventory), validate="dnsmasq --test --conf-file={path}")]
+    return [DesiredFile(platform.dnsmasq.conf, render_conf(host, inventory),
+                        validate="dnsmasq --test --conf-file={path}")]
 
 
 def server_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:

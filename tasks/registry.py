@@ -66,7 +66,8 @@ def stage_probes(host: HostModel, password: str) -> list[probes.Probe]:
     layouts = [pl.registry for pl in PLATFORMS.values()]
     candidates = [desired_files(reg, layout) for layout in layouts]
     found = [probes.os_info(),
-             probes.packages(sorted({p for r in layouts for p in (*r.packages, *r.compose_packages, *r.front_packages)})),
+             probes.packages(sorted({p for r in layouts
+                                     for p in (*r.packages, *r.compose_packages, *r.front_packages)})),
              probes.services(sorted({"nginx", *(r.service for r in layouts)})),
              probes.files(sorted({w.path for files in candidates for w in files}),
                           read_unless=wanted_digests(*candidates))]

@@ -139,7 +139,8 @@ def test_the_report_and_index_at_a_glance_in_chromium(converged, runbook):
     for column in ("started (UTC)", "duration", "change id", "hosts", "checks passed", "failed", "skipped"):
         assert f"<th>{column}</th>" in index
     assert "CHG-GRID" in index and '<option value="verification-failed">' in index
-    chromium("--window-size=1400,400", f"--screenshot={run.reports / 'index.png'}", f"file://{run.reports / 'index.html'}")
+    chromium("--window-size=1400,400", f"--screenshot={run.reports / 'index.png'}",
+             f"file://{run.reports / 'index.html'}")
 
 
 def test_plan_is_applied_only_while_it_is_the_approved_one(converged, runbook):

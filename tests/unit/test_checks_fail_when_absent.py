@@ -66,7 +66,8 @@ def test_the_kernel_settings_check_fails_without_br_netfilter(inventory):
 
 
 @pytest.mark.parametrize("facts, wanted", [
-    ({"services": "LoadState=loaded\nActiveState=inactive\nUnitFileState=enabled\n"}, "firewalld is inactive and enabled"),
+    ({"services": "LoadState=loaded\nActiveState=inactive\nUnitFileState=enabled\n"},
+     "firewalld is inactive and enabled"),
     ({"selinux": "running=permissive\nconfig=enforcing\n"}, "/etc/selinux/config has SELINUX=enforcing"),
     ({"selinux": "running=enforcing\nconfig=disabled\n"}, "SELinux is enforcing"),
 ])
@@ -74,7 +75,8 @@ def test_selinux_and_firewalld_check_fails_when_either_comes_back_at_boot(invent
     from checks.test_host_prep import test_selinux_and_firewalld_are_off as check
     with pytest.raises(AssertionError, match=wanted):
         check(inventory.hosts["hdss7-21"], HostThatLacks({}, facts))
-    check(inventory.hosts["hdss7-21"], HostThatLacks({}, {"services": "LoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\n",
+    off = "LoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\n"
+    check(inventory.hosts["hdss7-21"], HostThatLacks({}, {"services": off,
                                                           "selinux": "running=disabled\nconfig=disabled\n"}))
 
 

@@ -62,7 +62,8 @@ def test_the_bind9_backend_stops_dnsmasq_before_it_installs_and_starts_named():
 def test_each_backend_runs_only_its_own_stages():
     bind9 = [s.name for s in dns.STAGES if s.applies_to(HOST, INVENTORY)]
     assert bind9 == ["dns_secondary", "resolver"]
-    defaults = INVENTORY.defaults.model_copy(update={"dns": INVENTORY.defaults.dns.model_copy(update={"backend": "dnsmasq"})})
+    dns_settings = INVENTORY.defaults.dns.model_copy(update={"backend": "dnsmasq"})
+    defaults = INVENTORY.defaults.model_copy(update={"dns": dns_settings})
     with_dnsmasq = INVENTORY.__class__(directory=INVENTORY.directory, hosts=INVENTORY.hosts, defaults=defaults)
     assert [s.name for s in dns.STAGES if s.applies_to(HOST, with_dnsmasq)] == ["dnsmasq", "resolver"]
     assert [s.name for s in dns.STAGES if s.applies_to(INVENTORY.dns_primary, with_dnsmasq)] == ["dnsmasq", "resolver"]

@@ -24,7 +24,8 @@ RUNNING = ServiceInfo(True, "active", "enabled")
 def facts(installed=True, files_as_wanted=True, password_ok: bool | None = True, running=True) -> Facts:
     files = {w.path: on_host(w.content) for w in desired_files(REG, LAYOUT)} if files_as_wanted else {}
     state = RUNNING if running else ServiceInfo(installed, "inactive", "disabled")
-    return Facts(os=DEBIAN, packages={p: ("1" if installed else None) for p in (*LAYOUT.packages, *LAYOUT.front_packages)},
+    packages = {p: ("1" if installed else None) for p in (*LAYOUT.packages, *LAYOUT.front_packages)}
+    return Facts(os=DEBIAN, packages=packages,
                  services=Services({"nginx": state, LAYOUT.service: state}), files=files,
                  paths={f"{REG.data_dir}/registry"} if installed else set(),
                  password_checks={LAYOUT.htpasswd: password_ok})

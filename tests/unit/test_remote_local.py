@@ -148,8 +148,8 @@ def test_the_password_check_probe_takes_the_password_on_stdin_only(local_remote,
     local_remote.run(f"htpasswd -c -B -i {good} admin", stdin=password.encode())
     local_remote.run(f"htpasswd -c -B -i {other} admin", stdin=b"something else")
     local_remote.executed.clear()
-    checks = local_remote.gather([probes.os_info(), probes.password_checks([str(good), str(other), str(tmp_path / "none")],
-                                                                          "admin", password)])["password_checks"]
+    files = [str(good), str(other), str(tmp_path / "none")]
+    checks = local_remote.gather([probes.os_info(), probes.password_checks(files, "admin", password)])["password_checks"]
     assert checks == {str(good): True, str(other): False, str(tmp_path / "none"): None}
     assert password not in "".join(local_remote.executed) and not (tmp_path / "pwned").exists()
 
