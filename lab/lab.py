@@ -377,6 +377,25 @@ def ensure_inotify(hosts: int) -> None:
         _log(f"raised fs.inotify.max_user_instances to {wanted} for {hosts} hosts")
 
 
+def neighbour_limits(hosts: int) -> dict[str, int]:
+    """The ARP table sizes n lab hosts need. Every network namespace's ARP entries count against one table of
+    this machine's kernel, whose limits only the first namespace sets (gc_thresh3, the hard limit, is 1024 by
+    default): n hosts that each reach every other, and this machine that reaches them all, need about n² + n
+    entries. Past the limit the kernel drops new neighbours ("neighbor table overflow" in dmesg), and pings and
+    SSH sessions fail at random: at 50 hosts, that was the pings hdss7-28 lost."""
+    need = hosts * hosts + hosts
+    return {"gc_thresh1": need, "gc_thresh2": 2 * need, "gc_thresh3": 4 * need}
+
+
+def ensure_neighbour_room(hosts: int) -> None:
+    """Raise the kernel's ARP table limits (never lower them) to fit the lab's hosts."""
+    for name, wanted in neighbour_limits(hosts).items():
+        path = Path(f"/proc/sys/net/ipv4/neigh/default/{name}")
+        if int(path.read_text()) < wanted:
+            path.write_text(str(wanted))
+            _log(f"raised net.ipv4.neigh.default.{name} to {wanted} for {hosts} hosts")
+
+
 def ensure_bridge(inventory: Inventory) -> None:
     address = controller_address(inventory)
     if sh("ip", "link", "show", BRIDGE, check=False).returncode != 0:
@@ -443,6 +462,7 @@ def up(inventory: Inventory, fresh: bool = False, only: list[str] | None = None)
     authorized_key = ssh_key().with_suffix(".pub").read_text()
     ensure_bridge(inventory)
     ensure_inotify(len(inventory.hosts))
+    ensure_neighbour_room(len(inventory.hosts))
     hosts = [h for h in lab_hosts(inventory) if not only or h.name in only]
     started = time.monotonic()
     booted = []

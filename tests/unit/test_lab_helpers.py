@@ -29,3 +29,10 @@ def test_read_until_returns_the_lines_up_to_the_one_wanted_and_finish_keeps_the_
     assert seen == ["one\n", "== two\n"]
     run = finish(proc, tmp_path, seen)
     assert run.stdout == "one\n== two\nthree\n" and run.stderr == "err\n" and run.rc == 0
+
+
+def test_the_lab_sizes_the_kernels_arp_table_for_its_hosts():
+    from lab.lab import neighbour_limits
+    # The kernel's defaults (128, 512, 1024) hold 5 hosts; 50 hosts reaching each other need 2,550 entries.
+    assert neighbour_limits(5)["gc_thresh3"] <= 1024 and neighbour_limits(5)["gc_thresh1"] <= 128
+    assert neighbour_limits(50)["gc_thresh1"] >= 50 * 50 + 50 and neighbour_limits(50)["gc_thresh3"] > 2 * 2550
