@@ -11,7 +11,8 @@ from tasks.dns import zones
 
 GROUPS = None  # per check below
 RESOLVER = "cat /etc/resolv.conf; resolvectl dns 2>/dev/null; resolvectl domain 2>/dev/null; true"
-LOOKUP = "getent ahostsv4 {0} | head -n 1 | cut -d' ' -f1"
+# The first address getent gives (one process: the shell keeps the first word itself).
+LOOKUP = "getent ahostsv4 {0}"
 
 
 def evidence(host, session) -> list:
@@ -20,17 +21,19 @@ def evidence(host, session) -> list:
 
 
 def mesh_script(host, inventory) -> str:
-    """From this host, for every other host at once (one background job each): its FQDN and short name
-    resolved, and ping to the address the short name resolved to (the inventory's address when it did not),
-    each with one retry: one answer lost while every host of a large inventory asks at once is load, not a
-    fault. One line per peer: `peer NAME fqdn=ADDRESS short=ADDRESS ping=ok|none`."""
+    """From this host, for every other host at once (one background job each, three programs in it: two
+    getent and one ping): its FQDN and short name resolved, and ping to the address the short name resolved to
+    (the inventory's address when it did not), each with one retry: one answer lost while every host of a
+    large inventory asks at once is load, not a fault. One line per peer:
+    `peer NAME fqdn=ADDRESS short=ADDRESS ping=ok|none`."""
     jobs = []
     for peer in (h for h in inventory.hosts.values() if h.name != host.name):
         fqdn, name, address = quote(peer.fqdn), quote(peer.name), quote(str(peer.address))
 
         def resolve(var: str, what: str) -> str:
             lookup = LOOKUP.format(what)
-            return f"{var}=$({lookup}); [ -n \"${var}\" ] || {{ sleep 1; {var}=$({lookup}); }}; "
+            return (f"{var}=$({lookup}); [ -n \"${var}\" ] || {{ sleep 1; {var}=$({lookup}); }}; "
+                    f"{var}=${{{var}%%[ \t]*}}; ")
         jobs.append(f"( {resolve('f', fqdn)}{resolve('s', name)}t=${{s:-{address}}}; "
                     "if ping -c 1 -W 2 \"$t\" >/dev/null 2>&1 || ping -c 1 -W 2 \"$t\" >/dev/null 2>&1; "
                     f"then p=ok; else p=none; fi; echo \"peer {name} fqdn=$f short=$s ping=$p\" ) & ")
