@@ -28,3 +28,9 @@ def probe(request, host):
 @pytest.fixture
 def inventory(request):
     return request.config.stash[SESSION_KEY].inventory
+
+
+@pytest.fixture
+def session(request):
+    """The run's verification session: its targets, secrets and metadata (the run id)."""
+    return request.config.stash[SESSION_KEY]

@@ -177,6 +177,8 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     config = _load_config(config_path)
     paths = _inventory_paths(config, config_path, args.inventory)
     inventory = load_inventory(paths["host_file"].parent, **{k: str(v) for k, v in paths.items()})
+    for warning in inventory.warnings:
+        print(f"groundwork: warning: {paths['host_file']}: {warning}", file=sys.stderr)
     approved = load_plan(args.reports, args.approved_plan) if args.approved_plan else None
     targets = _targets(args, inventory, approved)
     if not targets:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from groundwork.settings import PLATFORM_WIDE, Ca, Docker, Settings
 
 # The pipeline's order of groups; each inventory group must be one of these.
-KNOWN_GROUPS = ("proxy", "ops", "master_compute")
+KNOWN_GROUPS = ("proxy", "ops", "master_compute", "etcd")
 HOST_KEYS = {"hostname", "groups", "data", "username", "port", "platform", "connection_options"}
 GROUP_KEYS = {"data", "username", "port", "platform", "connection_options", "groups"}
 # Never in the inventory, at any depth of an entry (netmiko's `secret` is the enable password): the one
@@ -78,6 +78,7 @@ class Inventory:
     hosts: dict[str, HostModel]
     defaults: Settings
     digest_source: bytes = field(repr=False, default=b"")
+    warnings: tuple[str, ...] = ()  # not refused, but worth a look (an even number of etcd members)
 
     def group_members(self, group: str) -> list[HostModel]:
         return [h for h in self.hosts.values() if group in h.groups]
@@ -306,6 +307,7 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
 
     _check_bip_overlaps(hosts, files["hosts"], problems)
     _check_group_sizes(hosts, raw["hosts"], files["hosts"], problems)
+    warnings = _check_etcd_group(groups, raw["hosts"], files["groups"], problems)
     if defaults is not None:
         _check_names(raw["hosts"], defaults, files["hosts"], problems)
         _check_registry_name(defaults, files["defaults"], problems)
@@ -313,7 +315,25 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
     if problems:
         raise InventoryError(problems)
     digest_source = b"".join(p.read_bytes() for p in paths.values())
-    return Inventory(directory=directory, hosts=hosts, defaults=defaults, digest_source=digest_source)
+    return Inventory(directory=directory, hosts=hosts, defaults=defaults, digest_source=digest_source,
+                     warnings=tuple(warnings))
+
+
+def _check_etcd_group(groups: dict[str, dict], raw_hosts: dict, file: str, problems: list[Problem]) -> list[str]:
+    """A group etcd declared with no host is refused; an even number of members is allowed but warned about:
+    it needs as many members up for quorum as one more member would, and tolerates no more failures."""
+    if "etcd" not in groups:
+        return []
+    members = [str(n) for n, e in raw_hosts.items() if isinstance(e, dict) and "etcd" in (e.get("groups") or [])]
+    if not members:
+        problems.append(Problem(file, "etcd", "", "group 'etcd' has no host: add the members to it in hosts.yaml "
+                                "(the tutorial's three: hdss7-12, hdss7-21, hdss7-22), or remove the group"))
+        return []
+    if len(members) % 2 == 0:
+        return [f"group etcd has {len(members)} members ({', '.join(members)}): an odd number is better, as "
+                f"{len(members)} members need {len(members) // 2 + 1} up, and tolerate no more failures than "
+                f"{len(members) - 1}"]
+    return []
 
 
 def _validated(data: dict, file: str, where: str, seen: set, problems: list[Problem],

@@ -48,6 +48,13 @@ class DnsmasqLayout:
 
 
 @dataclass(frozen=True)
+class EtcdLayout:
+    env_file: str  # the ETCD_* variables etcd's unit reads
+    service: str = "etcd"
+    user: str = "etcd"
+
+
+@dataclass(frozen=True)
 class Platform:
     family: str  # key into settings that differ by family (base_packages)
     repo_file: str  # where a package repository is declared; {name} is the repository's name
@@ -56,6 +63,7 @@ class Platform:
     install: str  # install packages, without questions; {packages} are the names
     bind: BindLayout
     registry: RegistryLayout
+    etcd: EtcdLayout
     dnsmasq: DnsmasqLayout = DnsmasqLayout()
 
     def install_command(self, packages: list[str]) -> str:
@@ -71,7 +79,8 @@ PLATFORMS = {
                                        "/var/lib/bind", "bind", directory="/var/cache/bind"),
                        registry=RegistryLayout(("docker-registry", "apache2-utils"), "docker-registry",
                                                "/etc/docker/registry/config.yml", "/etc/docker/registry/htpasswd",
-                                               "docker-registry", ("docker-compose",))),
+                                               "docker-registry", ("docker-compose",)),
+                       etcd=EtcdLayout("/etc/default/etcd")),
     "el": Platform("el", "/etc/yum.repos.d/{name}.repo", "host_prep/yum.repo.j2",
                    refresh_index="yum makecache -q", install="yum install -y -q {packages}",
                    bind=BindLayout(("bind", "bind-utils"), "/etc/named.conf", "/etc/named.conf",
@@ -81,7 +90,8 @@ PLATFORMS = {
                    registry=RegistryLayout(("docker-distribution", "httpd-tools"), "docker-distribution",
                                            "/etc/docker-distribution/registry/config.yml",
                                            "/etc/docker-distribution/registry/htpasswd", "root",
-                                           ("docker-compose-plugin",))),
+                                           ("docker-compose-plugin",)),
+                   etcd=EtcdLayout("/etc/etcd/etcd.conf")),
 }
 
 

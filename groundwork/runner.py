@@ -17,6 +17,7 @@ from pathlib import Path
 from nornir.core import Nornir
 from nornir.core.inventory import Host
 from nornir.core.task import Result, Task
+from nornir.plugins.runners import SerialRunner
 
 from groundwork import hostkeys
 from groundwork.changes import PlanFailed, StageReport
@@ -281,7 +282,10 @@ def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
             continue
         progress.stage_started(stage, [h for h in hosts if h.name not in skipped], skipped)
         names = {h.name for h in hosts}
-        results = nr.filter(filter_func=lambda h: h.name in names).with_processors(
-            [StageRecorder(stage, record, progress)]).run(task=_stage_task, stage=stage, ctx=ctx, name=stage.name)
+        hosts_nr = nr.filter(filter_func=lambda h: h.name in names)
+        if stage.serial:
+            hosts_nr = hosts_nr.with_runner(SerialRunner())
+        results = hosts_nr.with_processors([StageRecorder(stage, record, progress)]).run(
+            task=_stage_task, stage=stage, ctx=ctx, name=stage.name)
         if progress.verbose:
             progress.nornir_results(results)

@@ -149,6 +149,23 @@ class Registry(Strict):
         return self
 
 
+class Etcd(Strict):
+    """The etcd cluster on the hosts of group etcd, as the tutorial builds it after the seeds."""
+    packages: dict[Literal["el", "debian"], list[PackageName]] = Field(
+        default_factory=lambda: {"el": ["etcd"], "debian": ["etcd-server", "etcd-client"]})
+    data_dir: AbsPath = "/data/etcd/etcd-server"
+    cert_dir: AbsPath = "/opt/etcd/certs"
+    client_port: Annotated[int, Field(ge=1, le=65535)] = 2379
+    peer_port: Annotated[int, Field(ge=1, le=65535)] = 2380
+    quota_backend_bytes: Annotated[int, Field(ge=0)] = 8000000000
+    # etcd 3.4 serves only the v3 API unless asked; the tutorial's `etcdctl cluster-health` and flannel 0.11
+    # speak v2 (README: why it stays off by default).
+    enable_v2: bool = False
+    cluster_token: Identifier = "etcd-cluster"
+    backup_dir: AbsPath = "/data/backup/etcd"  # on the ops host
+    backups_kept: Annotated[int, Field(ge=1, le=1000)] = 7
+
+
 # Not empty, one line, and within X.509's upper bound for these names.
 CertName = Annotated[str, Field(max_length=64), _matching(r"[^\x00-\x1f\x7f]+", "name (not empty, one line)")]
 
@@ -195,6 +212,7 @@ PLATFORM_WIDE = {
     "dns": "every DNS server serves the same zones, records and forwarders",
     "registry": "the registry's name is in the zones and in every docker host's insecure registries, and the "
                 "checks log in to the one registry",
+    "etcd": "every member of the one cluster must agree on its ports, certificates, token and backups",
 }
 
 
@@ -206,5 +224,6 @@ class Settings(Strict):
     dns: Dns = Field(default_factory=Dns)
     docker: Docker = Field(default_factory=Docker)
     registry: Registry = Field(default_factory=Registry)
+    etcd: Etcd = Field(default_factory=Etcd)
     ca: Ca = Field(default_factory=Ca)
     host_prep: HostPrep = Field(default_factory=HostPrep)

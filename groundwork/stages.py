@@ -27,6 +27,9 @@ class RunContext:
     # Keys the digests of sensitive files' contents in plans, so that a plan gives no offline guess of a secret.
     digest_key: bytes = b""
     step: tuple[str, str] = ("", "")  # (host, stage) of the task this context was handed to
+    # What one stage hands a later one in the same run, in memory only (the etcd certificates the ops host's
+    # step read, for the members' step); shared by every copy for_step makes.
+    handoff: dict = field(default_factory=dict)
 
     def for_step(self, host: str, stage: str) -> "RunContext":
         return replace(self, step=(host, stage))
@@ -42,6 +45,7 @@ class Stage:
     select: Callable[["HostModel", "Inventory"], bool] | None = None
     checks: str = ""  # its module under checks/; default test_<name>.py
     secrets: frozenset[str] = frozenset()  # the secrets it (and its checks) need, checked before any connection
+    serial: bool = False  # its hosts one at a time, in order (etcd: never two members restarting at once)
 
     @property
     def check_module(self) -> str:

@@ -34,7 +34,8 @@ BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2"
                  "ca-certificates", "sudo", "procps", "kmod"]
 # What the stages install on Debian hosts, served offline from the lab's repository.
 REPO_PACKAGES = sorted({*SEED_BASE_PACKAGES["debian"], "bind9", "bind9-utils", "bind9-dnsutils", "dnsmasq",
-                        "docker.io", "nginx", "docker-registry", "apache2-utils", "curl", "openssl"})
+                        "docker.io", "nginx", "docker-registry", "apache2-utils", "curl", "openssl",
+                        "etcd-server", "etcd-client"})
 SUDO_USER = "gwadmin"  # a lab user with passwordless sudo, for running groundwork as a non-root user
 # A lab user whose sudo asks for its password (sudo_password()), as on hosts where operators log in with
 # a key and sudo wants the password: the password reaches sudo only when sudo asks for it.
@@ -458,7 +459,12 @@ def up(inventory: Inventory, fresh: bool = False, only: list[str] | None = None)
     """Bring the lab to running: every host booted and answering SSH. Running hosts are left alone."""
     LAB_DIR.mkdir(parents=True, exist_ok=True)
     base = build_base()
+    marker = repo_dir() / ".groundwork-repo"
+    before = marker.read_text() if marker.exists() else None
     repo = build_repo()
+    # A rebuilt repository is a new folder: hosts running on the old one see a removed folder at /srv/repo
+    # until they start again.
+    rebuilt = before is not None and marker.read_text() != before
     authorized_key = ssh_key().with_suffix(".pub").read_text()
     ensure_bridge(inventory)
     ensure_inotify(len(inventory.hosts))
@@ -467,7 +473,7 @@ def up(inventory: Inventory, fresh: bool = False, only: list[str] | None = None)
     started = time.monotonic()
     booted = []
     for host in hosts:
-        if not fresh and nspawn_pid(host) and ssh_open(host):
+        if not fresh and not rebuilt and nspawn_pid(host) and ssh_open(host):
             continue
         start_host(host, base, repo, authorized_key, fresh=fresh)
         booted.append(host)

@@ -4,7 +4,7 @@ A new stage is a module exposing its Stage objects (groundwork.stages.Stage) and
 runner needs no change. Steps run in this order; hosts of one step run in parallel.
 """
 
-from tasks import ca, dns, docker, host_prep, registry
+from tasks import ca, dns, docker, etcd, host_prep, registry
 
 PIPELINE = [
     host_prep.STAGE,    # every host
@@ -12,4 +12,5 @@ PIPELINE = [
     ca.STAGE,           # ops: the certificate authority
     docker.STAGE,       # master_compute and ops: docker with the seeds' daemon.json
     registry.STAGE,     # ops: the registry behind nginx at harbor.od.com
+    *etcd.STAGES,       # ops: etcd's certificates from the CA; then etcd: the members, one at a time
 ]

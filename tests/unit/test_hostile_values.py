@@ -8,7 +8,10 @@ with PWNED (`; touch PWNED`). Neither may happen; and every file a stage writes 
 must be one the stage means to write.
 """
 
+import base64
 import os
+import re
+import shlex
 from types import SimpleNamespace
 import shutil
 import subprocess
@@ -61,9 +64,21 @@ class SandboxRemote(Remote):
                               env=env, cwd=self.sandbox, timeout=60)
         return done.returncode, done.stdout, done.stderr
 
+    ca_files = None  # the CA a host holds: its files read back as they are (etcd's certificates are issued)
+
     def gather(self, probes, sensitive=False):
         self.run(" ; ".join(p.script for p in probes), check=False)  # the probes' own scripts, for the record
-        return Facts({p.key: p.parse(OS_RELEASE if p.key == "os" else "") for p in probes})
+        return Facts({p.key: p.parse(self._answer(p)) for p in probes})
+
+    def _answer(self, probe) -> str:
+        if probe.key == "os":
+            return OS_RELEASE
+        if probe.key == "contents" and self.ca_files:
+            held = {"ca.pem": self.ca_files.cert_pem, "ca-key.pem": self.ca_files.key_pem}
+            paths = [shlex.split(p)[0] for p in re.findall(r"if \[ -f (\S+) \]", probe.script)]
+            return "".join(f"@@gw-file 1\n{base64.b64encode(held[p.rsplit('/', 1)[1]]).decode()}\n"
+                           if p.rsplit("/", 1)[1] in held else "@@gw-file 0\n" for p in paths)
+        return ""
 
 
 @pytest.fixture
@@ -104,6 +119,7 @@ def hostile_inventory(tmp_path):
     data["host_prep"]["sysctl"] = {"net.ipv4.ip_forward": "1", "net.ipv4.ip_local_port_range": "32768 60999"}
     data["host_prep"]["sysctl_file"] = "/etc/sysctl.d/gw,=+@:x.conf"
     data["registry"] = {"data_dir": "/data/har,bor=+@:x"}
+    data["etcd"] = {"data_dir": "/data/et,cd=+@:x/server", "cert_dir": "/opt/et,cd=+@:x", "backup_dir": "/data/b,ak=+@:x"}
     (folder / "defaults.yaml").write_text(yaml.safe_dump(defaults, allow_unicode=True))
     return load_inventory(folder)
 
@@ -131,16 +147,18 @@ def carry_out_everything(remote, plan, *args, **kwargs) -> StageReport:
 @pytest.mark.parametrize("stub_rc", [0, 1], ids=["programs-succeed", "programs-fail"])
 def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inventory, monkeypatch, stub_rc):
     import tasks
-    from tasks import ca, dns, docker, host_prep, registry
+    from groundwork import pki
+    from tasks import ca, dns, docker, etcd, host_prep, registry
 
-    for module in (ca, dns, docker, host_prep, registry):
+    for module in (ca, dns, docker, etcd, host_prep, registry):
         monkeypatch.setattr(module, "apply_plan", carry_out_everything)
+    ca_files = pki.make_ca(hostile_inventory.defaults.ca)
     secrets = {"registry_password": HOSTILE["password"]}
     masker = Masker(secrets.values())
 
     def remote_for(host):
         remote = SandboxRemote(transport_factory=lambda: None, masker=masker)
-        remote.sandbox, remote.stub_rc = sandbox, stub_rc
+        remote.sandbox, remote.stub_rc, remote.ca_files = sandbox, stub_rc, ca_files
         return remote
 
     inventory = hostile_inventory
@@ -155,7 +173,7 @@ def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inv
                 except Exception as exc:  # noqa: BLE001 - said below
                     ran.append((stage.name, host.name, repr(exc)))
     # Every stage on every host it is for, and to its end (the plan made whole on the empty host).
-    assert [r for r in ran if len(r) > 2] == [] and len(ran) == 5 + 1 + 1 + 5 + 1 + 3 + 1
+    assert [r for r in ran if len(r) > 2] == [] and len(ran) == 5 + 1 + 1 + 5 + 1 + 3 + 1 + 1 + 3
 
     stage_calls = stub_calls(sandbox)
     checks_ran = run_every_check(sandbox, inventory, secrets, masker, remote_for, monkeypatch)
@@ -170,13 +188,14 @@ def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inv
     written = {c[-1] for c in calls if c[0] == "mv" and c[1] == "-f"}
     assert "/opt/c=rts,+@:x/ca-key.pem" in written and "/etc/sysctl.d/gw,=+@:x.conf" in written
     wanted_files = {"/etc/hostname", "/etc/resolv.conf", "/etc/docker/daemon.json", "/etc/sysctl.d/gw,=+@:x.conf",
+                    "/etc/default/etcd",
                     "/etc/modules-load.d/groundwork.conf", "/etc/apt/sources.list.d/groundwork-local.list"}
     allowed = ("/etc/bind/", "/var/lib/bind/", "/etc/nginx/", "/etc/docker/", "/etc/systemd/system/",
-               "/opt/c=rts,+@:x/", "/var/backups/groundwork/", str(sandbox))
+               "/opt/c=rts,+@:x/", "/opt/et,cd=+@:x/", "/var/backups/groundwork/", str(sandbox))
     strays = sorted(p for p in written if p not in wanted_files and not p.startswith(allowed))
     assert strays == [], f"files written outside what the stages mean to write: {strays}"
     made = {a for c in calls if c[0] == "mkdir" for a in c[1:] if a.startswith("/")}
-    assert {"/data/dock,er=+@:x", "/data/har,bor=+@:x/registry"} <= made
+    assert {"/data/dock,er=+@:x", "/data/har,bor=+@:x/registry", "/data/et,cd=+@:x"} <= made
 
 
 def stub_calls(sandbox: Path) -> list[list[str]]:

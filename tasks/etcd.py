@@ -1,0 +1,271 @@
+"""The etcd cluster on the hosts of group etcd, the tutorial's next layer after the seeds (hdss7-12, -21, -22).
+
+Two steps. On the ops host, the CA issues etcd-peer.pem (CN k8s-etcd, profile peer, every member's address as a
+SAN) and client.pem (CN k8s-node, profile client, for etcdctl and later the apiservers); the CA key never
+leaves that host. The certificates and their keys are then carried to every member in memory, over the SSH
+sessions' stdin (never through this machine's disk): certificates 0644, keys 0600 owned by etcd's user.
+
+On each member, etcd from the distribution is configured from one environment file (the tutorial's flags:
+TLS on the member's address for clients and peers, plain http on 127.0.0.1, client certificates required,
+quota-backend-bytes 8000000000, data under /data/etcd), and restarted only when something changed. Members
+are done one at a time: a member of a cluster that has quorum is restarted and waited for until the whole
+cluster is healthy again before the next one, so quorum is never lost; members of a cluster not formed yet
+are started without waiting for the others. A member whose data directory is gone while the cluster still
+lists it is removed from the cluster and added again, then joins as a member of the existing cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+from groundwork import facts as probes
+from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
+                                apply_plan, create_directories, file_changes, journal_tail, value_diff, wait_until,
+                                wanted_digests)
+from groundwork.facts import Facts
+from groundwork.inventory import HostModel, Inventory
+from groundwork.platforms import PLATFORMS, install_missing, platform_for
+from groundwork.remote import Remote
+from groundwork.render import render
+from groundwork.runner import order_hosts
+from groundwork.stages import RunContext, Stage
+from tasks import ca
+
+PEER, CLIENT = "etcd-peer", "client"
+# What a member holds under cert_dir: the CA's certificate, the peer pair, the client pair (for etcdctl).
+CERT_FILES = {"ca.pem": False, f"{PEER}.pem": False, f"{PEER}-key.pem": True, f"{CLIENT}.pem": False,
+              f"{CLIENT}-key.pem": True}  # name -> is a key
+HANDOFF = "etcd_certs"  # RunContext.handoff key: the PEMs the ops host's step read, for the members' step
+REJOIN_DROPIN = "/run/systemd/system/etcd.service.d/groundwork-rejoin.conf"
+WAIT_SECONDS = 60
+
+
+def member_name(host: HostModel) -> str:
+    """etcd-server-7-12 for hdss7-12, as the tutorial names its members; etcd-server-NAME for other names."""
+    found = re.fullmatch(r"hdss(\d+)-(\d+)", host.name)
+    return f"etcd-server-{found.group(1)}-{found.group(2)}" if found else f"etcd-server-{host.name}"
+
+
+def peer_url(host: HostModel) -> str:
+    return f"https://{host.address}:{host.settings.etcd.peer_port}"
+
+
+def client_url(host: HostModel) -> str:
+    return f"https://{host.address}:{host.settings.etcd.client_port}"
+
+
+def peer_sans(inventory: Inventory) -> list[str]:
+    """Every member's address, and 127.0.0.1 for a client on the member itself."""
+    return [str(h.address) for h in inventory.group_members("etcd")] + ["127.0.0.1"]
+
+
+def etcdctl(host: HostModel, endpoints: list[str] | None = None) -> str:
+    """etcdctl over TLS with the client certificate this stage puts on every member."""
+    e = host.settings.etcd
+    endpoints = endpoints or [client_url(host)]
+    return (f"ETCDCTL_API=3 etcdctl --endpoints={shlex.quote(','.join(endpoints))} "
+            f"--cacert={shlex.quote(e.cert_dir + '/ca.pem')} --cert={shlex.quote(e.cert_dir + '/client.pem')} "
+            f"--key={shlex.quote(e.cert_dir + '/client-key.pem')} --command-timeout=3s")
+
+
+# -- on the ops host: the certificates ------------------------------------------------------------------
+
+def cert_paths(host: HostModel) -> dict[str, str]:
+    """Where the CA keeps what it issued for etcd, under its own folder (as the tutorial's /opt/certs)."""
+    d = host.settings.ca.dir
+    return {"ca.pem": f"{d}/ca.pem", f"{PEER}.pem": f"{d}/{PEER}.pem", f"{PEER}-key.pem": f"{d}/{PEER}-key.pem",
+            f"{CLIENT}.pem": f"{d}/{CLIENT}.pem", f"{CLIENT}-key.pem": f"{d}/{CLIENT}-key.pem"}
+
+
+def run_certs(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+    ca_paths = ca.paths(host.settings.ca)
+    wanted = [ca_paths[ca.CERT], ca_paths[ca.KEY], ca_paths[ca.CONFIG], *cert_paths(host).values()]
+    found = remote.gather([probes.contents(wanted, sensitive=True)])["contents"]
+    for key in (ca_paths[ca.KEY], cert_paths(host)[f"{PEER}-key.pem"], cert_paths(host)[f"{CLIENT}-key.pem"]):
+        if found.get(key):
+            remote.masker.add(found[key].decode(errors="replace"))
+    report = StageReport()
+    plan = decide_certs(host, ctx.inventory, found, report.notes)
+    apply_plan(remote, plan, ctx, report)
+    if plan and not ctx.dry_run:  # read back what was just issued, for the members' step
+        found = remote.gather([probes.contents(list(cert_paths(host).values()), sensitive=True)])["contents"]
+        for name, is_key in CERT_FILES.items():
+            if is_key and found.get(cert_paths(host)[name]):
+                remote.masker.add(found[cert_paths(host)[name]].decode(errors="replace"))
+    # In memory only, for this run: never written to this machine's disk. "fresh": issued in this run (or, in
+    # a dry run, to be), so that the members' plans describe them the same way in both.
+    ctx.handoff[HANDOFF] = {**{name: found.get(path) for name, path in cert_paths(host).items()}, "fresh": bool(plan)}
+    return report
+
+
+def decide_certs(host: HostModel, inventory: Inventory, found: dict[str, bytes | None],
+                 notes: list[str]) -> list[Change]:
+    """The peer certificate for every member's address and the client certificate, issued unless current."""
+    return (ca.decide_issue(host, found, PEER, "peer", "k8s-etcd", peer_sans(inventory), notes)
+            + ca.decide_issue(host, found, CLIENT, "client", "k8s-node", [], notes))
+
+
+# -- on each member: etcd ----------------------------------------------------------------------------
+
+def env_file(host: HostModel, inventory: Inventory, layout) -> DesiredFile:
+    e = host.settings.etcd
+    members = inventory.group_members("etcd")
+    content = render("etcd/etcd.env.j2", name=member_name(host), data_dir=e.data_dir, address=str(host.address),
+                     peer_port=e.peer_port, client_port=e.client_port, token=e.cluster_token,
+                     initial_cluster=",".join(f"{member_name(m)}={peer_url(m)}" for m in members),
+                     quota_backend_bytes=e.quota_backend_bytes, cert_dir=e.cert_dir, enable_v2=e.enable_v2)
+    return DesiredFile(layout.env_file, content)
+
+
+def cert_files(host: HostModel, certs: dict[str, bytes | None], user: str) -> list[DesiredFile]:
+    """The certificates as the ops host has them; None where they are issued only in this run (dry run)."""
+    d = host.settings.etcd.cert_dir
+    return [DesiredFile(f"{d}/{name}", certs[name], mode="600" if is_key else "644", owner=user if is_key else "root",
+                        group=user if is_key else "root", sensitive=is_key)
+            for name, is_key in CERT_FILES.items() if certs.get(name) is not None]
+
+
+def _cluster(host: HostModel, inventory: Inventory) -> probes.Probe:
+    """The cluster as the other members see it, over TLS: each endpoint's health and the member list."""
+    others = [client_url(m) for m in inventory.group_members("etcd") if m.name != host.name]
+    ask = etcdctl(host, others)
+    script = (f"echo health; {ask} endpoint health -w json 2>/dev/null; echo; "
+              f"echo members; {ask} member list -w json 2>/dev/null; echo")
+
+    def parse(text: str) -> dict:
+        health_text, _, members_text = text.partition("\nmembers\n")
+        health_text = health_text.removeprefix("health\n")
+        try:
+            healthy = sum(1 for e in json.loads(health_text.strip() or "[]") if e.get("health"))
+        except ValueError:
+            healthy = 0
+        try:
+            members = json.loads(members_text.strip() or "{}").get("members") or []
+        except ValueError:
+            members = []
+        return {"healthy_others": healthy, "others": len(others),
+                "members": {m.get("name") or "": m for m in members},
+                "ids": {m.get("name") or "": format(int(m["ID"]), "x") for m in members if "ID" in m}}
+    return probes.Probe("cluster", script, parse)
+
+
+def stage_probes(host: HostModel, inventory: Inventory, certs: dict[str, bytes | None]) -> list[probes.Probe]:
+    e = host.settings.etcd
+    layouts = [pl.etcd for pl in PLATFORMS.values()]
+    candidates = [[env_file(host, inventory, layout), *cert_files(host, certs, layout.user)] for layout in layouts]
+    paths = sorted({w.path for files in candidates for w in files}
+                   | {f"{e.cert_dir}/{n}" for n in CERT_FILES} | {layout.env_file for layout in layouts})
+    return [probes.os_info(), probes.packages(sorted({p for names in e.packages.values() for p in names})),
+            probes.services(["etcd"]), probes.files(paths, read_unless=wanted_digests(*candidates), sensitive=True),
+            probes.paths_exist([e.cert_dir, e.data_dir.rsplit("/", 1)[0] or "/", f"{e.data_dir}/member", REJOIN_DROPIN]),
+            probes.Probe("local_health", f"ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:{e.client_port} "
+                         "--command-timeout=2s endpoint health >/dev/null 2>&1 && echo healthy; true",
+                         lambda text: text.strip() == "healthy"),
+            _cluster(host, inventory)]
+
+
+def decide(host: HostModel, inventory: Inventory, facts: Facts, certs: dict[str, bytes | None] | None,
+           notes: list[str]) -> list[Change]:
+    """Install etcd, its certificates and configuration, then (re)start it the way the cluster allows."""
+    e = host.settings.etcd
+    platform = platform_for(facts["os"])
+    layout = platform.etcd
+    if certs is None:
+        raise StageError(f"the etcd certificates come from the CA on {inventory.ops_host.name}, which is not in this "
+                         f"run: run with it too (add --host {inventory.ops_host.name})")
+    install = install_missing(platform, e.packages.get(platform.family, []), facts["packages"])
+    plan: list[Change] = list(install)
+    plan += create_directories([e.cert_dir], facts["paths"], summary=f"create {e.cert_dir}")
+    # etcd makes its data directory itself, 0700 as it wants it, inside a parent of its own.
+    parent = e.data_dir.rsplit("/", 1)[0] or "/"
+    plan += create_directories([parent], facts["paths"], owner=layout.user, summary=f"create {parent} for etcd")
+    wanted_certs = cert_files(host, certs, layout.user)
+    if certs.get("fresh"):
+        # New keys are made when the plan is applied: the plan names them rather than their digests, the same
+        # in the dry run and in the run that issues them.
+        def install(r: Remote, files: tuple[DesiredFile, ...] = tuple(wanted_certs)) -> None:
+            for w in files:
+                r.write_file(w.path, w.content, mode="0" + w.mode, owner=w.owner, group=w.group, sensitive=w.sensitive)
+        plan.append(ActionChange(f"install the etcd certificates issued in this run under {e.cert_dir}",
+                                 "".join(value_diff(f"{e.cert_dir}/{n}", None, "from the CA on the ops host"
+                                                    + (", etcd's 0600 (content never shown)" if is_key else ""))
+                                         for n, is_key in CERT_FILES.items()), install))
+        wanted_certs = []
+    plan += file_changes([env_file(host, inventory, layout), *wanted_certs], facts["files"])
+
+    cluster = facts["cluster"]
+    name = member_name(host)
+    # The others hold a majority of the cluster without this member: it may restart, and must wait for them.
+    quorum = cluster["healthy_others"] >= (cluster["others"] + 1) // 2 + 1
+    listed = cluster["members"].get(name)
+    ran_before = bool(listed and listed.get("clientURLs"))  # a member that never started has published none
+    rejoin = quorum and f"{e.data_dir}/member" not in facts["paths"] and (ran_before or listed is None)
+    if rejoin:
+        # Gone from disk, still a member to the others: they would refuse it as a stranger. Take it out (a
+        # member new to the cluster is only added) and add it again, then let it join the existing cluster.
+        plan.append(_rejoin(host, inventory, cluster["ids"].get(name) if ran_before else None))
+        notes.append(f"{name} had lost its data: removed from the cluster and added again" if ran_before
+                     else f"{name} is new to the cluster: added to it")
+    if plan or not facts["services"].running(layout.service) or not facts["local_health"]:
+        # The last member of a cluster that is forming completes its quorum: it waits for the whole cluster.
+        last = order_hosts(inventory.group_members("etcd"))[-1].name == host.name
+        plan.append(_activation(host, inventory, layout.service, wait_for_cluster=quorum or last, rejoin=rejoin))
+    else:
+        notes.append(f"{name} healthy, {cluster['healthy_others']} of {cluster['others']} other member(s) healthy")
+    return plan
+
+
+def _rejoin(host: HostModel, inventory: Inventory, member_id: str | None) -> CommandChange:
+    """Remove the member (when the cluster still lists it) and add it again; the next start joins the
+    existing cluster (a runtime drop-in, gone after the start and at reboot)."""
+    others = [client_url(m) for m in inventory.group_members("etcd") if m.name != host.name]
+    ask = etcdctl(host, others)
+    commands = ([f"{ask} member remove {member_id}"] if member_id else []) + [
+        f"{ask} member add {shlex.quote(member_name(host))} --peer-urls={shlex.quote(peer_url(host))}",
+        f"mkdir -p {shlex.quote(REJOIN_DROPIN.rsplit('/', 1)[0])} && printf '[Service]\\n"
+        f"Environment=ETCD_INITIAL_CLUSTER_STATE=existing\\n' > {shlex.quote(REJOIN_DROPIN)} && systemctl daemon-reload"]
+    return CommandChange(f"add {member_name(host)} to the cluster again", commands,
+                         value_diff(f"member {member_name(host)}", "data lost" if member_id else "not a member",
+                                    "a member again, joining the existing cluster"))
+
+
+def _activation(host: HostModel, inventory: Inventory, service: str, wait_for_cluster: bool,
+                rejoin: bool = False) -> CommandChange:
+    """A cluster with quorum: restart this member and wait until the whole cluster is healthy, so that the next
+    member restarts only then. A cluster not formed yet: start without waiting for the others."""
+    unit = shlex.quote(service)
+    everyone = [client_url(m) for m in inventory.group_members("etcd")]
+    healthy = wait_until(f"{etcdctl(host, everyone)} endpoint health >/dev/null 2>&1", WAIT_SECONDS,
+                         "the etcd cluster is not healthy after the restart", diagnose=journal_tail(service))
+    started = wait_until(f"systemctl is-active --quiet {unit} || [ \"$(systemctl is-active {unit})\" = activating ]",
+                         10, "etcd did not start", diagnose=journal_tail(service))
+    drop_rejoin = f"rm -f {shlex.quote(REJOIN_DROPIN)} && systemctl daemon-reload"
+    if wait_for_cluster:
+        return CommandChange("restart etcd and wait until the cluster is healthy",
+                             [f"systemctl enable {unit} >/dev/null 2>&1; systemctl restart {unit}", healthy,
+                              *([drop_rejoin] if rejoin else [])],
+                             value_diff("etcd", "previous configuration", "running, the cluster healthy"),
+                             undo_files_on_failure=True,
+                             recover=[f"systemctl is-active --quiet {unit} || systemctl restart {unit}"],
+                             timeout=WAIT_SECONDS + 30)
+    return CommandChange("start etcd (the cluster forms once a quorum of members runs)",
+                         [f"systemctl enable {unit} >/dev/null 2>&1; systemctl restart --no-block {unit}", started],
+                         value_diff("etcd", "not running", "started, joining the cluster as it forms"))
+
+
+def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+    certs = ctx.handoff.get(HANDOFF)
+    facts = remote.gather(stage_probes(host, ctx.inventory, certs or {}))
+    for name, is_key in CERT_FILES.items():
+        if is_key and certs and certs.get(name):
+            remote.masker.add(certs[name].decode(errors="replace"))
+    report = StageReport(notes=[f"{member_name(host)} at {peer_url(host)}"])
+    return apply_plan(remote, decide(host, ctx.inventory, facts, certs, report.notes), ctx, report)
+
+
+CERTS = Stage(name="etcd_certs", title="etcd's certificates from the CA", groups=("ops",), run=run_certs,
+              select=lambda host, inventory: bool(inventory.group_members("etcd")), checks="test_etcd.py")
+MEMBERS = Stage(name="etcd", title="etcd cluster, one member at a time", groups=("etcd",), run=run, serial=True)
+STAGES = [CERTS, MEMBERS]

@@ -1,0 +1,141 @@
+"""Backup and restore of the etcd cluster: snapshots kept on the ops host, with their SHA-256.
+
+Backup: the first healthy member saves a snapshot (`etcdctl snapshot save`, checked with `snapshot status`);
+it travels in memory to the ops host, where it is kept as BACKUP_DIR/ID.db (0600) beside ID.db.sha256, the
+newest N kept. Restore: the snapshot is read back from the ops host and its digest checked, every member is
+stopped, its data directory moved aside (kept as DATA_DIR.before-ID) and restored from the snapshot with the
+member's own name and peer address, then the members start again and form the cluster anew.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shlex
+from datetime import datetime, timezone
+
+from groundwork import facts as probes
+from groundwork.changes import ActionChange, CommandChange, StageError, StageReport, apply_plan, value_diff
+from groundwork.inventory import HostModel
+from groundwork.remote import Remote
+from groundwork.stages import RunContext, Stage
+from tasks.etcd import member_name, peer_url
+
+SNAPSHOT = "etcd_snapshot"  # RunContext.handoff key: {"id", "data", "status"}
+SNAPSHOT_ID = re.compile(r"snapshot-\d{8}T\d{6}Z")
+LOCAL = "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 --command-timeout=5s"
+
+
+def backup_path(host: HostModel, snapshot_id: str) -> str:
+    return f"{host.settings.etcd.backup_dir}/{snapshot_id}.db"
+
+
+# -- backup ---------------------------------------------------------------------------------------------
+
+def run_save(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+    """The first healthy member (members run one at a time) saves the snapshot; the others have nothing to do."""
+    report = StageReport()
+    if SNAPSHOT in ctx.handoff:
+        report.notes.append(f"the snapshot was taken from {ctx.handoff[SNAPSHOT]['member']}")
+        return report
+    healthy = remote.gather([probes.Probe("health", f"{LOCAL} endpoint health >/dev/null 2>&1 && echo ok; true",
+                                          lambda text: text.strip() == "ok")])["health"]
+    if not healthy:
+        report.notes.append(f"{member_name(host)} is not healthy: another member gives the snapshot")
+        return report
+    snapshot_id = datetime.now(timezone.utc).strftime("snapshot-%Y%m%dT%H%M%SZ")
+
+    def save(r: Remote) -> None:
+        out = r.run(f"set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; {LOCAL} snapshot save \"$t/s.db\" >&2; "
+                    f"ETCDCTL_API=3 etcdctl snapshot status \"$t/s.db\" -w json; base64 -w0 \"$t/s.db\"",
+                    what="saving an etcd snapshot", sensitive_output=True).stdout
+        status_line, _, data = out.partition("\n")
+        data = base64.b64decode(data.strip())
+        status = json.loads(status_line)
+        ctx.handoff[SNAPSHOT] = {"id": snapshot_id, "data": data, "status": status, "member": host.name}
+    plan = [ActionChange(f"save {snapshot_id} from {member_name(host)} and check it (snapshot status)",
+                         value_diff("snapshot", None, f"{snapshot_id}, from {host.name}"), save)]
+    if ctx.dry_run:
+        ctx.handoff[SNAPSHOT] = {"id": snapshot_id, "data": None, "status": None, "member": host.name}
+    return apply_plan(remote, plan, ctx, report)
+
+
+def run_store(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+    """Keep the snapshot on the ops host with its SHA-256, and only the newest backups_kept of them."""
+    snapshot = ctx.handoff.get(SNAPSHOT)
+    if snapshot is None:
+        raise StageError("no member of group etcd was healthy enough to give a snapshot; nothing was stored")
+    e = host.settings.etcd
+    path = backup_path(host, snapshot["id"])
+    report = StageReport(notes=[f"kept in {e.backup_dir}: the newest {e.backups_kept}"])
+
+    def store(r: Remote) -> None:
+        data = snapshot["data"]
+        digest = hashlib.sha256(data).hexdigest()
+        r.run(f"mkdir -p -m 700 {shlex.quote(e.backup_dir)}")
+        # Every key of the cluster is in it, secrets too: never shown in a diff.
+        r.write_file(path, data, mode="0600", previous=None, sensitive=True)
+        r.write_file(path + ".sha256", f"{digest}  {snapshot['id']}.db\n".encode(), mode="0600", previous=None)
+        r.run(f"cd {shlex.quote(e.backup_dir)} && ls -1 snapshot-*.db | sort -r | tail -n +{e.backups_kept + 1} "
+              "| while read -r f; do rm -f -- \"$f\" \"$f.sha256\"; done")
+        report.notes.append(f"{snapshot['id']}: {len(data)} bytes, sha256 {digest}, "
+                            f"{snapshot['status'].get('totalKey', '?')} keys, revision "
+                            f"{snapshot['status'].get('revision', '?')}")
+    return apply_plan(remote, [ActionChange(f"keep {snapshot['id']} in {e.backup_dir} with its SHA-256", value_diff(
+        path, None, f"snapshot from {snapshot['member']}, with {path}.sha256"), store)], ctx, report)
+
+
+SAVE = Stage(name="etcd_snapshot", title="an etcd snapshot from a healthy member", groups=("etcd",), run=run_save,
+             serial=True, checks="test_etcd.py")
+STORE = Stage(name="etcd_backup_store", title="the snapshot kept on the ops host", groups=("ops",), run=run_store,
+              checks="test_etcd.py")
+
+
+# -- restore ----------------------------------------------------------------------------------------------
+
+def fetch_stage(snapshot_id: str) -> Stage:
+    def run_fetch(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+        path = backup_path(host, snapshot_id)
+        found = remote.gather([probes.contents([path, path + ".sha256"], sensitive=True)])["contents"]
+        if found[path] is None:
+            raise StageError(f"no snapshot {snapshot_id} in {host.settings.etcd.backup_dir} on {host.name} "
+                             f"(runbooks/etcd_backup.py lists what it kept in its report)")
+        digest = hashlib.sha256(found[path]).hexdigest()
+        kept = (found[path + ".sha256"] or b"").split()[:1]
+        if [digest.encode()] != kept:
+            raise StageError(f"{path} does not match its {path}.sha256 (sha256 {digest}): not restoring from it")
+        ctx.handoff[SNAPSHOT] = {"id": snapshot_id, "data": found[path], "member": host.name}
+        return StageReport(notes=[f"{snapshot_id}: {len(found[path])} bytes, sha256 {digest} as kept"])
+    return Stage(name="etcd_restore_fetch", title=f"read {snapshot_id} back from the ops host", groups=("ops",),
+                 run=run_fetch, checks="test_etcd.py")
+
+
+def run_restore(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+    """Stop the member, keep its data aside, restore the snapshot as this member."""
+    snapshot = ctx.handoff.get(SNAPSHOT)
+    if snapshot is None:
+        raise StageError("the snapshot was not read from the ops host; nothing was restored")
+    e = host.settings.etcd
+    members = ctx.inventory.group_members("etcd")
+    cluster = ",".join(f"{member_name(m)}={peer_url(m)}" for m in members)
+    data, aside = shlex.quote(e.data_dir), shlex.quote(f"{e.data_dir}.before-{snapshot['id']}")
+    restore = (f"set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; cat > \"$t/s.db\"; "
+               f"ETCDCTL_API=3 etcdctl snapshot restore \"$t/s.db\" --name {shlex.quote(member_name(host))} "
+               f"--initial-cluster {shlex.quote(cluster)} --initial-cluster-token {shlex.quote(e.cluster_token)} "
+               f"--initial-advertise-peer-urls {shlex.quote(peer_url(host))} --data-dir \"$t/restored\" >&2; "
+               f"if [ -e {data} ]; then rm -rf {aside}; mv {data} {aside}; fi; "
+               f"mv \"$t/restored\" {data}; chown -R etcd:etcd {data}; chmod 700 {data}")
+
+    def apply(r: Remote) -> None:
+        r.run("systemctl stop etcd", what="stopping etcd")
+        r.run(restore, stdin=snapshot["data"] or b"", what=f"restoring {snapshot['id']}")
+    return apply_plan(remote, [ActionChange(
+        f"stop etcd, keep {e.data_dir} as {e.data_dir}.before-{snapshot['id']}, restore {snapshot['id']}",
+        value_diff(e.data_dir, "the member's data", f"restored from {snapshot['id']} as {member_name(host)}"),
+        apply)], ctx, StageReport())
+
+
+RESTORE = Stage(name="etcd_restore", title="every member restored from the snapshot", groups=("etcd",),
+                run=run_restore, checks="test_etcd.py")

@@ -1,0 +1,144 @@
+"""The etcd stage's decisions as data: a fresh member, a converged one, a member that lost its data, a changed
+certificate rolled with the cluster's health waited for, and the inventory's group etcd."""
+
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from groundwork.changes import StageError
+from groundwork.facts import Facts, ServiceInfo, Services
+from groundwork.inventory import InventoryError, load_inventory
+from groundwork.platforms import PLATFORMS
+from tasks.etcd import CERT_FILES, cert_files, decide, env_file, member_name
+from tests.conftest import copy_seed_inventory
+from tests.unit.host_facts import DEBIAN, on_host
+
+INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
+MEMBER = INVENTORY.hosts["hdss7-21"]
+LAYOUT = PLATFORMS["debian"].etcd
+CERTS = {name: f"-----BEGIN {name}-----\n".encode() for name in CERT_FILES}
+NO_CLUSTER = {"healthy_others": 0, "others": 2, "members": {}, "ids": {}}
+HEALTHY = {"healthy_others": 2, "others": 2,
+           "members": {f"etcd-server-7-{n}": {"clientURLs": [f"https://10.4.7.{n}:2379"]} for n in (12, 21, 22)},
+           "ids": {"etcd-server-7-12": "a1", "etcd-server-7-21": "b2", "etcd-server-7-22": "c3"}}
+# Formed by its first two members; the third, listed since the bootstrap, has never started.
+FORMING = {**HEALTHY, "members": {**HEALTHY["members"], "etcd-server-7-21": {"clientURLs": []}}}
+
+
+def facts(installed=True, files=True, running=True, healthy=True, data=True, cluster=None) -> Facts:
+    wanted = [env_file(MEMBER, INVENTORY, LAYOUT), *cert_files(MEMBER, CERTS, LAYOUT.user)]
+    e = MEMBER.settings.etcd
+    return Facts(os=DEBIAN, packages={p: ("3.4" if installed else None) for p in e.packages["debian"]},
+                 services=Services({"etcd": ServiceInfo(installed, "active" if running else "inactive", "enabled")}),
+                 files={w.path: on_host(w.content, mode=w.mode, owner=w.owner, group=w.group) for w in wanted}
+                 if files else {},
+                 paths={e.cert_dir, "/data/etcd", *([f"{e.data_dir}/member"] if data else [])},
+                 local_health=healthy, cluster=cluster or HEALTHY)
+
+
+def summaries(plan) -> list[str]:
+    return [c.summary for c in plan]
+
+
+def test_members_are_named_as_the_tutorial_names_them():
+    assert [member_name(h) for h in INVENTORY.group_members("etcd")] == [
+        "etcd-server-7-12", "etcd-server-7-21", "etcd-server-7-22"]
+
+
+def test_the_configuration_is_the_tutorials():
+    text = env_file(MEMBER, INVENTORY, LAYOUT).content.decode()
+    for line in ("ETCD_NAME=etcd-server-7-21", "ETCD_DATA_DIR=/data/etcd/etcd-server",
+                 "ETCD_LISTEN_CLIENT_URLS=https://10.4.7.21:2379,http://127.0.0.1:2379",
+                 "ETCD_LISTEN_PEER_URLS=https://10.4.7.21:2380", "ETCD_CLIENT_CERT_AUTH=true",
+                 "ETCD_PEER_CLIENT_CERT_AUTH=true", "ETCD_QUOTA_BACKEND_BYTES=8000000000", "ETCD_ENABLE_V2=false",
+                 "ETCD_INITIAL_CLUSTER=etcd-server-7-12=https://10.4.7.12:2380,etcd-server-7-21=https://10.4.7.21:2380,"
+                 "etcd-server-7-22=https://10.4.7.22:2380"):
+        assert line in text.splitlines()
+    assert "INITIAL_CLUSTER_STATE" not in text  # new by default; a rejoining member gets existing for one start
+
+
+def test_a_converged_member_gets_no_change():
+    notes = []
+    assert decide(MEMBER, INVENTORY, facts(), CERTS, notes) == []
+    assert "2 of 2 other member(s) healthy" in notes[0]
+
+
+def test_a_fresh_member_of_a_cluster_not_formed_yet_is_started_without_waiting_for_the_others():
+    plan = decide(MEMBER, INVENTORY, facts(installed=False, files=False, running=False, healthy=False, data=False,
+                                           cluster=NO_CLUSTER), CERTS, [])
+    assert summaries(plan)[0] == "install etcd-server etcd-client"
+    assert summaries(plan)[-1] == "start etcd (the cluster forms once a quorum of members runs)"
+    keys = [c for c in plan if getattr(c, "want", None) and c.want.sensitive]
+    assert sorted(c.want.path.rsplit("/", 1)[1] for c in keys) == ["client-key.pem", "etcd-peer-key.pem"]
+    assert all(c.want.mode == "600" and c.want.owner == "etcd" for c in keys) and "BEGIN" not in keys[0].diff
+    assert "--no-block" in plan[-1].commands[0]
+
+
+def test_a_changed_certificate_restarts_the_member_and_waits_for_the_whole_cluster():
+    current = facts()
+    path = f"{MEMBER.settings.etcd.cert_dir}/etcd-peer.pem"
+    current["files"][path] = on_host(b"old certificate\n")
+    plan = decide(MEMBER, INVENTORY, current, CERTS, [])
+    assert summaries(plan) == [f"update {path}", "restart etcd and wait until the cluster is healthy"]
+    wait = plan[-1].commands[1]
+    assert "endpoint health" in wait and all(f"https://10.4.7.{n}:2379" in wait for n in (12, 21, 22))
+    assert plan[-1].undo_files_on_failure
+
+
+def test_a_member_that_lost_its_data_is_removed_and_added_again_then_joins_the_existing_cluster():
+    notes = []
+    plan = decide(MEMBER, INVENTORY, facts(running=False, healthy=False, data=False), CERTS, notes)
+    assert summaries(plan) == ["add etcd-server-7-21 to the cluster again",
+                               "restart etcd and wait until the cluster is healthy"]
+    rejoin = plan[0].commands
+    assert rejoin[0].endswith("member remove b2")
+    assert "member add etcd-server-7-21 --peer-urls=https://10.4.7.21:2380" in rejoin[1]
+    assert "ETCD_INITIAL_CLUSTER_STATE=existing" in rejoin[2]
+    assert "10.4.7.21:2379" not in rejoin[0].split("member remove")[0]  # asked of the other members
+    assert notes == ["etcd-server-7-21 had lost its data: removed from the cluster and added again"]
+
+
+def test_a_member_that_never_started_joins_its_forming_cluster_without_being_added_again():
+    plan = decide(MEMBER, INVENTORY, facts(running=False, healthy=False, data=False, cluster=FORMING), CERTS, [])
+    assert summaries(plan) == ["restart etcd and wait until the cluster is healthy"]
+
+
+def test_certificates_issued_in_this_run_are_one_step_named_alike_in_the_dry_run_and_the_run():
+    dry = decide(MEMBER, INVENTORY, facts(), {"fresh": True}, [])
+    real = decide(MEMBER, INVENTORY, facts(), {**CERTS, "fresh": True}, [])
+    assert summaries(dry) == summaries(real) == [
+        "install the etcd certificates issued in this run under /opt/etcd/certs",
+        "restart etcd and wait until the cluster is healthy"]
+    assert dry[0].diff == real[0].diff and "BEGIN" not in real[0].diff
+    written = []
+
+    class Remote:
+        def write_file(self, path, content, **attrs):
+            written.append((path, content, attrs["mode"], attrs["owner"]))
+    real[0].action(Remote())
+    assert sorted((p.rsplit("/", 1)[1], m, o) for p, _, m, o in written) == [
+        ("ca.pem", "0644", "root"), ("client-key.pem", "0600", "etcd"), ("client.pem", "0644", "root"),
+        ("etcd-peer-key.pem", "0600", "etcd"), ("etcd-peer.pem", "0644", "root")]
+    assert all(content == CERTS[p.rsplit("/", 1)[1]] for p, content, _, _ in written)
+
+
+def test_without_the_ops_host_in_the_run_the_member_stops_saying_so():
+    with pytest.raises(StageError, match="come from the CA on hdss7-200, which is not in this run"):
+        decide(MEMBER, INVENTORY, facts(), None, [])
+
+
+def test_an_empty_etcd_group_is_refused_and_an_even_one_warned_about(tmp_path):
+    folder = copy_seed_inventory(tmp_path)
+    hosts = yaml.safe_load((folder / "hosts.yaml").read_text())
+    for entry in hosts.values():
+        entry["groups"] = [g for g in entry["groups"] if g != "etcd"]
+    (folder / "hosts.yaml").write_text(yaml.safe_dump(hosts))
+    with pytest.raises(InventoryError) as refused:
+        load_inventory(folder)
+    assert "group 'etcd' has no host" in refused.value.report()
+    hosts["hdss7-21"]["groups"].append("etcd")
+    hosts["hdss7-22"]["groups"].append("etcd")
+    (folder / "hosts.yaml").write_text(yaml.safe_dump(hosts))
+    assert any("2 members" in w and "odd" in w for w in load_inventory(folder).warnings)
