@@ -172,9 +172,13 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, certs: dict[str,
     e = host.settings.etcd
     platform = platform_for(facts["os"])
     layout = platform.etcd
-    if certs is None:
-        raise StageError(f"the etcd certificates come from the CA on {inventory.ops_host.name}, which is not in this "
-                         f"run: run with it too (add --host {inventory.ops_host.name})")
+    if certs is None:  # the CA's host is not in this run (--host, --group, --rerun-failed)
+        ops = inventory.ops_host.name
+        if any(facts["files"].get(f"{e.cert_dir}/{n}") is None for n in CERT_FILES):
+            raise StageError(f"the etcd certificates come from the CA on {ops}, which is not in this run, and "
+                             f"{host.name} has none yet: run with it too (add --host {ops})")
+        notes.append(f"certificates kept as they are: the CA's host {ops} is not in this run")
+        certs = {}
     install = install_missing(platform, e.packages.get(platform.family, []), facts["packages"])
     plan: list[Change] = list(install)
     plan += create_directories([e.cert_dir], facts["paths"], summary=f"create {e.cert_dir}")

@@ -62,7 +62,7 @@ def test_full_run_writes_report_json_and_checksums(converged, runbook):
         (h, t) for h in HOSTS for t in HOST_PREP_CHECKS)
     assert {c["outcome"] for c in checks} == {"passed"}
     assert {c["check"].split("::")[0] for c in checks} == {"test_host_prep.py", "test_dns.py", "test_ca.py",
-                                                           "test_docker.py", "test_registry.py"}
+                                                           "test_docker.py", "test_registry.py", "test_etcd.py"}
     hostname_check = next(c for c in checks if c["host"] == "hdss7-22" and c["title"] == HOST_PREP_CHECKS[0])
     assert hostname_check["evidence"][0]["command"] == "hostname; cat /etc/hostname"
     assert hostname_check["evidence"][0]["stdout"] == "hdss7-22.host.com\nhdss7-22.host.com\n"

@@ -124,9 +124,13 @@ def test_certificates_issued_in_this_run_are_one_step_named_alike_in_the_dry_run
     assert all(content == CERTS[p.rsplit("/", 1)[1]] for p, content, _, _ in written)
 
 
-def test_without_the_ops_host_in_the_run_the_member_stops_saying_so():
-    with pytest.raises(StageError, match="come from the CA on hdss7-200, which is not in this run"):
-        decide(MEMBER, INVENTORY, facts(), None, [])
+def test_without_the_ops_host_in_the_run_a_member_keeps_its_certificates_and_one_without_stops():
+    notes = []
+    assert decide(MEMBER, INVENTORY, facts(), None, notes) == []  # --host hdss7-21: nothing to do
+    assert notes[0] == "certificates kept as they are: the CA's host hdss7-200 is not in this run"
+    with pytest.raises(StageError, match="come from the CA on hdss7-200, which is not in this run, and hdss7-21 "
+                                         "has none yet: run with it too"):
+        decide(MEMBER, INVENTORY, facts(files=False), None, [])
 
 
 def test_an_empty_etcd_group_is_refused_and_an_even_one_warned_about(tmp_path):
