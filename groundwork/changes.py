@@ -222,6 +222,7 @@ class StageReport:
     commands: list[CommandResult] = field(default_factory=list)
     error: str | None = None
     refused: bool = False  # its plan was not the approved one (changes.PlanRefused)
+    skipped: bool = False  # not run, for the reason in error (a serial stage stopped at an earlier host)
 
     @property
     def changed(self) -> bool:

@@ -212,8 +212,14 @@ class Progress:
                  + (f": {', '.join(r.failed_hosts)}" if r.failed_hosts else ""))
 
 
-def _stage_task(task: Task, stage: Stage, ctx: RunContext) -> Result:
+def _stage_task(task: Task, stage: Stage, ctx: RunContext, recorder: "StageRecorder") -> Result:
     host = ctx.inventory.hosts[task.host.name]
+    if stage.serial and recorder.failed:
+        # One at a time means the next host's turn assumes the one before ended well (an etcd member restarted
+        # while another is down would cost the cluster its quorum): the stage stops at its first failure.
+        report = StageReport(error=f"not run: {recorder.failed[0]} failed before it, and {stage.name} does its "
+                                   "hosts one at a time", skipped=True)
+        return Result(host=task.host, result=report, transcript=report.transcript())
     remote = None
     try:
         remote = Remote.for_task(task, ctx.masker)
@@ -238,6 +244,7 @@ class StageRecorder:
     def __init__(self, stage: Stage, record: RunRecord, progress: Progress):
         self.stage, self.record, self.progress = stage, record, progress
         self._started: dict[str, float] = {}
+        self.failed: list[str] = []  # the hosts that failed this stage, in the order they did
 
     def task_started(self, task: Task) -> None:
         pass
@@ -251,7 +258,10 @@ class StageRecorder:
     def task_instance_completed(self, task: Task, host: Host, result) -> None:
         outcome: Result = result[0]
         report: StageReport = outcome.result
-        status = "failed" if outcome.failed else ("changed" if report.changed else "ok")
+        status = ("failed" if outcome.failed else "skipped" if report.skipped
+                  else "changed" if report.changed else "ok")
+        if status == "failed":
+            self.failed.append(host.name)
         entry = HostStageRecord(host.name, self.stage.name, status, time.monotonic() - self._started[host.name],
                                 report=report, error=report.error)
         self.record.add(entry)
@@ -285,7 +295,8 @@ def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
         hosts_nr = nr.filter(filter_func=lambda h: h.name in names)
         if stage.serial:
             hosts_nr = hosts_nr.with_runner(SerialRunner())
-        results = hosts_nr.with_processors([StageRecorder(stage, record, progress)]).run(
-            task=_stage_task, stage=stage, ctx=ctx, name=stage.name)
+        recorder = StageRecorder(stage, record, progress)
+        results = hosts_nr.with_processors([recorder]).run(task=_stage_task, stage=stage, ctx=ctx,
+                                                           recorder=recorder, name=stage.name)
         if progress.verbose:
             progress.nornir_results(results)

@@ -36,6 +36,8 @@ def check_modules(names: list[str] | None) -> list:
 
     files = sorted(CHECKS_DIR.glob("test_*.py"))
     return [importlib.import_module(f"checks.{f.stem}") for f in files if names is None or f.name in names]
+
+
 SESSION_KEY: "pytest.StashKey[CheckSession]" = pytest.StashKey()
 
 

@@ -1,0 +1,53 @@
+"""A serial stage (etcd's members) runs its hosts one at a time, in order, and stops at the first that fails:
+the next host's turn assumes the one before ended well."""
+
+import io
+from types import SimpleNamespace
+
+from nornir import InitNornir
+
+from groundwork import runner
+from groundwork.changes import StageError, StageReport
+from groundwork.inventory import load_inventory
+from groundwork.remote import Masker
+from groundwork.runner import Progress, RunRecord, run_stages
+from groundwork.stages import RunContext, Stage
+from tests.conftest import copy_seed_inventory
+
+
+def stage_run_on(tmp_path, monkeypatch, failing: str):
+    folder = copy_seed_inventory(tmp_path)
+    inventory = load_inventory(folder)
+    nr = InitNornir(runner={"plugin": "threaded", "options": {"num_workers": 5}},
+                    inventory={"plugin": "SimpleInventory", "options": {
+                        "host_file": str(folder / "hosts.yaml"), "group_file": str(folder / "groups.yaml"),
+                        "defaults_file": str(folder / "defaults.yaml")}}, logging={"enabled": False})
+    # No SSH: the stage's run is a stand-in; the remote only has to carry a command log.
+    monkeypatch.setattr(runner.Remote, "for_task",
+                        classmethod(lambda cls, task, masker=None: SimpleNamespace(log=[], masker=Masker())))
+    ran = []
+
+    def run(remote, host, ctx):
+        ran.append(host.name)
+        if host.name == failing:
+            raise StageError("the cluster is not healthy after the restart")
+        return StageReport(notes=["restarted"])
+    members = [h for h in inventory.hosts.values() if "etcd" in h.groups]
+    record = RunRecord("r", "etcd", False, [h.name for h in members], "now")
+    run_stages(nr, [Stage("etcd", "members", ("etcd",), run, serial=True)],
+               RunContext(inventory=inventory, dry_run=False, masker=Masker()), members, record,
+               Progress(record, False, out=io.StringIO()))
+    return ran, {e.host: (e.status, e.error) for e in record.entries}
+
+
+def test_a_serial_stage_stops_at_its_first_failing_host(tmp_path, monkeypatch):
+    ran, entries = stage_run_on(tmp_path, monkeypatch, failing="hdss7-21")
+    assert ran == ["hdss7-12", "hdss7-21"]  # in order, and hdss7-22 never touched
+    assert entries["hdss7-12"][0] == "ok" and entries["hdss7-21"][0] == "failed"
+    assert entries["hdss7-22"] == ("skipped", "not run: hdss7-21 failed before it, and etcd does its hosts one "
+                                              "at a time")
+
+
+def test_a_serial_stage_without_failures_runs_every_host_in_order(tmp_path, monkeypatch):
+    ran, entries = stage_run_on(tmp_path, monkeypatch, failing="none")
+    assert ran == ["hdss7-12", "hdss7-21", "hdss7-22"] and {s for s, _ in entries.values()} == {"ok"}
