@@ -33,15 +33,14 @@ class Facts(dict):
 def gather_script(probes: list[Probe]) -> str:
     # Each probe runs in a subshell so that one probe's failure or `exit` cannot hide the next one. A mark
     # starts on a line of its own even after output with no final newline (the parser drops that empty line).
-    # The gather's stdin is every probe's input in probe order; `head -c` hands each probe exactly its own
-    # bytes (it reads no further than asked), and a probe without input reads nothing of the others'.
-    def stdin(p: Probe) -> str:
-        return f"head -c {len(p.input)} | " if p.input else ""
-
-    def redirect(p: Probe) -> str:
-        return "" if p.input else " </dev/null"
-    return ("".join(f"echo '{MARK}{p.key}'; {stdin(p)}( {p.script} ){redirect(p)} 2>/dev/null; echo; " for p in probes)
+    return ("".join(f"echo '{MARK}{p.key}'; {on_own_stdin(p.script, p.input)} 2>/dev/null; echo; " for p in probes)
             + f"echo '{MARK}end'")
+
+
+def on_own_stdin(script: str, data: bytes) -> str:
+    """The script in a subshell that reads exactly its own bytes of a stdin shared in order with other parts of
+    one command (`head -c` reads no further than asked); without bytes of its own, it reads nothing of theirs."""
+    return f"head -c {len(data)} | ( {script} )" if data else f"( {script} ) </dev/null"
 
 
 def gather_input(probes: list[Probe]) -> bytes:
@@ -194,7 +193,6 @@ def files(paths: list[str], read_unless: dict[str, str] | None = None, key: str 
     paths = list(dict.fromkeys(paths))
     if not paths:
         return Probe(key, "true", _parse_files(paths), sensitive=sensitive)
-    read = ""
     if read_unless is not None:
         known = "".join(f"{shlex.quote(p)}) w={shlex.quote(d)};; " for p, d in read_unless.items() if p in paths)
         read = (f" | while read -r s p; do echo \"@@h $s $p\"; w=; case \"$p\" in {known}esac; "

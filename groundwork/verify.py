@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from groundwork.facts import Probe
+from groundwork.facts import Probe, on_own_stdin
 from groundwork.inventory import HostModel
 from groundwork.remote import CommandResult, Masker, Remote
 from groundwork.report import (change_log_html, check_tally, evidence_html, evidence_section_html, glance_html,
@@ -74,9 +74,7 @@ def looks_script(looks: list[Look]) -> str:
     so that no output can fake a mark). Each look reads exactly its own stdin bytes, and nothing else's."""
     parts = ['d=$(mktemp -d) || exit 1; trap \'rm -rf "$d"\' EXIT; ']
     for i, look in enumerate(looks):
-        stdin = f"head -c {len(look.stdin)} | " if look.stdin else ""
-        redirect = "" if look.stdin else " </dev/null"
-        parts.append(f"{stdin}( {look.command} ){redirect} >\"$d/o\" 2>\"$d/e\"; echo \"{EVIDENCE_MARK}{i} $?\"; "
+        parts.append(f"{on_own_stdin(look.command, look.stdin)} >\"$d/o\" 2>\"$d/e\"; echo \"{EVIDENCE_MARK}{i} $?\"; "
                      "base64 -w0 \"$d/o\"; echo; base64 -w0 \"$d/e\"; echo; ")
     return "".join(parts)
 
