@@ -91,7 +91,19 @@ class ActionChange:
     action: Callable[[Remote], object]
 
 
-Change = FileChange | CommandChange | ActionChange
+@dataclass
+class FileEdit:
+    """A change to a file that a package installed earlier in the same plan brings (nginx.conf): its content is
+    known only then, so `edit` makes the new content from the file as the host has it at apply time. Written
+    like a FileChange (atomically, backed up, put back when the plan's activation fails)."""
+    path: str
+    edit: Callable[[bytes], bytes]
+    summary: str
+    diff: str
+    mode: str = "644"
+
+
+Change = FileChange | CommandChange | ActionChange | FileEdit
 
 
 def wait_until(test: str, seconds: float, failure: str, diagnose: str = "", interval: float = 0.2) -> str:
@@ -285,6 +297,13 @@ def apply_plan(remote: Remote, plan: list[Change], ctx: RunContext, report: Stag
                 result = remote.write_file(w.path, w.content, mode=w.mode, owner=w.owner, group=w.group,
                                            previous=change.before, validate=w.validate, sensitive=w.sensitive)
                 written.append((w.path, result.backup))
+            elif isinstance(change, FileEdit):
+                before = remote.read_file(change.path)
+                if before is None:
+                    raise StageError(f"{change.path} is not on the host even after the packages were installed")
+                if change.edit(before) != before:
+                    result = remote.write_file(change.path, change.edit(before), mode=change.mode, previous=before)
+                    written.append((change.path, result.backup))
             elif isinstance(change, ActionChange):
                 change.action(remote)
             else:

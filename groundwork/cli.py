@@ -185,7 +185,9 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
         print("no host to run on" + (": the last run had no failed host" if args.rerun_failed else ""))
         return EXIT_OK if args.rerun_failed else EXIT_USAGE
     secrets = load_secrets(config, config_path)
-    require(secrets, set(args.gw_secrets).union(*(s.secrets for s in stages)), f"the {runbook} runbook")
+    # Only the stages that will run on a targeted host need their secrets (--group ops needs no VRRP password).
+    running = [s for s in stages if any(s.applies_to(h, inventory) for h in targets)]
+    require(secrets, set(args.gw_secrets).union(*(s.secrets for s in running)), f"the {runbook} runbook")
     run = RunSession.prepare(runbook=runbook, args=args, stages=stages, check_modules=check_modules,
                              inventory=inventory, inventory_dir=paths["host_file"].parent, targets=targets,
                              secrets=secrets, nr=_nornir(config, paths, args.workers, inventory), approved=approved)

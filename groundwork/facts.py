@@ -310,6 +310,17 @@ def contents(paths: list[str], key: str = "contents", sensitive: bool = False) -
     return Probe(key, script or "true", parse, sensitive=sensitive)
 
 
+def interfaces() -> Probe:
+    """Each IPv4 address on the host -> the interface carrying it (eth0, never eth0@if12)."""
+    def parse(text: str) -> dict[str, str]:
+        found = {}
+        for fields in (line.split() for line in text.splitlines()):
+            if len(fields) >= 4 and fields[2] == "inet":
+                found[fields[3].split("/")[0]] = fields[1].split("@")[0]
+        return found
+    return Probe("interfaces", "ip -o -4 addr show", parse)
+
+
 def links(paths: list[str]) -> Probe:
     """For each path: the target when it is a symbolic link, "" when it is anything else, absent when missing."""
     script = (f"for p in {_q(list(paths))}; do if [ -L \"$p\" ]; then printf '%s\\t%s\\n' \"$p\" \"$(readlink \"$p\")\"; "

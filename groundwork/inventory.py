@@ -96,6 +96,20 @@ class Inventory:
     def dns_secondaries(self) -> list[HostModel]:
         return self.group_members("proxy")[1:]
 
+    @property
+    def lb_vip(self) -> IPv4Address:
+        """The apiservers' VIP: data.lb.vip, else the network's address 10 (10.4.7.10, as the tutorial)."""
+        return self.defaults.lb.vip or self.defaults.network.network_address + 10
+
+    @property
+    def lb_backends(self) -> list[IPv4Address]:
+        """The apiservers behind the L4 proxy: data.lb.backends, else every master_compute host."""
+        return list(self.defaults.lb.backends) or [h.address for h in self.group_members("master_compute")]
+
+    def vrrp_priority(self, host: HostModel) -> int:
+        """100 for the first proxy host in hosts.yaml, 90 for the second, and so on (the tutorial's 100 and 90)."""
+        return 100 - 10 * [h.name for h in self.group_members("proxy")].index(host.name)
+
     def host_zone_records(self) -> dict[str, IPv4Address]:
         """The host.com zone as in the seeds: HDSS7-NN for every host, and `dns` on the first proxy host."""
         records = {"dns": self.dns_primary.address}
@@ -312,6 +326,7 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
         _check_names(raw["hosts"], defaults, files["hosts"], problems)
         _check_registry_name(defaults, files["defaults"], problems)
         _check_zones(defaults, files["defaults"], problems)
+        _check_lb(defaults, hosts, raw["hosts"], files["defaults"], problems)
     if problems:
         raise InventoryError(problems)
     digest_source = b"".join(p.read_bytes() for p in paths.values())
@@ -324,7 +339,7 @@ def _check_etcd_group(groups: dict[str, dict], raw_hosts: dict, file: str, probl
     it needs as many members up for quorum as one more member would, and tolerates no more failures."""
     if "etcd" not in groups:
         return []
-    members = [str(n) for n, e in raw_hosts.items() if isinstance(e, dict) and "etcd" in (e.get("groups") or [])]
+    members = _members(raw_hosts, "etcd")
     if not members:
         problems.append(Problem(file, "etcd", "", "group 'etcd' has no host: add the members to it in hosts.yaml "
                                 "(the tutorial's three: hdss7-12, hdss7-21, hdss7-22), or remove the group"))
@@ -486,6 +501,35 @@ def _check_zones(defaults: Settings, file: str, problems: list[Problem]) -> None
                                     "a record here would silently replace its address"))
 
 
+def _members(raw_hosts: dict, group: str) -> list[str]:
+    """The hosts hosts.yaml puts in a group, whether or not each is valid otherwise."""
+    return [str(n) for n, e in raw_hosts.items() if isinstance(e, dict) and group in (e.get("groups") or [])]
+
+
+def _check_lb(defaults: Settings, hosts: dict[str, HostModel], raw_hosts: dict, file: str,
+              problems: list[Problem]) -> None:
+    """The VIP must be a free address of the network; the proxy needs somewhere to send connections."""
+    lb, net = defaults.lb, defaults.network
+    vip = lb.vip or net.network_address + 10
+    what = "data.lb.vip" if lb.vip else "the default VIP (the network's address 10; set data.lb.vip)"
+    holder = next((h.name for h in hosts.values() if h.address == vip), None)
+    if vip not in net:
+        problems.append(Problem(file, "", "data.lb.vip", f"{vip} is outside the network {net} (data.network): "
+                                "keepalived moves it between proxy hosts on that network"))
+    elif vip in (net.network_address, net.broadcast_address):
+        problems.append(Problem(file, "", "data.lb.vip", f"{vip} is the network or broadcast address of {net}"))
+    elif holder:
+        problems.append(Problem(file, "", "data.lb.vip", f"{what} {vip} is the address of {holder}: the VIP must be "
+                                "an address no host has"))
+    if not lb.backends and not _members(raw_hosts, "master_compute"):
+        problems.append(Problem(file, "", "data.lb.backends", "empty, and no host is in group master_compute: the "
+                                "L4 proxy needs the apiservers' addresses"))
+    proxies = _members(raw_hosts, "proxy")
+    if lb.vrrp and len(proxies) > 10:
+        problems.append(Problem(file, "", "data.lb.vrrp", f"{len(proxies)} proxy hosts: VRRP priorities 100, 90 ... "
+                                "10 from the hosts' order cover at most ten (or set vrrp: false)"))
+
+
 def _check_registry_name(defaults: Settings, file: str, problems: list[Problem]) -> None:
     """The registry's name must be one the DNS stage serves, and docker must be allowed plain http to it."""
     name, domain = defaults.registry.name, defaults.service_domain
@@ -545,12 +589,9 @@ def _check_bip_overlaps(hosts: dict[str, HostModel], file: str, problems: list[P
 
 
 def _check_group_sizes(hosts: dict[str, HostModel], raw_hosts: dict, file: str, problems: list[Problem]) -> None:
-    def members(group: str) -> list[str]:
-        return [str(n) for n, e in raw_hosts.items() if isinstance(e, dict) and group in (e.get("groups") or [])]
-
-    ops = members("ops")
+    ops = _members(raw_hosts, "ops")
     if len(ops) != 1:
         problems.append(Problem(file, "", "groups", f"exactly one host must be in group 'ops', found {len(ops)}"
                                 + (f" ({', '.join(ops)})" if ops else "")))
-    if not members("proxy"):
+    if not _members(raw_hosts, "proxy"):
         problems.append(Problem(file, "", "groups", "at least one host must be in group 'proxy' (the DNS servers)"))

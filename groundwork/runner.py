@@ -214,7 +214,7 @@ class Progress:
 
 def _stage_task(task: Task, stage: Stage, ctx: RunContext, recorder: "StageRecorder") -> Result:
     host = ctx.inventory.hosts[task.host.name]
-    if stage.serial and recorder.failed:
+    if stage.serial and stage.stop_at_failure and recorder.failed:
         # One at a time means the next host's turn assumes the one before ended well (an etcd member restarted
         # while another is down would cost the cluster its quorum): the stage stops at its first failure.
         report = StageReport(error=f"not run: {recorder.failed[0]} failed before it, and {stage.name} does its "
@@ -291,6 +291,8 @@ def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
         if not hosts:
             continue
         progress.stage_started(stage, [h for h in hosts if h.name not in skipped], skipped)
+        if len(skipped) == len(hosts):
+            continue  # every host failed before: nothing to hand Nornir, which would only say so
         names = {h.name for h in hosts}
         hosts_nr = nr.filter(filter_func=lambda h: h.name in names)
         if stage.serial:

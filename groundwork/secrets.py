@@ -4,6 +4,7 @@
 |---|---|---|
 | SSH (and sudo) password | GROUNDWORK_SSH_PASSWORD | ssh_password |
 | registry admin password | GROUNDWORK_REGISTRY_PASSWORD | registry_password |
+| keepalived's VRRP password (proxy hosts) | GROUNDWORK_VRRP_PASSWORD | vrrp_password |
 
 The environment wins over the file. The file is named by GROUNDWORK_SECRETS_FILE, else by `secrets_file` under
 `groundwork:` in config.yaml. Every value found is masked in all output.
@@ -12,6 +13,7 @@ The environment wins over the file. The file is named by GROUNDWORK_SECRETS_FILE
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -19,8 +21,12 @@ import yaml
 
 from groundwork.inventory import InventoryError, Problem
 
-ENV = {"ssh_password": "GROUNDWORK_SSH_PASSWORD", "registry_password": "GROUNDWORK_REGISTRY_PASSWORD"}
+ENV = {"ssh_password": "GROUNDWORK_SSH_PASSWORD", "registry_password": "GROUNDWORK_REGISTRY_PASSWORD",
+       "vrrp_password": "GROUNDWORK_VRRP_PASSWORD"}
 FILE_ENV = "GROUNDWORK_SECRETS_FILE"
+# VRRP's simple password is 8 bytes on the wire (keepalived cuts a longer one, so two hosts given passwords that
+# differ after the 8th character would still agree); keepalived.conf reads it as one word.
+VRRP_PASSWORD = re.compile(r"[A-Za-z0-9._+=-]{1,8}")
 
 
 def load_secrets(config: dict, config_path: Path) -> dict[str, str]:
@@ -47,6 +53,11 @@ def load_secrets(config: dict, config_path: Path) -> dict[str, str]:
         elif os.environ.get(FILE_ENV):
             raise InventoryError([Problem(where, "", "", f"secrets file {path} does not exist")])
     found.update({k: os.environ[v] for k, v in ENV.items() if os.environ.get(v)})
+    if "vrrp_password" in found and not VRRP_PASSWORD.fullmatch(found["vrrp_password"]):
+        where = ENV["vrrp_password"] if os.environ.get(ENV["vrrp_password"]) else "the secrets file"
+        raise InventoryError([Problem("secrets", "", "vrrp_password", f"from {where}: must be 1 to 8 letters, "
+                                      "digits or . _ + = - (VRRP carries 8 bytes of it; keepalived would cut a "
+                                      "longer one); its value is not shown")])
     return found
 
 

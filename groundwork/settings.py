@@ -166,6 +166,22 @@ class Etcd(Strict):
     backups_kept: Annotated[int, Field(ge=1, le=1000)] = 7
 
 
+class Lb(Strict):
+    """The apiservers' L4 proxy on the proxy hosts (nginx stream) behind a keepalived VIP, the tutorial's layer
+    after etcd. Priorities follow the proxy hosts' order in hosts.yaml: 100, 90, 80..."""
+    vip: IPv4Address | None = None  # None: the network's address 10 (10.4.7.10 on 10.4.7.0/24), as the tutorial
+    port: Annotated[int, Field(ge=1, le=65535)] = 7443
+    backends: list[IPv4Address] = Field(default_factory=list)  # empty: every master_compute host
+    backend_port: Annotated[int, Field(ge=1, le=65535)] = 6443
+    router_id: Annotated[int, Field(ge=1, le=255)] = 251  # VRRP's virtual_router_id, unique on the network
+    # false: nginx only, no keepalived (a cloud where an address cannot move between instances: README)
+    vrrp: bool = True
+    nginx_packages: dict[Literal["el", "debian"], list[PackageName]] = Field(
+        default_factory=lambda: {"el": ["nginx", "nginx-mod-stream"], "debian": ["nginx", "libnginx-mod-stream"]})
+    keepalived_packages: dict[Literal["el", "debian"], list[PackageName]] = Field(
+        default_factory=lambda: {"el": ["keepalived"], "debian": ["keepalived"]})
+
+
 # Not empty, one line, and within X.509's upper bound for these names.
 CertName = Annotated[str, Field(max_length=64), _matching(r"[^\x00-\x1f\x7f]+", "name (not empty, one line)")]
 
@@ -213,6 +229,7 @@ PLATFORM_WIDE = {
     "registry": "the registry's name is in the zones and in every docker host's insecure registries, and the "
                 "checks log in to the one registry",
     "etcd": "every member of the one cluster must agree on its ports, certificates, token and backups",
+    "lb": "the proxy hosts share one VIP, port, router id and backend list",
 }
 
 
@@ -225,5 +242,6 @@ class Settings(Strict):
     docker: Docker = Field(default_factory=Docker)
     registry: Registry = Field(default_factory=Registry)
     etcd: Etcd = Field(default_factory=Etcd)
+    lb: Lb = Field(default_factory=Lb)
     ca: Ca = Field(default_factory=Ca)
     host_prep: HostPrep = Field(default_factory=HostPrep)

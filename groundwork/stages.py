@@ -46,6 +46,9 @@ class Stage:
     checks: str = ""  # its module under checks/; default test_<name>.py
     secrets: frozenset[str] = frozenset()  # the secrets it (and its checks) need, checked before any connection
     serial: bool = False  # its hosts one at a time, in order (etcd: never two members restarting at once)
+    # A serial stage stops at its first failing host (etcd: the next restart could cost the quorum); without,
+    # the hosts after it still get their turn (keepalived: the next proxy host then takes the VIP).
+    stop_at_failure: bool = True
 
     @property
     def check_module(self) -> str:

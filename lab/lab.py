@@ -35,7 +35,8 @@ BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2"
 # What the stages install on Debian hosts, served offline from the lab's repository.
 REPO_PACKAGES = sorted({*SEED_BASE_PACKAGES["debian"], "bind9", "bind9-utils", "bind9-dnsutils", "dnsmasq",
                         "docker.io", "nginx", "docker-registry", "apache2-utils", "curl", "openssl",
-                        "etcd-server", "etcd-client"})
+                        "etcd-server", "etcd-client", "libnginx-mod-stream", "keepalived",
+                        "socat"})  # socat: the L4 proxy test's stand-in apiserver (a test fixture)
 SUDO_USER = "gwadmin"  # a lab user with passwordless sudo, for running groundwork as a non-root user
 # A lab user whose sudo asks for its password (sudo_password()), as on hosts where operators log in with
 # a key and sudo wants the password: the password reaches sudo only when sudo asks for it.
@@ -304,8 +305,15 @@ def stop_host(host: LabHost, timeout: float = 20.0) -> None:
 
 
 def kill_host(host: LabHost) -> None:
-    """Pull the plug: kill every process of the host at once, leaving its namespace and files (a crash)."""
+    """Pull the plug: kill every process of the host at once, leaving its namespace and files (a crash). The
+    namespace's kernel lives on and answers for the host's own address (a refused connection, so that clients
+    fail fast); the addresses its daemons added (keepalived's VIP) go with them, as they do from a crashed
+    machine."""
     _kill_all(host)
+    for line in sh("ip", "-n", host.netns, "-o", "-4", "addr", "show", "dev", "eth0", check=False).stdout.splitlines():
+        address = line.split()[3]
+        if address.split("/")[0] != str(host.address):
+            sh("ip", "-n", host.netns, "addr", "del", address, "dev", "eth0", check=False)
 
 
 def _cgroup_hierarchies() -> list[Path]:

@@ -13,6 +13,7 @@ class HostThatLacks:
 
     def __init__(self, commands: dict[str, tuple[int, str]], facts: dict[str, str] | None = None):
         self.commands, self.facts = commands, facts or {}
+        self.evidence: list = []
 
     def run(self, command: str, stdin: bytes = b"") -> CommandResult:
         rc, out = next((v for k, v in self.commands.items() if k in command), (1, ""))
@@ -98,3 +99,56 @@ def test_the_mesh_check_names_each_peer_that_does_not_resolve_or_answer(inventor
     assert "ping hdss7-22 (10.4.7.22) gets no answer" in message
     assert "hdss7-11.host.com resolves to nothing, not 10.4.7.11" in message
     assert "hdss7-200: no result" in message
+
+
+def lb_session(inventory, states: dict[str, str]):
+    """A verification session whose proxy hosts answer the VIP look with the given keyvalues."""
+    from types import SimpleNamespace
+    targets = list(inventory.hosts.values())
+    return SimpleNamespace(inventory=inventory, targets=targets,
+                           probe_for=lambda host, evidence: HostThatLacks({"keepalived": (0, states[host.name])}))
+
+
+def test_the_nginx_check_fails_when_nothing_or_another_program_listens(inventory):
+    from checks.test_lb import test_nginx_listens_on_the_proxy_port as check
+    host = inventory.hosts["hdss7-11"]
+    with pytest.raises(AssertionError, match="nothing listens on port 7443"):
+        check(host, HostThatLacks({}), lb_session(inventory, {}))
+    with pytest.raises(AssertionError, match="not nginx"):
+        check(host, HostThatLacks({"ss -Hlntp": (0, 'LISTEN 0 511 0.0.0.0:7443 users:(("haproxy",pid=9))')}),
+              lb_session(inventory, {}))
+
+
+MASTER, BACKUP = "active=active\nstate=MASTER\nholds=yes\n", "active=active\nstate=BACKUP\nholds=no\n"
+
+
+@pytest.mark.parametrize("first,second,message", [
+    ("active=inactive\nstate=\nholds=no\n", BACKUP, "keepalived is inactive"),
+    ("active=active\nstate=FAULT\nholds=no\n", MASTER, "FAULT"),
+    (BACKUP, BACKUP, "held by 0 proxy hosts"),
+    (MASTER, MASTER, "split brain"),
+    ("active=active\nstate=BACKUP\nholds=yes\n", BACKUP, "says BACKUP but the VIP is here"),
+])
+def test_the_vip_check_fails_without_exactly_one_consistent_holder(inventory, first, second, message):
+    from checks.test_lb import test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_it as check
+    states = {"hdss7-11": first, "hdss7-12": second}
+    with pytest.raises(AssertionError, match=message):
+        check(inventory.hosts["hdss7-11"], HostThatLacks({"keepalived": (0, first)}), inventory,
+              lb_session(inventory, states))
+    check(inventory.hosts["hdss7-11"], HostThatLacks({"keepalived": (0, MASTER)}), inventory,
+          lb_session(inventory, {"hdss7-11": MASTER, "hdss7-12": BACKUP}))
+
+
+def test_the_vip_reach_check_skips_without_backends_and_fails_when_the_proxy_reaches_none(inventory):
+    from checks.test_lb import test_a_connection_to_the_vip_reaches_an_apiserver as check
+    host, session = inventory.hosts["hdss7-11"], lb_session(inventory, {})
+    closed = "backend 10.4.7.22:6443 closed\nbackend 10.4.7.21:6443 closed\n"
+    with pytest.raises(pytest.skip.Exception, match="no backend listening yet: none of 10.4.7.21:6443, 10.4.7.22"):
+        check(host, HostThatLacks({"found=": (0, closed)}), session)
+    listening = "backend 10.4.7.21:6443 listening\nbackend 10.4.7.22:6443 closed\n"
+    with pytest.raises(AssertionError, match="no backend answered"):
+        check(host, HostThatLacks({"found=": (0, listening + "through-rc=0\nthrough-reply=\n")}), session)
+    with pytest.raises(AssertionError, match="10.4.7.10:7443 refuses connections"):
+        check(host, HostThatLacks({"found=": (0, listening + "through-rc=7\nthrough-reply=\n")}), session)
+    check(host, HostThatLacks({"found=": (0, listening + "through-rc=0\nthrough-reply=HTTP/1.0 400 Bad Request\n")}),
+          session)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from groundwork.changes import ActionChange, CommandChange, FileChange, StageReport
+from groundwork.changes import ActionChange, CommandChange, FileChange, FileEdit, StageReport
 from groundwork.facts import Facts
 from groundwork.inventory import load_inventory
 from groundwork.remote import Masker, Remote
@@ -70,9 +70,13 @@ class SandboxRemote(Remote):
         self.run(" ; ".join(p.script for p in probes), check=False)  # the probes' own scripts, for the record
         return Facts({p.key: p.parse(self._answer(p)) for p in probes})
 
+    address = ""  # the host's own address, on eth0
+
     def _answer(self, probe) -> str:
         if probe.key == "os":
             return OS_RELEASE
+        if probe.key == "interfaces":
+            return f"2: eth0    inet {self.address}/24 brd 10.4.7.255 scope global eth0"
         if probe.key == "contents" and self.ca_files:
             held = {"ca.pem": self.ca_files.cert_pem, "ca-key.pem": self.ca_files.key_pem}
             paths = [shlex.split(p)[0] for p in re.findall(r"if \[ -f (\S+) \]", probe.script)]
@@ -136,6 +140,8 @@ def carry_out_everything(remote, plan, *args, **kwargs) -> StageReport:
                 remote.restore_file(w.path, f"/var/backups/groundwork{w.path}.20261124T000000Z")
             elif isinstance(change, ActionChange):
                 change.action(remote)
+            elif isinstance(change, FileEdit):
+                remote.write_file(change.path, change.edit(b"events {}\n"), previous=b"events {}\n")
             elif isinstance(change, CommandChange):
                 for command in change.commands + change.recover:
                     remote.run(command, check=False)
@@ -148,17 +154,19 @@ def carry_out_everything(remote, plan, *args, **kwargs) -> StageReport:
 def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inventory, monkeypatch, stub_rc):
     import tasks
     from groundwork import pki
-    from tasks import ca, dns, docker, etcd, host_prep, registry
+    from tasks import ca, dns, docker, etcd, host_prep, lb, registry
 
-    for module in (ca, dns, docker, etcd, host_prep, registry):
+    for module in (ca, dns, docker, etcd, host_prep, lb, registry):
         monkeypatch.setattr(module, "apply_plan", carry_out_everything)
     ca_files = pki.make_ca(hostile_inventory.defaults.ca)
-    secrets = {"registry_password": HOSTILE["password"]}
+    # The VRRP password is refused unless plain (secrets.VRRP_PASSWORD): the most it may hold.
+    secrets = {"registry_password": HOSTILE["password"], "vrrp_password": "a.b_+=-9"}
     masker = Masker(secrets.values())
 
     def remote_for(host):
         remote = SandboxRemote(transport_factory=lambda: None, masker=masker)
         remote.sandbox, remote.stub_rc, remote.ca_files = sandbox, stub_rc, ca_files
+        remote.address = str(host.address) if host else ""
         return remote
 
     inventory = hostile_inventory
@@ -173,7 +181,7 @@ def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inv
                 except Exception as exc:  # noqa: BLE001 - said below
                     ran.append((stage.name, host.name, repr(exc)))
     # Every stage on every host it is for, and to its end (the plan made whole on the empty host).
-    assert [r for r in ran if len(r) > 2] == [] and len(ran) == 5 + 1 + 1 + 5 + 1 + 3 + 1 + 1 + 3
+    assert [r for r in ran if len(r) > 2] == [] and len(ran) == 5 + 1 + 1 + 5 + 1 + 3 + 1 + 1 + 3 + 2 + 2
 
     stage_calls = stub_calls(sandbox)
     checks_ran = run_every_check(sandbox, inventory, secrets, masker, remote_for, monkeypatch)
@@ -190,7 +198,8 @@ def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inv
     wanted_files = {"/etc/hostname", "/etc/resolv.conf", "/etc/docker/daemon.json", "/etc/sysctl.d/gw,=+@:x.conf",
                     "/etc/default/etcd",
                     "/etc/modules-load.d/groundwork.conf", "/etc/apt/sources.list.d/groundwork-local.list"}
-    allowed = ("/etc/bind/", "/var/lib/bind/", "/etc/nginx/", "/etc/docker/", "/etc/systemd/system/",
+    allowed = ("/etc/bind/", "/var/lib/bind/", "/etc/nginx/", "/etc/keepalived/", "/etc/docker/",
+               "/etc/systemd/system/",
                "/opt/c=rts,+@:x/", "/opt/et,cd=+@:x/", "/var/backups/groundwork/", str(sandbox))
     strays = sorted(p for p in written if p not in wanted_files and not p.startswith(allowed))
     assert strays == [], f"files written outside what the stages mean to write: {strays}"

@@ -8,7 +8,7 @@ from tests.conftest import copy_seed_inventory
 
 def test_stages_run_in_the_seeds_order():
     assert [s.name for s in PIPELINE] == ["host_prep", "dns_primary", "dns_secondary", "dnsmasq", "resolver", "ca",
-                                          "docker", "registry", "etcd_certs", "etcd"]
+                                          "docker", "registry", "etcd_certs", "etcd", "l4proxy", "vip"]
 
 
 def test_hosts_are_ordered_proxy_ops_master_compute_whatever_the_file_order(tmp_path):

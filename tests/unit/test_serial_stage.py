@@ -15,7 +15,7 @@ from groundwork.stages import RunContext, Stage
 from tests.conftest import copy_seed_inventory
 
 
-def stage_run_on(tmp_path, monkeypatch, failing: str):
+def stage_run_on(tmp_path, monkeypatch, failing: str, stop_at_failure: bool = True):
     folder = copy_seed_inventory(tmp_path)
     inventory = load_inventory(folder)
     nr = InitNornir(runner={"plugin": "threaded", "options": {"num_workers": 5}},
@@ -34,7 +34,7 @@ def stage_run_on(tmp_path, monkeypatch, failing: str):
         return StageReport(notes=["restarted"])
     members = [h for h in inventory.hosts.values() if "etcd" in h.groups]
     record = RunRecord("r", "etcd", False, [h.name for h in members], "now")
-    run_stages(nr, [Stage("etcd", "members", ("etcd",), run, serial=True)],
+    run_stages(nr, [Stage("etcd", "members", ("etcd",), run, serial=True, stop_at_failure=stop_at_failure)],
                RunContext(inventory=inventory, dry_run=False, masker=Masker()), members, record,
                Progress(record, False, out=io.StringIO()))
     return ran, {e.host: (e.status, e.error) for e in record.entries}
@@ -51,3 +51,10 @@ def test_a_serial_stage_stops_at_its_first_failing_host(tmp_path, monkeypatch):
 def test_a_serial_stage_without_failures_runs_every_host_in_order(tmp_path, monkeypatch):
     ran, entries = stage_run_on(tmp_path, monkeypatch, failing="none")
     assert ran == ["hdss7-12", "hdss7-21", "hdss7-22"] and {s for s, _ in entries.values()} == {"ok"}
+
+
+def test_a_serial_stage_that_does_not_stop_gives_the_hosts_after_a_failure_their_turn(tmp_path, monkeypatch):
+    """keepalived's stage: one proxy host failing must not keep the next from taking the VIP."""
+    ran, entries = stage_run_on(tmp_path, monkeypatch, failing="hdss7-12", stop_at_failure=False)
+    assert ran == ["hdss7-12", "hdss7-21", "hdss7-22"]
+    assert [entries[h][0] for h in ran] == ["failed", "ok", "ok"]

@@ -1,0 +1,164 @@
+"""The proxy hosts' second job, the tutorial's layer after etcd: an L4 proxy for the apiservers behind a VIP.
+
+Two steps, on the proxy hosts. `l4proxy`: nginx with its stream module listens on lb.port (7443) on every proxy
+host and passes connections through to the apiservers (lb.backends, default every master_compute host, on
+6443; `max_fails=3 fail_timeout=30s`, `proxy_connect_timeout 2s`, `proxy_timeout 900s`). The stream block is a
+file of its own, included from nginx.conf by one line added to the distribution's file, so any http virtual
+hosts on the same host stay as they are; `nginx -t` runs before the reload, and the previous files go back when
+it fails.
+
+`vip`: keepalived holds the VIP (lb.vip, default the network's address 10) on one proxy host, talking VRRP by
+unicast to the other proxy hosts, with its password from the secret source. A check script tests every 2 s
+that something listens on the proxy's port; when nothing does, that host goes to FAULT and the VIP moves. Every
+host has nopreempt, so a host coming back never takes the VIP back. The hosts are done one at a time in
+hosts.yaml order, each waiting until the VIP answers, so that a first start gives the VIP to the first proxy
+host (priority 100) as the tutorial has it; a running keepalived is reloaded, not restarted, so a rerun that
+changes its file does not move the VIP either.
+"""
+
+from __future__ import annotations
+
+from groundwork import facts as probes
+from groundwork.changes import (Change, DesiredFile, FileEdit, StageError, StageReport, activate_service,
+                                apply_plan, file_changes, journal_tail, value_diff, wait_until, wanted_digests)
+from groundwork.facts import Facts
+from groundwork.inventory import HostModel, Inventory
+from groundwork.platforms import install_missing, platform_for
+from groundwork.render import render
+from groundwork.stages import RunContext, Stage
+
+NGINX_CONF = "/etc/nginx/nginx.conf"
+STREAM_CONF = "/etc/nginx/stream.d/kube-apiserver.conf"
+INCLUDE = f"include {STREAM_CONF};"
+KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+CHECK_SCRIPT = "/etc/keepalived/check_port.sh"
+VIP_WAIT_SECONDS = 15  # keepalived elects a holder within about 3.6 s (3 adverts and a skew)
+
+
+def listening(port: int) -> str:
+    """A command that succeeds when something listens on the TCP port (ss is in iproute2 on both families)."""
+    return f"ss -Hlnt 'sport = :{int(port)}' | grep -q ."
+
+
+# -- l4proxy: nginx stream ------------------------------------------------------------------------------
+
+def with_stream_include(conf: bytes) -> bytes:
+    """nginx.conf with the line that includes the stream file, added at the end (top level) when missing."""
+    if any(line.strip() == INCLUDE.encode() for line in conf.splitlines()):
+        return conf
+    return (conf + (b"\n" if conf and not conf.endswith(b"\n") else b"")
+            + b"\n# Managed by groundwork (l4proxy): the apiservers' L4 proxy, a stream block of its own\n"
+            + INCLUDE.encode() + b"\n")
+
+
+def stream_file(inventory: Inventory) -> DesiredFile:
+    lb = inventory.defaults.lb
+    return DesiredFile(STREAM_CONF, render("lb/nginx-stream.conf.j2", backends=inventory.lb_backends,
+                                           backend_port=lb.backend_port, port=lb.port))
+
+
+def proxy_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:
+    packages = sorted({p for names in host.settings.lb.nginx_packages.values() for p in names})
+    return [probes.os_info(), probes.packages(packages), probes.services(["nginx"]),
+            probes.files([STREAM_CONF], read_unless=wanted_digests([stream_file(inventory)])),
+            # read whole: its new content is the old one with a line added
+            probes.files([NGINX_CONF], read_unless={}, key="nginx_conf")]
+
+
+def decide_proxy(host: HostModel, facts: Facts, inventory: Inventory) -> list[Change]:
+    lb = inventory.defaults.lb
+    platform = platform_for(facts["os"])
+    install = install_missing(platform, lb.nginx_packages.get(platform.family, []), facts["packages"])
+    changes: list[Change] = list(file_changes([stream_file(inventory)], facts["files"]))
+    conf = facts["nginx_conf"].get(NGINX_CONF)
+    if conf is None:  # nginx is installed by this plan: its nginx.conf is known only then
+        changes.append(FileEdit(NGINX_CONF, with_stream_include, f"include {STREAM_CONF} from {NGINX_CONF}",
+                                value_diff(f"{NGINX_CONF} (as installed)", None, INCLUDE)))
+    else:
+        changes += file_changes([DesiredFile(NGINX_CONF, with_stream_include(conf.content), mode=conf.mode,
+                                             owner=conf.owner, group=conf.group)], facts["nginx_conf"])
+    plan: list[Change] = [*install, *changes]
+    running = facts["services"].running("nginx")
+    if changes or install or not running:
+        answers = wait_until(listening(lb.port), 10, f"nginx does not listen on port {lb.port}",
+                             diagnose=journal_tail("nginx"))
+        plan.append(activate_service("nginx", "check nginx's configuration and reload it",
+                                     value_diff("nginx", "previous configuration" if running else "not running",
+                                                f"proxying port {lb.port} to the apiservers"),
+                                     check="nginx -t -q", reload=running and not install, waits=[answers]))
+    return plan
+
+
+def run_proxy(remote, host: HostModel, ctx: RunContext) -> StageReport:
+    inventory = ctx.inventory
+    lb = inventory.defaults.lb
+    facts = remote.gather(proxy_probes(host, inventory))
+    backends = ", ".join(f"{b}:{lb.backend_port}" for b in inventory.lb_backends)
+    report = StageReport(notes=[f"port {lb.port} -> {backends}"])
+    return apply_plan(remote, decide_proxy(host, facts, inventory), ctx, report)
+
+
+# -- vip: keepalived ------------------------------------------------------------------------------------
+
+def vip_files(host: HostModel, inventory: Inventory, interface: str, password: str) -> list[DesiredFile]:
+    """The check script, then keepalived.conf (it names the script, so the script is written first); the file
+    holds the VRRP password: 0600, never shown."""
+    lb = inventory.defaults.lb
+    peers = [str(h.address) for h in inventory.group_members("proxy") if h.name != host.name]
+    conf = render("lb/keepalived.conf.j2", host_name=host.name, check_script=CHECK_SCRIPT, port=lb.port,
+                  interface=interface, router_id=lb.router_id, priority=inventory.vrrp_priority(host),
+                  address=host.address, peers=peers, password=password, vip=inventory.lb_vip)
+    return [DesiredFile(CHECK_SCRIPT, render("lb/check_port.sh"), mode="755"),
+            DesiredFile(KEEPALIVED_CONF, conf, mode="600", sensitive=True, validate="keepalived -t -f {path}")]
+
+
+def vip_probes(host: HostModel) -> list[probes.Probe]:
+    packages = sorted({p for names in host.settings.lb.keepalived_packages.values() for p in names})
+    return [probes.os_info(), probes.packages(packages), probes.services(["keepalived"]), probes.interfaces(),
+            probes.files([CHECK_SCRIPT], read_unless=wanted_digests([DesiredFile(CHECK_SCRIPT,
+                                                                                  render("lb/check_port.sh"))])),
+            # its content depends on the interface found in this same gather; it holds the password
+            probes.files([KEEPALIVED_CONF], read_unless={}, key="keepalived_conf", sensitive=True)]
+
+
+def decide_vip(host: HostModel, facts: Facts, inventory: Inventory, password: str) -> list[Change]:
+    lb = inventory.defaults.lb
+    platform = platform_for(facts["os"])
+    install = install_missing(platform, lb.keepalived_packages.get(platform.family, []), facts["packages"])
+    interface = facts["interfaces"].get(str(host.address))
+    if interface is None:
+        raise StageError(f"no interface of {host.name} carries its address {host.address}: keepalived puts the "
+                         "VIP on that interface")
+    changes = file_changes(vip_files(host, inventory, interface, password),
+                           {**facts["files"], **facts["keepalived_conf"]})
+    plan: list[Change] = [*install, *changes]
+    running = facts["services"].running("keepalived")
+    if changes or install or not running:
+        vip = inventory.lb_vip
+        # The VIP answers once some proxy host holds it: this one after its election, or the one holding it.
+        answers = wait_until(f"ping -c 1 -W 1 {vip} >/dev/null 2>&1", VIP_WAIT_SECONDS,
+                             f"the VIP {vip} does not answer: no proxy host holds it", interval=1,
+                             diagnose=journal_tail("keepalived"))
+        plan.append(activate_service("keepalived", "start keepalived and wait until the VIP answers" if not running
+                                     else "reload keepalived (the VIP stays where it is) and check that it answers",
+                                     value_diff("keepalived", "running on the previous configuration" if running
+                                                else "not running", f"VRRP for {vip}, priority "
+                                                f"{inventory.vrrp_priority(host)}"),
+                                     reload=running and not install, waits=[answers]))
+    return plan
+
+
+def run_vip(remote, host: HostModel, ctx: RunContext) -> StageReport:
+    inventory = ctx.inventory
+    facts = remote.gather(vip_probes(host))
+    report = StageReport(notes=[f"VIP {inventory.lb_vip}, router id {inventory.defaults.lb.router_id}, priority "
+                                f"{inventory.vrrp_priority(host)}, nopreempt"])
+    return apply_plan(remote, decide_vip(host, facts, inventory, ctx.secrets["vrrp_password"]), ctx, report)
+
+
+PROXY = Stage(name="l4proxy", title="nginx stream proxy to the apiservers", groups=("proxy",), run=run_proxy,
+              checks="test_lb.py")
+VIP = Stage(name="vip", title="keepalived VIP in front of the L4 proxy", groups=("proxy",), run=run_vip,
+            checks="test_lb.py", secrets=frozenset({"vrrp_password"}),
+            select=lambda host, inventory: inventory.defaults.lb.vrrp, serial=True, stop_at_failure=False)
+STAGES = [PROXY, VIP]
