@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -29,8 +30,9 @@ import yaml
 from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryError, Problem, load_inventory
 from groundwork.report import PlanError, PlanRejected, load_plan
 from groundwork.runlock import LockedError
-from groundwork.runner import order_hosts
+from groundwork.runner import order_hosts, utc_now
 from groundwork.secrets import load_secrets, require
+from groundwork.signing import load_signing_key
 from groundwork.session import RunSession
 from groundwork.stages import Stage
 
@@ -65,6 +67,10 @@ def parser(description: str) -> argparse.ArgumentParser:
                    help="show what would change, change nothing; writes the plan for --approved-plan")
     p.add_argument("--approved-plan", metavar="RUN_ID",
                    help="apply only if the plan computed now is the one of that dry run, on its hosts")
+    p.add_argument("--approved-by", metavar="NAME",
+                   help="who approved the plan (with --approved-plan); recorded in the run record, report and index")
+    p.add_argument("--approved-at", metavar="TIME",
+                   help="when it was approved, ISO 8601 like 2026-12-02T09:30Z (default: now, as it is recorded)")
     p.add_argument("--diff", action="store_true", help="show the diff of every change (always on in a dry run)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show each stage's Nornir results per host (nornir-utils' print_result): every change "
@@ -97,6 +103,10 @@ def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]], runb
         stages = stages(args)
     if args.dry_run and args.approved_plan:
         print("--dry-run and --approved-plan do not go together", file=sys.stderr)
+        return EXIT_USAGE
+    if (args.approved_by is not None or args.approved_at) and not args.approved_plan:
+        print("--approved-by and --approved-at record the approval of a plan: give --approved-plan RUN_ID too",
+              file=sys.stderr)
         return EXIT_USAGE
     modules = None if all_checks else sorted({s.check_module for s in stages})
     try:
@@ -162,6 +172,28 @@ def _targets(args: argparse.Namespace, inventory: Inventory, approved: dict | No
     return order_hosts(selected)
 
 
+def _approval(args: argparse.Namespace, approved: dict) -> dict[str, str]:
+    """Who approved the plan and when, for the applying run's record; the change id is the dry run's."""
+    planned = approved.get("change_id", "")
+    if args.change_id and planned and args.change_id != planned:
+        raise UsageError(f"--change-id {args.change_id} is not the change of the approved plan {approved['run_id']} "
+                         f"({planned}): the plan was approved for that change")
+    args.change_id = args.change_id or planned
+    by = (args.approved_by or "").strip()
+    if args.approved_by is not None and (not by or len(by) > 200 or any(ord(c) < 32 for c in by)):
+        raise UsageError("--approved-by takes a name: one line, 1 to 200 characters")
+    at = utc_now()
+    if args.approved_at:
+        try:
+            when = datetime.fromisoformat(args.approved_at)
+        except ValueError:
+            raise UsageError(f"--approved-at {args.approved_at!r} is not an ISO 8601 time (like 2026-12-02T09:30Z)")
+        if when.tzinfo is None:
+            raise UsageError(f"--approved-at {args.approved_at!r} has no time zone: add Z for UTC or an offset")
+        at = when.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return {"plan": approved["run_id"], "plan_digest": approved["digest"], "change_id": planned, "by": by, "at": at}
+
+
 def _last_failed_hosts(reports: Path) -> tuple[str, list[str]]:
     runs = sorted(reports.glob("*/run.json"), reverse=True)
     if not runs:
@@ -180,17 +212,20 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     for warning in inventory.warnings:
         print(f"groundwork: warning: {paths['host_file']}: {warning}", file=sys.stderr)
     approved = load_plan(args.reports, args.approved_plan) if args.approved_plan else None
+    approval = _approval(args, approved) if approved else None
     targets = _targets(args, inventory, approved)
     if not targets:
         print("no host to run on" + (": the last run had no failed host" if args.rerun_failed else ""))
         return EXIT_OK if args.rerun_failed else EXIT_USAGE
     secrets = load_secrets(config, config_path)
+    signing_key = load_signing_key(config, config_path)
     # Only the stages that will run on a targeted host need their secrets (--group ops needs no VRRP password).
     running = [s for s in stages if any(s.applies_to(h, inventory) for h in targets)]
     require(secrets, set(args.gw_secrets).union(*(s.secrets for s in running)), f"the {runbook} runbook")
     run = RunSession.prepare(runbook=runbook, args=args, stages=stages, check_modules=check_modules,
                              inventory=inventory, inventory_dir=paths["host_file"].parent, targets=targets,
-                             secrets=secrets, nr=_nornir(config, paths, args.workers, inventory), approved=approved)
+                             secrets=secrets, nr=_nornir(config, paths, args.workers, inventory), approved=approved,
+                             approval=approval, signing_key=signing_key)
     return EXIT_FOR_OUTCOME.get(run.run(), EXIT_OK)
 
 

@@ -1,13 +1,16 @@
 """The run folder a change board reads: metadata, plan, checksums, and the index of all runs.
 
 One folder per run under reports/, named by UTC time and runbook, never overwritten. It holds report.html
-(pytest-html, self-contained), run.json (the same content for machines), plan.json (a dry run's plan) and
-SHA256SUMS (`sha256sum -c SHA256SUMS` inside the folder verifies them).
+(pytest-html, self-contained), run.json (the same content for machines), plan.json (a dry run's plan),
+SHA256SUMS (`sha256sum -c SHA256SUMS` inside the folder verifies them) and, with a signing key, SHA256SUMS.sig.
+Each run.json names the run written before it and the digest of that run's SHA256SUMS: a hash chain per
+reports folder, whose newest link is reports/.chain-head (audit.py walks it).
 """
 
 from __future__ import annotations
 
 import difflib
+import fcntl
 import getpass
 import hashlib
 import html
@@ -49,6 +52,9 @@ class RunMetadata:
     dry_run: bool
     tools: dict[str, str] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)  # each targeted host's address
+    signer: str = "unsigned"  # the signing key's fingerprint, or "unsigned" without a key
+    # --approved-plan: {"plan", "plan_digest", "change_id", "by", "at"}; empty when not an approved apply
+    approval: dict[str, str] = field(default_factory=dict)
 
     def as_table(self) -> dict[str, str]:
         """For the report's Environment table, in the order a reviewer reads it."""
@@ -57,9 +63,25 @@ class RunMetadata:
                  "Git commit": self.git_commit + (" (tree dirty)" if self.git_dirty else ""),
                  "Inventory digest": self.inventory_digest,
                  "Targeted groups": ", ".join(self.groups) or "all",
-                 "Targeted hosts": ", ".join(self.hosts), "Dry run": "yes" if self.dry_run else "no"}
+                 "Targeted hosts": ", ".join(self.hosts), "Dry run": "yes" if self.dry_run else "no",
+                 "Signed by": self.signer}
+        if self.approval:
+            table.update({"Approved plan": f"{self.approval['plan']} (digest {self.approval['plan_digest'][:16]})",
+                          "Approved by": self.approval["by"] or "(not given)", "Approved at": self.approval["at"]})
         table.update({f"version {name}": version for name, version in self.tools.items()})
         return table
+
+
+def provenance_html(meta: RunMetadata) -> str:
+    """The report header's line on who approved the plan this run applied, and who signs the folder."""
+    parts = []
+    if meta.approval:
+        a = meta.approval
+        parts.append(f"Applies plan {a['plan']}, approved by {a['by'] or '(approver not given)'} at {a['at']}"
+                     + (f" for change {a['change_id']}" if a.get("change_id") else "") + ".")
+    parts.append(f"Run folder signed with key {meta.signer} (SHA256SUMS.sig)." if meta.signer != "unsigned"
+                 else "Run folder UNSIGNED: no signing key configured (groundwork.signing_key).")
+    return f'<p id="gw-provenance">{html.escape(" ".join(parts))}</p>'
 
 
 def git_state() -> tuple[str, bool]:
@@ -168,28 +190,55 @@ def load_plan(reports_dir: Path, run_id: str) -> dict:
     plan = json.loads(path.read_text())
     if plan_digest(plan["changes"], plan.get("addresses"), plan.get("inventory_digest", "")) != plan.get("digest"):
         raise PlanRejected(f"{path}: its digest does not match its changes; make a new --dry-run")
+    plan["change_id"] = (run.get("metadata") or {}).get("change_id") or ""
     return plan
 
 
 # -- the run folder -------------------------------------------------------------------------------------
 
+CHAIN_HEAD = ".chain-head"  # in the reports folder: the newest run on the chain and its SHA256SUMS digest
+SUMS, SIGNATURE = "SHA256SUMS", "SHA256SUMS.sig"
+
+
+def chain_head(reports_dir: Path) -> dict | None:
+    try:
+        return json.loads((reports_dir / CHAIN_HEAD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def write_run_folder(folder: Path, record: RunRecord, meta: RunMetadata, checks: list[dict] | None,
-                     outcome: str) -> None:
-    """run.json, plan.json (dry run), and SHA256SUMS over every file of the folder, report.html included."""
+                     outcome: str, signing_key=None) -> None:
+    """run.json (linked to the run before it), plan.json (dry run), SHA256SUMS over every file of the folder,
+    report.html included, and SHA256SUMS.sig with a signing key; then this run becomes the chain's head. Runs
+    sharing a reports folder take their turn at this under a lock, so the chain never forks."""
+    from groundwork import signing
+
     folder.mkdir(parents=True, exist_ok=True)
     changes = plan_of(record)
     digest = plan_digest(changes, meta.addresses, meta.inventory_digest)
-    document = {"metadata": meta.__dict__, "outcome": outcome, **record.to_dict(), "plan_digest": digest,
-                "checks": checks}
-    write_atomic(folder / "run.json", json.dumps(document, indent=2) + "\n")
-    if record.dry_run:
-        write_atomic(folder / "plan.json", json.dumps(
-            {"run_id": record.run_id, "targets": record.targets, "addresses": meta.addresses,
-             "inventory_digest": meta.inventory_digest, "digest": digest, "changes": changes}, indent=2) + "\n")
-    files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != "SHA256SUMS"
-                   and not p.name.startswith("."))
-    sums = "".join(f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n" for name in files)
-    write_atomic(folder / "SHA256SUMS", sums)
+    with open(folder.parent / ".chain.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        head = chain_head(folder.parent)
+        chain = {"previous_run": head["run"], "previous_sha256sums": head["sha256sums"]} if head else \
+            {"previous_run": None, "previous_sha256sums": None}
+        signed = ({"fingerprint": signing_key.fingerprint, "public_key": signing_key.public_line,
+                   "namespace": signing.NAMESPACE, "file": SIGNATURE} if signing_key else {"fingerprint": None})
+        document = {"metadata": meta.__dict__, "outcome": outcome, **record.to_dict(), "plan_digest": digest,
+                    "checks": checks, "chain": chain, "signing": signed}
+        write_atomic(folder / "run.json", json.dumps(document, indent=2) + "\n")
+        if record.dry_run:
+            write_atomic(folder / "plan.json", json.dumps(
+                {"run_id": record.run_id, "targets": record.targets, "addresses": meta.addresses,
+                 "inventory_digest": meta.inventory_digest, "digest": digest, "changes": changes}, indent=2) + "\n")
+        files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in (SUMS, SIGNATURE)
+                       and not p.name.startswith("."))
+        sums = "".join(f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n" for name in files)
+        write_atomic(folder / SUMS, sums)
+        if signing_key:
+            write_atomic(folder / SIGNATURE, signing.sign(sums.encode(), signing_key))
+        write_atomic(folder.parent / CHAIN_HEAD, json.dumps(
+            {"run": folder.name, "sha256sums": hashlib.sha256(sums.encode()).hexdigest()}) + "\n")
 
 
 def change_log_html(record: RunRecord) -> str:
@@ -227,7 +276,7 @@ def change_report_html(meta: RunMetadata, record: RunRecord, verdict: str) -> st
     failed = record.failed_hosts
     title = html.escape(f"groundwork {meta.runbook} — run {meta.run_id}")
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>"
-            f"<h1>{title}</h1><h2>Environment</h2><table id=\"environment\">{rows}</table>"
+            f"<h1>{title}</h1>{provenance_html(meta)}<h2>Environment</h2><table id=\"environment\">{rows}</table>"
             f"<p><b>{html.escape(verdict)}</b> Pipeline: {len(record.changed_hosts)} host(s) "
             f"{'would change' if record.dry_run else 'changed'}, {len(failed)} failed"
             f"{': ' + html.escape(', '.join(failed)) if failed else ''}.</p>"
@@ -370,6 +419,8 @@ def write_index(reports_dir: Path) -> Path:
                     f"<td class=\"num\">{duration_text(run.get('started'), run.get('ended'))}</td>"
                     f"<td>{html.escape(meta.get('change_id') or '')}</td>"
                     f"<td>{html.escape(meta.get('operator') or '')}</td>"
+                    f"<td>{html.escape((meta.get('approval') or {}).get('by') or '')}</td>"
+                    f"<td>{'yes' if (run.get('signing') or {}).get('fingerprint') else 'no'}</td>"
                     f"<td>{'yes' if run.get('dry_run') else 'no'}</td>"
                     f'<td class="num" title="{html.escape(", ".join(targets))}">{len(targets)}</td>'
                     f'<td class="{html.escape(outcome)}">{html.escape(outcome)}</td>{counts}</tr>')
@@ -379,8 +430,8 @@ def write_index(reports_dir: Path) -> Path:
             '<p><label>outcome: <select id="gw-outcome" onchange="gwFilter(this.value)"><option value="">all</option>'
             f'{options}</select></label> ({len(rows)} runs; hover a host count for the hosts)</p>'
             '<table id="gw-runs"><tr><th>run</th><th>runbook</th><th>started (UTC)</th><th>duration</th>'
-            "<th>change id</th><th>operator</th><th>dry run</th><th>hosts</th><th>outcome</th>"
-            "<th>checks passed</th><th>failed</th><th>skipped</th></tr>" + "".join(rows) + "</table></body></html>\n")
+            "<th>change id</th><th>operator</th><th>approved by</th><th>signed</th><th>dry run</th><th>hosts</th>"
+            "<th>outcome</th><th>checks passed</th><th>failed</th><th>skipped</th></tr>" + "".join(rows) + "</table></body></html>\n")
     path = reports_dir / "index.html"
     write_atomic(path, page)
     return path

@@ -44,11 +44,12 @@ class RunSession:
     lock: Any
     outcome: str = "interrupted"  # until the run gets to decide one
     checks: list[dict] | None = None
+    signing_key: Any = None  # signing.SigningKey; None: the folder is written unsigned
 
     @classmethod
     def prepare(cls, *, runbook: str, args: argparse.Namespace, stages: list[Stage], check_modules: list[str] | None,
                 inventory: Inventory, inventory_dir: Path, targets: list[HostModel], secrets: dict[str, str], nr,
-                approved: dict | None) -> "RunSession":
+                approved: dict | None, approval: dict[str, str] | None = None, signing_key=None) -> "RunSession":
         """Take the inventory's lock (exit 7 if another run holds it), make the run folder and its metadata."""
         lock = acquire(inventory_dir, {"user": operator_name(), "runbook": runbook, "started": utc_now()})
         if secrets.get("ssh_password"):
@@ -63,7 +64,8 @@ class RunSession:
                            started=record.started, ended=None, git_commit=commit, git_dirty=dirty,
                            inventory_digest=hashlib.sha256(inventory.digest_source).hexdigest(),
                            groups=args.group, hosts=record.targets, dry_run=args.dry_run, tools=tool_versions(),
-                           addresses={h.name: str(h.address) for h in targets})
+                           addresses={h.name: str(h.address) for h in targets}, approval=approval or {},
+                           signer=signing_key.fingerprint if signing_key else "unsigned")
         masker = Masker(secrets.values())
         ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets,
                          digest_key=digest_key(args.reports), approved=approved_slices(approved) if approved else None,
@@ -71,7 +73,7 @@ class RunSession:
         return cls(runbook=runbook, args=args, stages=stages, check_modules=check_modules, inventory=inventory,
                    targets=targets, secrets=secrets, masker=masker, nr=nr, record=record, meta=meta, folder=folder,
                    progress=Progress(record, show_diff=args.diff, verbose=args.verbose), ctx=ctx, approved=approved,
-                   lock=lock)
+                   lock=lock, signing_key=signing_key)
 
     def run(self) -> str:
         """Execute, verify and finish; the run's outcome (run.json, the index; cli maps it to the exit code)."""
@@ -129,7 +131,7 @@ class RunSession:
             report = self.folder / "report.html"
             if not report.exists():
                 write_atomic(report, change_report_html(self.meta, self.record, self._verdict_without_checks()))
-            write_run_folder(self.folder, self.record, self.meta, self.checks, self.outcome)
+            write_run_folder(self.folder, self.record, self.meta, self.checks, self.outcome, self.signing_key)
             index = write_index(self.args.reports)
         finally:
             self.lock.close()  # the next run may start

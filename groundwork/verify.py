@@ -20,7 +20,7 @@ from groundwork.facts import Probe, on_own_stdin
 from groundwork.inventory import HostModel
 from groundwork.remote import CommandResult, Masker, Remote
 from groundwork.report import (change_log_html, check_tally, evidence_html, evidence_section_html, glance_html,
-                               host_verification)
+                               host_verification, provenance_html)
 from groundwork.runner import describe_error
 
 if TYPE_CHECKING:
@@ -259,6 +259,7 @@ class CheckSession:
         prefix.append(f"<p><b>{html.escape(verdict)}</b> Pipeline: {len(self.record.changed_hosts)} host(s) "
                       f"{'would change' if self.record.dry_run else 'changed'}, {len(stage_failed)} failed"
                       f"{': ' + html.escape(', '.join(stage_failed)) if stage_failed else ''}.</p>")
+        prefix.append(provenance_html(self.meta))
         prefix.append(glance_html(results, [h.name for h in self.targets]))
         postfix.append(evidence_section_html(results))
         postfix.append(change_log_html(self.record))

@@ -51,11 +51,13 @@ def test_dry_run_folder_has_plan_and_checksums_that_verify(tmp_path):
     (folder / "report.html").write_text("<html></html>")
     write_run_folder(folder, r, meta(r), None, "planned")
     assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", "plan.json", "report.html", "run.json"]
+    assert (tmp_path / ".chain-head").exists()  # this run is the newest link of the reports folder's chain
     assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder).returncode == 0
     plan = json.loads((folder / "plan.json").read_text())
     assert plan["digest"] == plan_digest(plan["changes"], {"hdss7-11": "10.4.7.11", "hdss7-21": "10.4.7.21"},
                                          "f" * 64)
-    assert plan["targets"] == ["hdss7-11", "hdss7-21"] and load_plan(tmp_path, r.run_id) == plan
+    assert plan["targets"] == ["hdss7-11", "hdss7-21"]
+    assert load_plan(tmp_path, r.run_id) == {**plan, "change_id": "CHG-1"}  # the dry run's change, from run.json
     (folder / "run.json").write_text("{}")  # tampering shows, to sha256sum and to --approved-plan
     assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder,
                           capture_output=True).returncode != 0
@@ -157,6 +159,6 @@ def test_the_index_shows_when_how_long_which_change_how_many_hosts_and_filters_b
     page = write_index(tmp_path).read_text()
     row = page[page.index('<tr data-outcome="verification-failed">'):]
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row[:row.index("</tr>")])
-    assert cells[1:] == ["full", "2026-11-23T10:00:00+00:00", "1m 05s", "CHG-1", meta(r).operator, "no",
+    assert cells[1:] == ["full", "2026-11-23T10:00:00+00:00", "1m 05s", "CHG-1", meta(r).operator, "", "no", "no",
                          str(len(r.targets)), "verification-failed", "0", "1", "0"]
     assert '<option value="verification-failed">' in page and "gwFilter" in page

@@ -1,0 +1,184 @@
+"""Signed run folders and the hash chain: tampering of every kind is caught and the folder named; the signature
+verifies with OpenSSH's own `ssh-keygen -Y verify`, as README tells an auditor to check it."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from groundwork.audit import audit
+from groundwork.report import RunMetadata, provenance_html, write_run_folder
+from groundwork.runner import RunRecord
+from groundwork.signing import NAMESPACE, PRINCIPAL, load_signing_key
+
+RUNS = ["20261201T080000Z-full", "20261201T090000Z-full", "20261201T100000Z-verify", "20261201T110000Z-full"]
+
+
+@pytest.fixture
+def key(tmp_path):
+    path = tmp_path / "signing_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "operator", "-f", str(path)], check=True)
+    return load_signing_key({"groundwork": {"signing_key": str(path)}}, tmp_path / "config.yaml")
+
+
+def make_run(reports: Path, run_id: str, key, approval=None) -> Path:
+    record = RunRecord(run_id=run_id, runbook=run_id.split("-")[1], dry_run=False, targets=["hdss7-11"],
+                       started="2026-12-01T08:00:00+00:00", ended="2026-12-01T08:00:09+00:00")
+    meta = RunMetadata(run_id=run_id, runbook=record.runbook, change_id="CHG-7", operator="ops",
+                       started=record.started, ended=record.ended, git_commit="0" * 40, git_dirty=False,
+                       inventory_digest="f" * 64, groups=[], hosts=record.targets, dry_run=False,
+                       signer=key.fingerprint if key else "unsigned", approval=approval or {})
+    folder = reports / run_id
+    folder.mkdir(parents=True)
+    (folder / "report.html").write_text(f"<html>{provenance_html(meta)} all green</html>")
+    write_run_folder(folder, record, meta, [], "ok", key)
+    return folder
+
+
+@pytest.fixture
+def reports(tmp_path, key):
+    folder = tmp_path / "reports"
+    for run_id in RUNS:
+        make_run(folder, run_id, key)
+    return folder
+
+
+def first_problem(reports: Path, key) -> tuple[str, str]:
+    _, problems = audit(reports, key.fingerprint)
+    assert problems, "the tampering went unseen"
+    return problems[0]
+
+
+def test_an_intact_reports_folder_passes_and_each_run_names_the_one_before(reports, key):
+    states, problems = audit(reports, key.fingerprint)
+    assert problems == [] and [s.signer for s in states] == [key.fingerprint] * len(RUNS)
+    chain = [json.loads((reports / r / "run.json").read_text())["chain"] for r in RUNS]
+    assert [c["previous_run"] for c in chain] == [None, *RUNS[:-1]]
+    assert json.loads((reports / RUNS[1] / "run.json").read_text())["signing"]["fingerprint"] == key.fingerprint
+
+
+def test_the_signature_verifies_with_ssh_keygen_and_fails_on_an_edit(reports, key, tmp_path):
+    """The auditor's check by hand, as README gives it."""
+    folder = reports / RUNS[2]
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(f"{PRINCIPAL} {key.public_line}\n")
+
+    def ssh_keygen_verify() -> subprocess.CompletedProcess:
+        with open(folder / "SHA256SUMS", "rb") as sums:
+            return subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", PRINCIPAL, "-n", NAMESPACE,
+                                   "-s", str(folder / "SHA256SUMS.sig")], stdin=sums, capture_output=True, text=True)
+    done = ssh_keygen_verify()
+    assert done.returncode == 0 and f"Good \"{NAMESPACE}\" signature for {PRINCIPAL}" in done.stdout, done
+    assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder).returncode == 0
+    with open(folder / "SHA256SUMS", "a") as sums:
+        sums.write("0" * 64 + "  forged.html\n")
+    assert ssh_keygen_verify().returncode != 0
+
+
+def test_an_edited_report_is_caught_even_with_its_checksum_recomputed(reports, key):
+    folder = reports / RUNS[1]
+    (folder / "report.html").write_text("<html>all green, honestly</html>")
+    assert first_problem(reports, key) == (RUNS[1], "report.html does not match SHA256SUMS: altered after the run")
+    # recomputing SHA256SUMS breaks the signature and the next run's link
+    subprocess.run("sha256sum report.html run.json > SHA256SUMS", shell=True, cwd=folder, check=True)
+    _, problems = audit(reports, key.fingerprint)
+    assert {p for f, p in problems if f == RUNS[1]} == {
+        "SHA256SUMS.sig: the signature does not match SHA256SUMS: the file or the signature was altered",
+        f"its SHA256SUMS is not the one {RUNS[2]} recorded: the folder was rewritten"}
+
+
+def test_a_deleted_run_folder_is_named(reports, key):
+    shutil.rmtree(reports / RUNS[1])
+    assert first_problem(reports, key) == (RUNS[1], f"removed: {RUNS[2]} names it as the run before it, and it is "
+                                                     "gone")
+
+
+def test_the_newest_run_deleted_is_named_by_the_chain_head(reports, key):
+    shutil.rmtree(reports / RUNS[-1])
+    assert first_problem(reports, key) == (RUNS[-1], "removed: .chain-head names it as the run before it, and it "
+                                                      "is gone")
+
+
+def test_two_swapped_folders_are_both_named(reports, key):
+    a, b = reports / RUNS[1], reports / RUNS[2]
+    a.rename(reports / "swap")
+    b.rename(a)
+    (reports / "swap").rename(b)
+    _, problems = audit(reports, key.fingerprint)
+    assert (RUNS[1], f"the folder holds the run '{RUNS[2]}': folders renamed or swapped") in problems
+    assert (RUNS[2], f"the folder holds the run '{RUNS[1]}': folders renamed or swapped") in problems
+    assert problems[0][0] == RUNS[1]
+
+
+def test_an_inserted_folder_is_named_even_when_signed_with_the_right_key(reports, key):
+    # a genuine-looking run made later and slipped in between two others, without its place on the chain
+    spare = reports.parent / "spare"
+    inserted = make_run(spare, "20261201T093000Z-full", key)
+    shutil.move(str(inserted), reports / inserted.name)
+    assert first_problem(reports, key) == ("20261201T093000Z-full", "inserted: no run on the chain names it as the "
+                                           "run before it (or the runs that did are gone)")
+
+
+def test_a_folder_signed_by_another_key_is_named(reports, key, tmp_path):
+    other_path = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_path)], check=True)
+    other = load_signing_key({"groundwork": {"signing_key": str(other_path)}}, tmp_path / "config.yaml")
+    make_run(reports, "20261201T120000Z-full", other)
+    folder, problem = first_problem(reports, key)
+    assert folder == "20261201T120000Z-full" and problem.startswith(f"not signed by the trusted key {key.fingerprint}")
+
+
+def test_a_run_without_a_key_says_unsigned(tmp_path):
+    folder = make_run(tmp_path / "reports", RUNS[0], None)
+    run = json.loads((folder / "run.json").read_text())
+    assert run["signing"] == {"fingerprint": None} and run["metadata"]["signer"] == "unsigned"
+    assert "UNSIGNED" in (folder / "report.html").read_text() and not (folder / "SHA256SUMS.sig").exists()
+    states, problems = audit(tmp_path / "reports")
+    assert problems == [] and states[0].signer == "unsigned"
+
+
+def test_the_approval_is_in_the_record_and_the_report_header(tmp_path, key):
+    approval = {"plan": "20261201T070000Z-full", "plan_digest": "a" * 64, "change_id": "CHG-7", "by": "Li Wei",
+                "at": "2026-12-01T07:30:00+00:00"}
+    folder = make_run(tmp_path / "reports", RUNS[0], key, approval)
+    assert json.loads((folder / "run.json").read_text())["metadata"]["approval"] == approval
+    assert ("Applies plan 20261201T070000Z-full, approved by Li Wei at 2026-12-01T07:30:00+00:00 for change CHG-7"
+            in (folder / "report.html").read_text())
+
+
+def test_an_encrypted_or_open_signing_key_is_refused_before_any_run(tmp_path):
+    from groundwork.inventory import InventoryError
+    path = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(path)], check=True)
+    with pytest.raises(InventoryError) as refused:
+        load_signing_key({"groundwork": {"signing_key": str(path)}}, tmp_path / "config.yaml")
+    assert "signing_key: " in str(refused.value.problems[0]) and "not an unencrypted OpenSSH private key" in \
+        str(refused.value.problems[0])
+    path.chmod(0o644)
+    with pytest.raises(InventoryError) as refused:
+        load_signing_key({"groundwork": {"signing_key": str(path)}}, tmp_path / "config.yaml")
+    assert "must be readable by its owner only: chmod 600" in str(refused.value.problems[0])
+
+
+def test_the_approval_flags_are_checked_before_anything_runs(tmp_path):
+    import argparse
+
+    from groundwork.cli import UsageError, _approval, main
+    from tasks import PIPELINE
+    assert main(PIPELINE, runbook="full", description="", argv=["--approved-by", "Li Wei"]) == 2
+    plan = {"run_id": "20261201T070000Z-full", "digest": "a" * 64, "change_id": "CHG-7"}
+
+    def approval(**given):
+        args = argparse.Namespace(**{"change_id": "", "approved_by": None, "approved_at": None, **given})
+        return _approval(args, plan), args
+    recorded, args = approval(approved_by=" Li Wei ", approved_at="2026-12-02T09:30+08:00")
+    assert recorded == {"plan": plan["run_id"], "plan_digest": "a" * 64, "change_id": "CHG-7", "by": "Li Wei",
+                        "at": "2026-12-02T01:30:00+00:00"} and args.change_id == "CHG-7"
+    for given, message in (({"change_id": "CHG-8"}, "not the change of the approved plan"),
+                           ({"approved_at": "yesterday"}, "not an ISO 8601 time"),
+                           ({"approved_at": "2026-12-02T09:30"}, "has no time zone"),
+                           ({"approved_by": "a\nb"}, "one line")):
+        with pytest.raises(UsageError, match=message):
+            approval(**given)
