@@ -321,6 +321,17 @@ def interfaces() -> Probe:
     return Probe("interfaces", "ip -o -4 addr show", parse)
 
 
+# The VRRP state keepalived last entered since it started, from its journal (it has no other way to ask).
+KEEPALIVED_STATE = ("id=$(systemctl show -p InvocationID --value keepalived); [ -n \"$id\" ] && journalctl -q -o cat "
+                    "--no-pager -u keepalived _SYSTEMD_INVOCATION_ID=\"$id\" | sed -n 's/.*Entering \\([A-Z]*\\) "
+                    "STATE.*/\\1/p' | tail -n 1")
+
+
+def keepalived_state() -> Probe:
+    """MASTER, BACKUP or FAULT: the state keepalived entered last; "" when it is not running."""
+    return Probe("keepalived_state", KEEPALIVED_STATE + "; true", lambda text: text.strip())
+
+
 def links(paths: list[str]) -> Probe:
     """For each path: the target when it is a symbolic link, "" when it is anything else, absent when missing."""
     script = (f"for p in {_q(list(paths))}; do if [ -L \"$p\" ]; then printf '%s\\t%s\\n' \"$p\" \"$(readlink \"$p\")\"; "

@@ -115,6 +115,7 @@ def vip_files(host: HostModel, inventory: Inventory, interface: str, password: s
 def vip_probes(host: HostModel) -> list[probes.Probe]:
     packages = sorted({p for names in host.settings.lb.keepalived_packages.values() for p in names})
     return [probes.os_info(), probes.packages(packages), probes.services(["keepalived"]), probes.interfaces(),
+            probes.keepalived_state(),
             probes.files([CHECK_SCRIPT], read_unless=wanted_digests([DesiredFile(CHECK_SCRIPT,
                                                                                   render("lb/check_port.sh"))])),
             # its content depends on the interface found in this same gather; it holds the password
@@ -153,7 +154,16 @@ def run_vip(remote, host: HostModel, ctx: RunContext) -> StageReport:
     facts = remote.gather(vip_probes(host))
     report = StageReport(notes=[f"VIP {inventory.lb_vip}, router id {inventory.defaults.lb.router_id}, priority "
                                 f"{inventory.vrrp_priority(host)}, nopreempt"])
-    return apply_plan(remote, decide_vip(host, facts, inventory, ctx.secrets["vrrp_password"]), ctx, report)
+    report = apply_plan(remote, decide_vip(host, facts, inventory, ctx.secrets["vrrp_password"]), ctx, report)
+    if facts["keepalived_state"] == "FAULT" and not ctx.dry_run:
+        # Its port check failed (nginx was down; the step before may just have started it): not a change of
+        # groundwork's, but the stage ends with keepalived able to take the VIP again, or says why not.
+        port = inventory.defaults.lb.port
+        remote.run(wait_until(f'[ "$({probes.KEEPALIVED_STATE})" != FAULT ]', 10,
+                              f"keepalived stays in FAULT: its check finds nothing listening on port {port}",
+                              interval=0.5), what="waiting for keepalived to leave FAULT")
+        report.notes.append(f"keepalived was in FAULT (nothing listened on port {port}); its check passes again")
+    return report
 
 
 PROXY = Stage(name="l4proxy", title="nginx stream proxy to the apiservers", groups=("proxy",), run=run_proxy,

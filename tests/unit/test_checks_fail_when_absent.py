@@ -119,7 +119,8 @@ def test_the_nginx_check_fails_when_nothing_or_another_program_listens(inventory
               lb_session(inventory, {}))
 
 
-MASTER, BACKUP = "active=active\nstate=MASTER\nholds=yes\n", "active=active\nstate=BACKUP\nholds=no\n"
+MASTER, BACKUP = ("active=active\nstate=MASTER\nholds=yes\nanswers=yes\n",
+                  "active=active\nstate=BACKUP\nholds=no\nanswers=yes\n")
 
 
 @pytest.mark.parametrize("first,second,message", [
@@ -137,6 +138,18 @@ def test_the_vip_check_fails_without_exactly_one_consistent_holder(inventory, fi
               lb_session(inventory, states))
     check(inventory.hosts["hdss7-11"], HostThatLacks({"keepalived": (0, MASTER)}), inventory,
           lb_session(inventory, {"hdss7-11": MASTER, "hdss7-12": BACKUP}))
+
+
+def test_the_vip_check_of_a_run_without_every_proxy_host_fails_only_when_the_vip_does_not_answer(inventory):
+    from checks.test_lb import test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_it as check
+    session = lb_session(inventory, {"hdss7-11": BACKUP})
+    session.targets = [inventory.hosts["hdss7-11"]]  # --host hdss7-11: hdss7-12, holding the VIP, is not in it
+    check(inventory.hosts["hdss7-11"], HostThatLacks({"keepalived": (0, BACKUP)}), inventory, session)
+    silent = BACKUP.replace("answers=yes", "answers=no")
+    session = lb_session(inventory, {"hdss7-11": silent})
+    session.targets = [inventory.hosts["hdss7-11"]]
+    with pytest.raises(AssertionError, match="does not answer from here, and no proxy host of this run holds it"):
+        check(inventory.hosts["hdss7-11"], HostThatLacks({"keepalived": (0, silent)}), inventory, session)
 
 
 def test_the_vip_reach_check_skips_without_backends_and_fails_when_the_proxy_reaches_none(inventory):

@@ -135,7 +135,7 @@ def keepalived_conf(host) -> bytes:
 
 
 def vip_facts(host, installed=True, running=True, conf=None) -> Facts:
-    return Facts(os=DEBIAN, packages={"keepalived": "2.2.7" if installed else None},
+    return Facts(os=DEBIAN, packages={"keepalived": "2.2.7" if installed else None}, keepalived_state="BACKUP",
                  services=Services({"keepalived": ServiceInfo(installed, "active" if running else "inactive",
                                                               "enabled")}),
                  interfaces=interfaces().parse(f"2: eth0    inet {host.address}/24 brd 10.4.7.255 scope global eth0\n"
