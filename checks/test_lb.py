@@ -19,7 +19,9 @@ def vip_state(host, session) -> str:
     vip = session.inventory.lb_vip
     return (f"echo \"active=$(systemctl is-active keepalived)\"; echo \"state=$({KEEPALIVED_STATE})\"; "
             f"ip -o -4 addr show | grep -q ' {vip}/' && echo holds=yes || echo holds=no; "
-            f"ping -c 1 -W 1 {vip} >/dev/null 2>&1 && echo answers=yes || echo answers=no")
+            f"ping -c 1 -W 1 {vip} >/dev/null 2>&1 && echo answers=yes || echo answers=no; "
+            # keepalived's last words, for whoever reads the evidence of a failure
+            "journalctl -u keepalived -n 4 --no-pager -q -o short-precise | sed 's/^/log| /'")
 
 
 def entry_point(host, session) -> str:
@@ -53,7 +55,7 @@ def evidence(host, session) -> list:
 
 
 def keyvalues(text: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("log|"))
 
 
 def test_nginx_listens_on_the_proxy_port(host, probe, session):

@@ -112,10 +112,16 @@ def vip_files(host: HostModel, inventory: Inventory, interface: str, password: s
             DesiredFile(KEEPALIVED_CONF, conf, mode="600", sensitive=True, validate="keepalived -t -f {path}")]
 
 
-def vip_probes(host: HostModel) -> list[probes.Probe]:
+def vip_answers(inventory: Inventory) -> probes.Probe:
+    """Whether the VIP answers a ping from this host: some proxy host holds it (this one included)."""
+    return probes.Probe("vip_answers", f"ping -c 1 -W 1 {inventory.lb_vip} >/dev/null 2>&1 && echo yes || echo no",
+                        lambda text: text.strip() == "yes")
+
+
+def vip_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:
     packages = sorted({p for names in host.settings.lb.keepalived_packages.values() for p in names})
     return [probes.os_info(), probes.packages(packages), probes.services(["keepalived"]), probes.interfaces(),
-            probes.keepalived_state(),
+            probes.keepalived_state(), vip_answers(inventory),
             probes.files([CHECK_SCRIPT], read_unless=wanted_digests([DesiredFile(CHECK_SCRIPT,
                                                                                   render("lb/check_port.sh"))])),
             # its content depends on the interface found in this same gather; it holds the password
@@ -134,24 +140,29 @@ def decide_vip(host: HostModel, facts: Facts, inventory: Inventory, password: st
                            {**facts["files"], **facts["keepalived_conf"]})
     plan: list[Change] = [*install, *changes]
     running = facts["services"].running("keepalived")
-    if changes or install or not running:
+    # Running, yet the VIP answers nowhere (no proxy host won an election): only a restart makes this one
+    # stand again, and it must then answer.
+    orphaned = running and not changes and not install and not facts["vip_answers"]
+    if changes or install or not running or orphaned:
         vip = inventory.lb_vip
         # The VIP answers once some proxy host holds it: this one after its election, or the one holding it.
         answers = wait_until(f"ping -c 1 -W 1 {vip} >/dev/null 2>&1", VIP_WAIT_SECONDS,
                              f"the VIP {vip} does not answer: no proxy host holds it", interval=1,
                              diagnose=journal_tail("keepalived"))
-        plan.append(activate_service("keepalived", "start keepalived and wait until the VIP answers" if not running
-                                     else "reload keepalived (the VIP stays where it is) and check that it answers",
-                                     value_diff("keepalived", "running on the previous configuration" if running
-                                                else "not running", f"VRRP for {vip}, priority "
-                                                f"{inventory.vrrp_priority(host)}"),
-                                     reload=running and not install, waits=[answers]))
+        summary = ("restart keepalived: the VIP answers on no proxy host" if orphaned
+                   else "reload keepalived (the VIP stays where it is) and check that it answers" if running
+                   else "start keepalived and wait until the VIP answers")
+        before = ("running, but no proxy host holds the VIP" if orphaned
+                  else "running on the previous configuration" if running else "not running")
+        plan.append(activate_service("keepalived", summary, value_diff("keepalived", before, f"VRRP for {vip}, "
+                                                                       f"priority {inventory.vrrp_priority(host)}"),
+                                     reload=running and not install and not orphaned, waits=[answers]))
     return plan
 
 
 def run_vip(remote, host: HostModel, ctx: RunContext) -> StageReport:
     inventory = ctx.inventory
-    facts = remote.gather(vip_probes(host))
+    facts = remote.gather(vip_probes(host, inventory))
     report = StageReport(notes=[f"VIP {inventory.lb_vip}, router id {inventory.defaults.lb.router_id}, priority "
                                 f"{inventory.vrrp_priority(host)}, nopreempt"])
     report = apply_plan(remote, decide_vip(host, facts, inventory, ctx.secrets["vrrp_password"]), ctx, report)

@@ -135,7 +135,7 @@ def keepalived_conf(host) -> bytes:
 
 
 def vip_facts(host, installed=True, running=True, conf=None) -> Facts:
-    return Facts(os=DEBIAN, packages={"keepalived": "2.2.7" if installed else None}, keepalived_state="BACKUP",
+    return Facts(os=DEBIAN, packages={"keepalived": "2.2.7" if installed else None}, keepalived_state="BACKUP", vip_answers=True,
                  services=Services({"keepalived": ServiceInfo(installed, "active" if running else "inactive",
                                                               "enabled")}),
                  interfaces=interfaces().parse(f"2: eth0    inet {host.address}/24 brd 10.4.7.255 scope global eth0\n"
@@ -176,6 +176,12 @@ def test_a_stopped_keepalived_is_started_and_waited_for():
     plan = decide_vip(FIRST, vip_facts(FIRST, running=False), INVENTORY, PASSWORD)
     assert [c.summary for c in plan] == ["start keepalived and wait until the VIP answers"]
     assert "systemctl restart keepalived" in plan[0].commands[0]
+
+
+def test_a_running_keepalived_with_the_vip_answering_nowhere_is_restarted():
+    plan = decide_vip(FIRST, vip_facts(FIRST) | {"vip_answers": False}, INVENTORY, PASSWORD)
+    assert [c.summary for c in plan] == ["restart keepalived: the VIP answers on no proxy host"]
+    assert "systemctl restart keepalived" in plan[0].commands[0] and "ping -c 1 -W 1 10.4.7.10" in plan[0].commands[1]
 
 
 def test_a_host_whose_address_is_on_no_interface_is_refused():
