@@ -5,6 +5,7 @@ from shlex import quote
 import pytest
 
 from groundwork.facts import KEEPALIVED_STATE
+from tasks.lb import vip_pings
 
 GROUPS = ("proxy",)
 REQUEST = "GET /healthz HTTP/1.0\\r\\n\\r\\n"  # an apiserver answers even plain HTTP on its TLS port (400)
@@ -19,7 +20,7 @@ def vip_state(host, session) -> str:
     vip = session.inventory.lb_vip
     return (f"echo \"active=$(systemctl is-active keepalived)\"; echo \"state=$({KEEPALIVED_STATE})\"; "
             f"ip -o -4 addr show | grep -q ' {vip}/' && echo holds=yes || echo holds=no; "
-            f"ping -c 1 -W 1 {vip} >/dev/null 2>&1 && echo answers=yes || echo answers=no; "
+            f"{vip_pings(vip)} && echo answers=yes || echo answers=no; "
             # keepalived's last words, for whoever reads the evidence of a failure
             "journalctl -u keepalived -n 4 --no-pager -q -o short-precise | sed 's/^/log| /'")
 

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from groundwork.report import CHAIN_HEAD, SIGNATURE, SUMS
+from groundwork.report import CHAIN_HEAD, SIGNATURE, SUMS, read_sums, summed_files
 from groundwork.signing import SignatureError, verify
 
 
@@ -37,7 +37,7 @@ def check_folder(folder: Path, trusted: str | None) -> tuple[FolderState, dict |
     """One folder on its own: files against SHA256SUMS, the signature, the run id. (state, its run.json)."""
     state = FolderState(folder.name)
     try:
-        listed = dict(reversed(line.split("  ", 1)) for line in (folder / SUMS).read_text().splitlines() if line)
+        listed = read_sums(folder)
     except (OSError, ValueError):
         state.problems.append(f"{SUMS} is missing or unreadable")
         listed = {}
@@ -47,8 +47,7 @@ def check_folder(folder: Path, trusted: str | None) -> tuple[FolderState, dict |
             state.problems.append(f"{name} is listed in {SUMS} but missing")
         elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
             state.problems.append(f"{name} does not match {SUMS}: altered after the run")
-    extra = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and p.name not in listed and p.name not in (SUMS, SIGNATURE))
+    extra = [name for name in summed_files(folder) if name not in listed]
     state.problems += [f"{name} is not in {SUMS}: added after the run" for name in extra]
     try:
         run = json.loads((folder / "run.json").read_text())

@@ -301,8 +301,9 @@ def apply_plan(remote: Remote, plan: list[Change], ctx: RunContext, report: Stag
                 before = remote.read_file(change.path)
                 if before is None:
                     raise StageError(f"{change.path} is not on the host even after the packages were installed")
-                if change.edit(before) != before:
-                    result = remote.write_file(change.path, change.edit(before), mode=change.mode, previous=before)
+                after = change.edit(before)
+                if after != before:
+                    result = remote.write_file(change.path, after, mode=change.mode, previous=before)
                     written.append((change.path, result.backup))
             elif isinstance(change, ActionChange):
                 change.action(remote)

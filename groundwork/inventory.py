@@ -98,8 +98,7 @@ class Inventory:
 
     @property
     def lb_vip(self) -> IPv4Address:
-        """The apiservers' VIP: data.lb.vip, else the network's address 10 (10.4.7.10, as the tutorial)."""
-        return self.defaults.lb.vip or self.defaults.network.network_address + 10
+        return lb_vip(self.defaults)
 
     @property
     def lb_backends(self) -> list[IPv4Address]:
@@ -506,11 +505,16 @@ def _members(raw_hosts: dict, group: str) -> list[str]:
     return [str(n) for n, e in raw_hosts.items() if isinstance(e, dict) and group in (e.get("groups") or [])]
 
 
+def lb_vip(settings: Settings) -> IPv4Address:
+    """The apiservers' VIP: data.lb.vip, else the network's address 10 (10.4.7.10, as the tutorial)."""
+    return settings.lb.vip or settings.network.network_address + 10
+
+
 def _check_lb(defaults: Settings, hosts: dict[str, HostModel], raw_hosts: dict, file: str,
               problems: list[Problem]) -> None:
     """The VIP must be a free address of the network; the proxy needs somewhere to send connections."""
     lb, net = defaults.lb, defaults.network
-    vip = lb.vip or net.network_address + 10
+    vip = lb_vip(defaults)
     what = "data.lb.vip" if lb.vip else "the default VIP (the network's address 10; set data.lb.vip)"
     holder = next((h.name for h in hosts.values() if h.address == vip), None)
     if vip not in net:

@@ -178,7 +178,7 @@ def load_plan(reports_dir: Path, run_id: str) -> dict:
         raise PlanError(f"no plan in {folder}: --approved-plan takes the run id of a --dry-run")
     try:
         run = json.loads((folder / "run.json").read_text())
-        sums = dict(reversed(line.split("  ", 1)) for line in (folder / "SHA256SUMS").read_text().splitlines())
+        sums = read_sums(folder)
     except (OSError, ValueError) as exc:
         raise PlanRejected(f"the folder of {run_id} is incomplete or damaged ({exc}); make a new --dry-run") from None
     for name in ("plan.json", "run.json"):
@@ -198,6 +198,17 @@ def load_plan(reports_dir: Path, run_id: str) -> dict:
 
 CHAIN_HEAD = ".chain-head"  # in the reports folder: the newest run on the chain and its SHA256SUMS digest
 SUMS, SIGNATURE = "SHA256SUMS", "SHA256SUMS.sig"
+
+
+def summed_files(folder: Path) -> list[str]:
+    """The files SHA256SUMS covers: every file of the folder but itself and its signature (and no dotfile)."""
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in (SUMS, SIGNATURE)
+                  and not p.name.startswith("."))
+
+
+def read_sums(folder: Path) -> dict[str, str]:
+    """SHA256SUMS as name -> digest (OSError, ValueError when it is missing or malformed)."""
+    return dict(reversed(line.split("  ", 1)) for line in (folder / SUMS).read_text().splitlines())
 
 
 def chain_head(reports_dir: Path) -> dict | None:
@@ -231,9 +242,8 @@ def write_run_folder(folder: Path, record: RunRecord, meta: RunMetadata, checks:
             write_atomic(folder / "plan.json", json.dumps(
                 {"run_id": record.run_id, "targets": record.targets, "addresses": meta.addresses,
                  "inventory_digest": meta.inventory_digest, "digest": digest, "changes": changes}, indent=2) + "\n")
-        files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in (SUMS, SIGNATURE)
-                       and not p.name.startswith("."))
-        sums = "".join(f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n" for name in files)
+        sums = "".join(f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n"
+                       for name in summed_files(folder))
         write_atomic(folder / SUMS, sums)
         if signing_key:
             write_atomic(folder / SIGNATURE, signing.sign(sums.encode(), signing_key))
@@ -431,7 +441,8 @@ def write_index(reports_dir: Path) -> Path:
             f'{options}</select></label> ({len(rows)} runs; hover a host count for the hosts)</p>'
             '<table id="gw-runs"><tr><th>run</th><th>runbook</th><th>started (UTC)</th><th>duration</th>'
             "<th>change id</th><th>operator</th><th>approved by</th><th>signed</th><th>dry run</th><th>hosts</th>"
-            "<th>outcome</th><th>checks passed</th><th>failed</th><th>skipped</th></tr>" + "".join(rows) + "</table></body></html>\n")
+            "<th>outcome</th><th>checks passed</th><th>failed</th><th>skipped</th></tr>" + "".join(rows)
+            + "</table></body></html>\n")
     path = reports_dir / "index.html"
     write_atomic(path, page)
     return path

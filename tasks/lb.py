@@ -112,9 +112,13 @@ def vip_files(host: HostModel, inventory: Inventory, interface: str, password: s
             DesiredFile(KEEPALIVED_CONF, conf, mode="600", sensitive=True, validate="keepalived -t -f {path}")]
 
 
+def vip_pings(vip) -> str:
+    """A command that succeeds when the VIP answers a ping from this host: some proxy host (this one too) holds it."""
+    return f"ping -c 1 -W 1 {vip} >/dev/null 2>&1"
+
+
 def vip_answers(inventory: Inventory) -> probes.Probe:
-    """Whether the VIP answers a ping from this host: some proxy host holds it (this one included)."""
-    return probes.Probe("vip_answers", f"ping -c 1 -W 1 {inventory.lb_vip} >/dev/null 2>&1 && echo yes || echo no",
+    return probes.Probe("vip_answers", f"{vip_pings(inventory.lb_vip)} && echo yes || echo no",
                         lambda text: text.strip() == "yes")
 
 
@@ -146,7 +150,7 @@ def decide_vip(host: HostModel, facts: Facts, inventory: Inventory, password: st
     if changes or install or not running or orphaned:
         vip = inventory.lb_vip
         # The VIP answers once some proxy host holds it: this one after its election, or the one holding it.
-        answers = wait_until(f"ping -c 1 -W 1 {vip} >/dev/null 2>&1", VIP_WAIT_SECONDS,
+        answers = wait_until(vip_pings(vip), VIP_WAIT_SECONDS,
                              f"the VIP {vip} does not answer: no proxy host holds it", interval=1,
                              diagnose=journal_tail("keepalived"))
         summary = ("restart keepalived: the VIP answers on no proxy host" if orphaned
