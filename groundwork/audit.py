@@ -3,8 +3,10 @@
 Each run folder's files must match its SHA256SUMS, SHA256SUMS must carry a valid signature (by the trusted key,
 when one is given), the folder's name must be its run's id, and the chain must be whole: from the newest run
 (reports/.chain-head) each run.json names the run before it and the digest of that run's SHA256SUMS. A folder
-changed after its run, removed, renamed or put in later is named; the first of them (in time order) is the
-answer to "where does the record stop being trustworthy".
+changed after its run, removed, renamed or put in later (whatever date its name gives) is named; the first of
+them (in time order) is the answer to "where does the record stop being trustworthy". The newest runs removed
+with .chain-head rewritten leave no trace in the folder itself: the head an earlier audit printed, given back
+as expect_head, catches that.
 """
 
 from __future__ import annotations
@@ -66,14 +68,18 @@ def check_folder(folder: Path, trusted: str | None) -> tuple[FolderState, dict |
             return state, run  # who signed it is moot
         if recorded and state.signer != recorded:
             state.problems.append(f"signed by {state.signer}, but run.json names {recorded}")
-    if trusted and state.signer != trusted and state.chained:
+    if trusted and state.signer != trusted:
         state.problems.append(f"not signed by the trusted key {trusted}"
                               + (f" (signed by {state.signer})" if state.signer != "unsigned" else " (unsigned)"))
     return state, run
 
 
-def audit(reports: Path, trusted: str | None = None) -> tuple[list[FolderState], list[tuple[str, str]]]:
-    """Every folder's state, and every problem as (folder, what), in time order (folder names are UTC times)."""
+def audit(reports: Path, trusted: str | None = None,
+          expect_head: str | None = None) -> tuple[list[FolderState], list[tuple[str, str]]]:
+    """Every folder's state, and every problem as (folder, what), in time order (folder names are UTC times).
+
+    expect_head: the head an earlier audit printed ("RUN" or "RUN:SHA256SUMS-DIGEST"), noted elsewhere (the
+    change ticket): it must still be on the chain, so that the newest runs cannot be removed without a trace."""
     folders = sorted(p for p in reports.iterdir() if p.is_dir() and not p.name.startswith("."))
     states: dict[str, FolderState] = {}
     runs: dict[str, dict] = {}
@@ -81,23 +87,24 @@ def audit(reports: Path, trusted: str | None = None) -> tuple[list[FolderState],
         states[folder.name], run = check_folder(folder, trusted)
         if run is not None and states[folder.name].chained:
             runs[folder.name] = run
-    chain_problems = _walk_chain(reports, runs, states)
+    chain_problems = _walk_chain(reports, runs, states, expect_head)
     problems = [(s.name, p) for s in states.values() for p in s.problems] + chain_problems
     return list(states.values()), sorted(problems, key=lambda item: item[0])
 
 
-def _walk_chain(reports: Path, runs: dict[str, dict], states: dict[str, FolderState]) -> list[tuple[str, str]]:
+def _walk_chain(reports: Path, runs: dict[str, dict], states: dict[str, FolderState],
+                expect_head: str | None) -> list[tuple[str, str]]:
     """From the head back to the first run: every link must name a folder that is there, with the digest it
-    had; a chained folder no link reaches was put in afterwards (or the runs that named it are gone)."""
+    had; a folder no link reaches, whatever its date, was put in afterwards (or the runs that named it are gone)."""
     problems: list[tuple[str, str]] = []
     try:
         head = json.loads((reports / CHAIN_HEAD).read_text())
     except (OSError, ValueError):
         head = None
-        if runs:
-            problems.append((max(runs), f"reports/{CHAIN_HEAD} is missing: the newest runs cannot be told apart "
-                                        "from runs removed after them"))
-    visited: set[str] = set()
+        if states:
+            problems.append((max(states), f"reports/{CHAIN_HEAD} is missing: the newest runs cannot be told apart "
+                                          "from runs removed after them"))
+    visited: dict[str, str] = {}  # run -> the SHA256SUMS digest the link to it recorded
     current, wanted, named_by = (head["run"], head["sha256sums"], CHAIN_HEAD) if head else (None, None, "")
     after_gap = False
     while current is not None and current not in visited:
@@ -107,7 +114,7 @@ def _walk_chain(reports: Path, runs: dict[str, dict], states: dict[str, FolderSt
             older = [name for name in runs if name not in visited and name < current]
             current, after_gap = (max(older), True) if older else (None, False)
             continue
-        visited.add(current)
+        visited[current] = wanted
         if not after_gap and _sums_digest(reports / current) != wanted:
             problems.append((current, f"its {SUMS} is not the one {named_by} recorded: the folder was rewritten"))
         run = runs.get(current)
@@ -117,12 +124,25 @@ def _walk_chain(reports: Path, runs: dict[str, dict], states: dict[str, FolderSt
         chain = run["chain"]
         current, wanted, named_by, after_gap = (chain.get("previous_run"), chain.get("previous_sha256sums"),
                                                 current, False)
-    first = min(visited) if visited else None
-    for name in sorted(runs):
+    for name in sorted(states):
         if name not in visited:
-            problems.append((name, "inserted: no run on the chain names it as the run before it (or the runs "
-                                   "that did are gone)"))
-    for name, state in states.items():
-        if not state.chained and first is not None and name > first:
-            problems.append((name, "not on the chain: it has no chain record, yet it is newer than the chain's start"))
+            problems.append((name, "inserted: not on the chain, no run on it names this folder as the run before it (put in "
+                                   "afterwards, or the runs that named it are gone)"))
+    if expect_head:
+        run, _, digest = expect_head.partition(":")
+        if run not in visited:
+            problems.append((run, f"the head noted earlier, {run}, is not on the chain any more: it or the runs "
+                                  f"after it were removed and {CHAIN_HEAD} rewritten"))
+        elif digest and visited[run] != digest:
+            problems.append((run, f"the head noted earlier had {SUMS} {digest}; the chain now records "
+                                  f"{visited[run]}: the history after it was rewritten"))
     return problems
+
+
+def head_line(reports: Path) -> str:
+    """The chain's head as an auditor notes it (and gives back as --expect-head): RUN:SHA256SUMS-DIGEST."""
+    try:
+        head = json.loads((reports / CHAIN_HEAD).read_text())
+        return f"{head['run']}:{head['sha256sums']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""

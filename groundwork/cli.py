@@ -211,14 +211,16 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     inventory = load_inventory(paths["host_file"].parent, **{k: str(v) for k, v in paths.items()})
     for warning in inventory.warnings:
         print(f"groundwork: warning: {paths['host_file']}: {warning}", file=sys.stderr)
-    approved = load_plan(args.reports, args.approved_plan) if args.approved_plan else None
+    signing_key = load_signing_key(config, config_path)
+    # The plan is trusted when the key this run signs with signed its dry run's folder.
+    approved = load_plan(args.reports, args.approved_plan, signing_key.fingerprint if signing_key else None) \
+        if args.approved_plan else None
     approval = _approval(args, approved) if approved else None
     targets = _targets(args, inventory, approved)
     if not targets:
         print("no host to run on" + (": the last run had no failed host" if args.rerun_failed else ""))
         return EXIT_OK if args.rerun_failed else EXIT_USAGE
     secrets = load_secrets(config, config_path)
-    signing_key = load_signing_key(config, config_path)
     # Only the stages that will run on a targeted host need their secrets (--group ops needs no VRRP password).
     running = [s for s in stages if any(s.applies_to(h, inventory) for h in targets)]
     require(secrets, set(args.gw_secrets).union(*(s.secrets for s in running)), f"the {runbook} runbook")

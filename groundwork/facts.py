@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 MARK = "@@gw-probe "

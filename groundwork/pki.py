@@ -104,27 +104,44 @@ def san(host: str) -> x509.GeneralName:
         return x509.DNSName(host)
 
 
+def leaf_settings(pem: bytes) -> dict | None:
+    """What a leaf certificate was issued with: CN, SANs (DNS names then addresses, each sorted) and the
+    profile's extended usages; None when it is not a certificate."""
+    try:
+        leaf = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return None
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = sorted(str(v) for v in names.get_values_for_type(x509.DNSName)) + sorted(
+            str(v) for v in names.get_values_for_type(x509.IPAddress))
+    except x509.ExtensionNotFound:
+        sans = []
+    try:
+        eku = sorted("server auth" if o == ExtendedKeyUsageOID.SERVER_AUTH else "client auth"
+                     for o in leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        eku = []
+    common = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return {"cn": common[0].value if common else "", "sans": sans, "usages": eku}
+
+
+def wanted_leaf_settings(cn: str, sans: list[str], usages: list[str]) -> dict:
+    """leaf_settings() of a certificate issued with this CN, these SANs and a profile of these usages."""
+    wanted = [san(s) for s in sans]
+    names = sorted(s.value for s in wanted if isinstance(s, x509.DNSName)) + sorted(
+        str(s.value) for s in wanted if isinstance(s, x509.IPAddress))
+    return {"cn": cn, "sans": names, "usages": sorted({"server auth", "client auth"} & set(usages))}
+
+
 def leaf_is_current(pem: bytes, ca_cert: x509.Certificate, cn: str, sans: list[str], usages: list[str]) -> bool:
     """An issued certificate that still does: signed by this CA, same CN and SANs, usages, 30 days left."""
     try:
         leaf = x509.load_pem_x509_certificate(pem)
         leaf.verify_directly_issued_by(ca_cert)
-        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value if sans else None
-    except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
+    except (ValueError, TypeError, InvalidSignature):
         return False
-    have = sorted(str(v) for v in names.get_values_for_type(x509.DNSName)) + sorted(
-        str(v) for v in names.get_values_for_type(x509.IPAddress)) if names else []
-    wanted = [san(s) for s in sans]
-    want = sorted(s.value for s in wanted if isinstance(s, x509.DNSName)) + sorted(
-        str(s.value) for s in wanted if isinstance(s, x509.IPAddress))
-    eku = {"server auth", "client auth"} & set(usages)
-    try:
-        got_eku = {("server auth" if o == x509.oid.ExtendedKeyUsageOID.SERVER_AUTH else "client auth")
-                   for o in leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value}
-    except x509.ExtensionNotFound:
-        got_eku = set()
-    common = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return (bool(common) and common[0].value == cn and have == want and got_eku == eku
+    return (leaf_settings(pem) == wanted_leaf_settings(cn, sans, usages)
             and leaf.not_valid_after_utc - datetime.now(timezone.utc) > timedelta(days=30))
 
 
@@ -156,6 +173,16 @@ def is_ca(cert: x509.Certificate) -> bool:
     except x509.ExtensionNotFound:
         return False
     return constraints.ca and usage.key_cert_sign
+
+
+def load_ca_pair(cert_pem: bytes, key_pem_bytes: bytes):
+    """load_pair() of a pair that is a CA: basic constraints CA:TRUE and key usage keyCertSign. A leaf written
+    over ca.pem (with its key over ca-key.pem) belongs together too, and must never be adopted or sign."""
+    cert, key = load_pair(cert_pem, key_pem_bytes)
+    if not is_ca(cert):
+        raise PkiError(f"ca.pem is not a CA certificate ({cert.subject.rfc4514_string()} lacks basic constraints "
+                       "CA:TRUE with key usage keyCertSign): a leaf certificate may have been written over the CA")
+    return cert, key
 
 
 def ca_config(settings: Ca) -> dict:

@@ -167,8 +167,13 @@ class PlanRejected(Exception):
     """The approved plan's folder was altered since its dry run wrote it (exit 6)."""
 
 
-def load_plan(reports_dir: Path, run_id: str) -> dict:
-    """A dry run's plan, checked against its folder's SHA256SUMS and its own digest."""
+def load_plan(reports_dir: Path, run_id: str, trusted: str | None) -> dict:
+    """A dry run's plan, authenticated: its folder's files match SHA256SUMS, SHA256SUMS carries a signature by
+    the trusted key (a fingerprint), the folder holds the run its name says, it sits on the reports folder's
+    chain with that SHA256SUMS, and the plan's digest matches its changes. Anyone who can write reports/ can
+    recompute checksums and digests; only the signing key's holder can sign, and the chain pins the folder."""
+    from groundwork import signing
+
     if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
         raise PlanError(f"{run_id!r} is not a run id: --approved-plan takes the name of a dry run's folder in "
                         f"{reports_dir}")
@@ -176,21 +181,43 @@ def load_plan(reports_dir: Path, run_id: str) -> dict:
     path = folder / "plan.json"
     if not path.exists():
         raise PlanError(f"no plan in {folder}: --approved-plan takes the run id of a --dry-run")
+    again = "make a new --dry-run and have it approved"
     try:
         run = json.loads((folder / "run.json").read_text())
+        plan = json.loads(path.read_text())
+        sums_text = (folder / SUMS).read_bytes()
         sums = read_sums(folder)
     except (OSError, ValueError) as exc:
-        raise PlanRejected(f"the folder of {run_id} is incomplete or damaged ({exc}); make a new --dry-run") from None
+        raise PlanRejected(f"the folder of {run_id} is incomplete or damaged ({exc}); {again}") from None
     for name in ("plan.json", "run.json"):
         if sums.get(name) != hashlib.sha256((folder / name).read_bytes()).hexdigest():
-            raise PlanRejected(f"{folder / name} does not match {folder / 'SHA256SUMS'}: the folder was altered "
-                               "after its dry run; make a new --dry-run and have it approved")
+            raise PlanRejected(f"{folder / name} does not match {folder / SUMS}: the folder was altered "
+                               f"after its dry run; {again}")
+    if trusted is None:
+        raise PlanRejected("no signing key is configured (groundwork.signing_key), so no approved plan can be "
+                           "authenticated: sign the dry run and the apply with the same key")
+    try:
+        signer = signing.verify(sums_text, (folder / SIGNATURE).read_text())
+    except OSError:
+        raise PlanRejected(f"{folder} has no {SIGNATURE}: an unsigned plan cannot be approved; {again}") from None
+    except signing.SignatureError as exc:
+        raise PlanRejected(f"{folder / SIGNATURE}: {exc}; {again}") from None
+    if signer != trusted:
+        raise PlanRejected(f"{folder} is signed by {signer}, not by the trusted key {trusted}; {again}")
+    if not (run.get("run_id") == plan.get("run_id") == run_id):
+        raise PlanRejected(f"{folder} holds the plan of run {plan.get('run_id')!r} and the record of run "
+                           f"{run.get('run_id')!r}: folders or files were swapped; {again}")
+    link = chain_links(reports_dir).get(run_id)
+    if link != hashlib.sha256(sums_text).hexdigest():
+        raise PlanRejected(f"{run_id} is not on the chain of {reports_dir}"
+                           + (" with this SHA256SUMS: the folder was rewritten" if link else
+                              ": no run after it names it (put in afterwards, or the chain was cut)") + f"; {again}")
     if not run.get("dry_run"):
         raise PlanError(f"{run_id} was not a dry run: --approved-plan takes the run id of a --dry-run")
-    plan = json.loads(path.read_text())
     if plan_digest(plan["changes"], plan.get("addresses"), plan.get("inventory_digest", "")) != plan.get("digest"):
-        raise PlanRejected(f"{path}: its digest does not match its changes; make a new --dry-run")
+        raise PlanRejected(f"{path}: its digest does not match its changes; {again}")
     plan["change_id"] = (run.get("metadata") or {}).get("change_id") or ""
+    plan["started"] = run.get("started") or ""
     return plan
 
 
@@ -216,6 +243,22 @@ def chain_head(reports_dir: Path) -> dict | None:
         return json.loads((reports_dir / CHAIN_HEAD).read_text())
     except (OSError, ValueError):
         return None
+
+
+def chain_links(reports_dir: Path) -> dict[str, str]:
+    """The runs on the chain, newest first, each with the SHA-256 of its SHA256SUMS as the run after it (or
+    .chain-head) recorded it; the walk stops at the first run, a folder that is gone, or a run without a link."""
+    links: dict[str, str] = {}
+    head = chain_head(reports_dir)
+    current, digest = (head.get("run"), head.get("sha256sums")) if head else (None, None)
+    while isinstance(current, str) and current not in links and "/" not in current:
+        links[current] = digest
+        try:
+            chain = json.loads((reports_dir / current / "run.json").read_text())["chain"]
+        except (OSError, ValueError, KeyError, TypeError):
+            break
+        current, digest = chain.get("previous_run"), chain.get("previous_sha256sums")
+    return links
 
 
 def write_run_folder(folder: Path, record: RunRecord, meta: RunMetadata, checks: list[dict] | None,

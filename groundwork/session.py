@@ -11,6 +11,7 @@ import hashlib
 import os
 import signal
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,8 @@ class RunSession:
         masker = Masker(secrets.values())
         ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets,
                          digest_key=digest_key(args.reports), approved=approved_slices(approved) if approved else None,
-                         approved_run=approved["run_id"] if approved else "")
+                         approved_run=approved["run_id"] if approved else "",
+                         **({"plan_time": datetime.fromisoformat(approved["started"])} if approved else {}))
         return cls(runbook=runbook, args=args, stages=stages, check_modules=check_modules, inventory=inventory,
                    targets=targets, secrets=secrets, masker=masker, nr=nr, record=record, meta=meta, folder=folder,
                    progress=Progress(record, show_diff=args.diff, verbose=args.verbose), ctx=ctx, approved=approved,
@@ -147,7 +149,7 @@ class RunSession:
                           targets=[h.name for h in self.targets], started=utc_now())
         quiet = Progress(check, show_diff=False, out=open(os.devnull, "w"))
         dry = RunContext(inventory=self.inventory, dry_run=True, masker=self.masker, secrets=self.secrets,
-                         digest_key=self.ctx.digest_key)
+                         digest_key=self.ctx.digest_key, plan_time=self.ctx.plan_time)
         run_stages(self.nr, self.stages, dry, self.targets, check, quiet)
         self.nr.data.reset_failed_hosts()  # a host the check could not plan refuses the run below; else none is failed
         current = plan_of(check)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ class RunContext:
     # What one stage hands a later one in the same run, in memory only (the etcd certificates the ops host's
     # step read, for the members' step); shared by every copy for_step makes.
     handoff: dict = field(default_factory=dict)
+    # The time a plan is made at, for what a decision takes from the clock (a zone serial's date, a folder or
+    # snapshot name): now, or with --approved-plan the dry run's start, so that a plan approved before midnight
+    # still applies after it when nothing on the hosts changed.
+    plan_time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def for_step(self, host: str, stage: str) -> "RunContext":
         return replace(self, step=(host, stage))

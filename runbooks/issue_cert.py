@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Issue a certificate from the CA on the ops host, as `cfssl gencert -profile=PROFILE` does: NAME.pem and
-NAME-key.pem (0600) under /opt/certs. A current certificate with the same CN, SANs and profile is kept."""
+NAME-key.pem (0600) under /opt/certs. A current certificate with the same CN, SANs and profile is kept; one of
+that name issued with other settings is never written over, and no NAME may land on the CA's own files."""
 
 import argparse
 import ipaddress
@@ -18,6 +19,9 @@ def file_stem(value: str) -> str:
     """NAME becomes NAME.pem beside the CA: a path of its own (a /, a leading dot) would put it elsewhere."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
         raise argparse.ArgumentTypeError(f"{value!r}: a file name stem of letters, digits and . _ - (no /)")
+    if ca.lands_on_ca(value):
+        raise argparse.ArgumentTypeError(f"{value!r}: its files would be written over the CA's own "
+                                         f"{' and '.join(ca.lands_on_ca(value))}; choose another name")
     return value
 
 

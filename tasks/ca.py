@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from datetime import datetime, timezone
 
 from groundwork import facts as probes
 from groundwork import pki
@@ -25,11 +24,21 @@ from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
-from groundwork.remote import Remote
+from groundwork.remote import BACKUP_DIR, Remote
 from groundwork.settings import Ca
 from groundwork.stages import RunContext, Stage
 
 CERT, KEY, CSR, CONFIG = "ca.pem", "ca-key.pem", "ca.csr", "ca-config.json"
+
+
+def leaf_files(name: str) -> tuple[str, str]:
+    """The files `issue NAME` writes beside the CA, as cfssljson -bare NAME does."""
+    return f"{name}.pem", f"{name}-key.pem"
+
+
+def lands_on_ca(name: str) -> list[str]:
+    """The CA's own files that issuing NAME would write over ("ca" -> ca.pem, "ca-key" -> ca-key.pem)."""
+    return [f for f in leaf_files(name) if f in (CERT, KEY, CSR, CONFIG)]
 
 
 def paths(ca: Ca) -> dict[str, str]:
@@ -82,10 +91,11 @@ def decide(host: HostModel, facts: Facts, notes: list[str]) -> list[Change]:
     else:
         cert_pem, key_pem = current[p[CERT]].content, current[p[KEY]].content
         try:
-            cert, key = pki.load_pair(cert_pem, key_pem)
+            cert, key = pki.load_ca_pair(cert_pem, key_pem)
         except pki.PkiError as exc:
-            raise StageError(f"{host.name}:{ca.dir}: {exc}; groundwork never replaces a CA: fix the pair, or "
-                             f"replace the CA with runbooks/replace_ca.py") from None
+            raise StageError(f"{host.name}:{ca.dir}: {exc}; groundwork never replaces a CA, nor adopts such a pair: put "
+                             f"the CA's own pair back (a file groundwork wrote over is kept under "
+                             f"{BACKUP_DIR}{ca.dir}/), or replace the CA with runbooks/replace_ca.py") from None
         notes.append(f"adopted the existing CA {cert.subject.rfc4514_string()} ({pki.cert_fingerprint(cert_pem)})")
         # cfssl's third file, made again from the pair when it is missing
         csr = current[p[CSR]].content if present[CSR] else pki.csr_pem(cert.subject, key)
@@ -115,7 +125,7 @@ def run_replace(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport
     p = paths(ca)
     facts = _gather(remote, ca)
     old = [name for name in (CERT, KEY, CSR) if facts["ca_files"].get(p[name]) is not None]
-    keep = f"{ca.dir}/replaced-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+    keep = f"{ca.dir}/replaced-{ctx.plan_time.strftime('%Y%m%dT%H%M%SZ')}"
     plan: list[Change] = install_missing(platform_for(facts["os"]), ["openssl"], facts["packages"])
     if old:
         moves = " && ".join(f"mv {shlex.quote(p[n])} {shlex.quote(keep)}/" for n in old)
@@ -132,7 +142,8 @@ REPLACE = Stage(name="replace_ca", title="replace the certificate authority", gr
 
 
 def issue_stage(name: str, profile: str, cn: str, sans: list[str]) -> Stage:
-    """A stage that issues NAME.pem and NAME-key.pem under the CA's folder, as `cfssl gencert -profile` does."""
+    """A stage that issues NAME.pem and NAME-key.pem under the CA's folder, as `cfssl gencert -profile` does.
+    It never writes over a certificate of that name issued with other settings (another stage's, say)."""
 
     def run_issue(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
         p = paths(host.settings.ca)
@@ -148,14 +159,22 @@ def issue_stage(name: str, profile: str, cn: str, sans: list[str]) -> Stage:
 
 
 def decide_issue(host: HostModel, found: dict[str, bytes | None], name: str, profile: str, cn: str,
-                 sans: list[str], notes: list[str]) -> list[Change]:
-    """Issue NAME.pem unless the one there is current (same CN, SANs and usages, signed by this CA)."""
+                 sans: list[str], notes: list[str], owner: bool = False) -> list[Change]:
+    """Issue NAME.pem unless the one there is current (same CN, SANs and usages, signed by this CA).
+
+    owner: the caller owns NAME (the etcd stage its peer and client certificates) and issues it again when its
+    settings change; anyone else (issue_cert.py) is refused a NAME already issued with other settings."""
     ca = host.settings.ca
     p = paths(ca)
-    leaf_cert, leaf_key = f"{ca.dir}/{name}.pem", f"{ca.dir}/{name}-key.pem"
+    if lands_on_ca(name):
+        raise StageError(f"{name}: issuing it would write over the CA's own {' and '.join(lands_on_ca(name))}")
+    leaf_cert, leaf_key = (f"{ca.dir}/{f}" for f in leaf_files(name))
     if found[p[CERT]] is None or found[p[KEY]] is None:
         raise StageError(f"no CA in {ca.dir} on {host.name}: run the ca stage first (runbooks/ca.py)")
-    cert, key = pki.load_pair(found[p[CERT]], found[p[KEY]])
+    try:
+        cert, key = pki.load_ca_pair(found[p[CERT]], found[p[KEY]])
+    except pki.PkiError as exc:
+        raise StageError(f"{host.name}:{ca.dir}: {exc}; nothing is signed with it (runbooks/ca.py says more)") from None
     config = json.loads(found[p[CONFIG]]) if found[p[CONFIG]] else pki.ca_config(ca)
     usages = config.get("signing", {}).get("profiles", {}).get(profile, {}).get("usages")
     if usages is None:
@@ -163,6 +182,13 @@ def decide_issue(host: HostModel, found: dict[str, bytes | None], name: str, pro
     if found[leaf_cert] and pki.leaf_is_current(found[leaf_cert], cert, cn, sans, usages):
         notes.append(f"{leaf_cert} is current: CN {cn}, SANs {', '.join(sans) or 'none'}, {profile}")
         return []
+    have = pki.leaf_settings(found[leaf_cert]) if found[leaf_cert] else None
+    if have is not None and not owner and have != pki.wanted_leaf_settings(cn, sans, usages):
+        raise StageError(
+            f"{leaf_cert} was issued with other settings (CN {have['cn']}, SANs {', '.join(have['sans']) or 'none'}, "
+            f"usages {', '.join(have['usages']) or 'none'}) than asked for now (CN {cn}, SANs "
+            f"{', '.join(sans) or 'none'}, profile {profile}); it may be another stage's: nothing was written. "
+            "Choose another name, or remove its files first if it is yours to replace")
 
     def write(r: Remote) -> None:
         leaf_pem, leaf_key_pem = pki.issue(cert, key, profile, cn, sans, ca, profile_config=config)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from datetime import datetime, timezone
 
 from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
@@ -163,7 +162,7 @@ def decide_primary(host: HostModel, inventory: Inventory, facts: Facts, today: s
 
 def run_primary(remote, host: HostModel, ctx: RunContext) -> StageReport:
     facts = remote.gather(_server_probes(host, ctx.inventory, primary=True))
-    today = datetime.now(timezone.utc).strftime("%Y%m%d")
+    today = ctx.plan_time.strftime("%Y%m%d")
     report = StageReport()
     return apply_plan(remote, decide_primary(host, ctx.inventory, facts, today, report.notes), ctx, report)
 

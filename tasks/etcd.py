@@ -103,8 +103,8 @@ def run_certs(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
 def decide_certs(host: HostModel, inventory: Inventory, found: dict[str, bytes | None],
                  notes: list[str]) -> list[Change]:
     """The peer certificate for every member's address and the client certificate, issued unless current."""
-    return (ca.decide_issue(host, found, PEER, "peer", "k8s-etcd", peer_sans(inventory), notes)
-            + ca.decide_issue(host, found, CLIENT, "client", "k8s-node", [], notes))
+    return (ca.decide_issue(host, found, PEER, "peer", "k8s-etcd", peer_sans(inventory), notes, owner=True)
+            + ca.decide_issue(host, found, CLIENT, "client", "k8s-node", [], notes, owner=True))
 
 
 # -- on each member: etcd ----------------------------------------------------------------------------

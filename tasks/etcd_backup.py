@@ -14,10 +14,9 @@ import hashlib
 import json
 import re
 import shlex
-from datetime import datetime, timezone
 
 from groundwork import facts as probes
-from groundwork.changes import ActionChange, CommandChange, StageError, StageReport, apply_plan, value_diff
+from groundwork.changes import ActionChange, StageError, StageReport, apply_plan, value_diff
 from groundwork.inventory import HostModel
 from groundwork.remote import Remote
 from groundwork.stages import RunContext, Stage
@@ -45,7 +44,7 @@ def run_save(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
     if not healthy:
         report.notes.append(f"{member_name(host)} is not healthy: another member gives the snapshot")
         return report
-    snapshot_id = datetime.now(timezone.utc).strftime("snapshot-%Y%m%dT%H%M%SZ")
+    snapshot_id = ctx.plan_time.strftime("snapshot-%Y%m%dT%H%M%SZ")
 
     def save(r: Remote) -> None:
         out = r.run(f"set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; {LOCAL} snapshot save \"$t/s.db\" >&2; "

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from groundwork.remote import Remote
+from groundwork.signing import load_signing_key
 
 PROJECT = Path(__file__).resolve().parents[1]
 E2E = PROJECT / "tests" / "e2e"
@@ -62,3 +63,15 @@ def copy_seed_inventory(dest: Path) -> Path:
                                                                alt_key_file=str(dest / "known_hosts"))
     (folder / "defaults.yaml").write_text(yaml.safe_dump(defaults))
     return folder
+
+
+def make_signing_key(folder: Path):
+    """An operator's run-signing key, made as README says (ssh-keygen -t ed25519 -N ''), loaded."""
+    path = folder / "signing_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "operator", "-f", str(path)], check=True)
+    return load_signing_key({"groundwork": {"signing_key": str(path)}}, folder / "config.yaml")
+
+
+@pytest.fixture
+def signing_key(tmp_path):
+    return make_signing_key(tmp_path)

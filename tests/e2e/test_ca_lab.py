@@ -29,13 +29,13 @@ def test_second_run_keeps_the_ca_and_reports_no_change(converged, runbook):
 
 def test_a_peer_certificate_verifies_against_the_ca(converged, runbook):
     lab = converged
-    run = runbook("etcd-peer", "--profile", "peer", "--san", "10.4.7.12", "--san", "hdss7-12.host.com",
+    run = runbook("web-peer", "--profile", "peer", "--san", "10.4.7.12", "--san", "hdss7-12.host.com",
                   name="issue_cert")
     assert run.rc == 0, run
-    out = lab.ssh("hdss7-200", "cd /opt/certs && openssl verify -CAfile ca.pem etcd-peer.pem && "
-                               "openssl x509 -in etcd-peer.pem -noout -ext subjectAltName,extendedKeyUsage")
-    assert "etcd-peer.pem: OK" in out and "IP Address:10.4.7.12" in out and "TLS Web Client Authentication" in out
-    again = runbook("etcd-peer", "--profile", "peer", "--san", "10.4.7.12", "--san", "hdss7-12.host.com",
+    out = lab.ssh("hdss7-200", "cd /opt/certs && openssl verify -CAfile ca.pem web-peer.pem && "
+                               "openssl x509 -in web-peer.pem -noout -ext subjectAltName,extendedKeyUsage")
+    assert "web-peer.pem: OK" in out and "IP Address:10.4.7.12" in out and "TLS Web Client Authentication" in out
+    again = runbook("web-peer", "--profile", "peer", "--san", "10.4.7.12", "--san", "hdss7-12.host.com",
                     name="issue_cert")
     assert again.statuses("issue_cert") == {"hdss7-200": "ok"}, again
 
@@ -53,3 +53,34 @@ def test_the_key_appears_in_no_report_and_no_output(converged, runbook):
     for path in files:
         text = path.read_text(errors="replace")
         assert not any(c in text for c in chunks), path
+
+
+CA_FILES = "/opt/certs/ca.pem /opt/certs/ca-key.pem /opt/certs/ca.csr /opt/certs/ca-config.json"
+
+
+def test_one_word_never_destroys_the_ca(converged, runbook):
+    """issue_cert.py ca, a leaf written over the CA by hand, another stage's certificate: each refused, nothing
+    written (on the main before this guard, the first wrote a leaf over ca.pem and the ca stage adopted it)."""
+    lab = converged
+    digests = lab.ssh("hdss7-200", f"sha256sum {CA_FILES} /opt/certs/etcd-peer.pem")
+    for name in ("ca", "ca-key"):
+        run = runbook(name, "--profile", "server", "--san", "10.4.7.200", name="issue_cert")
+        assert run.rc == 2 and "written over the CA's own" in run.stderr, run
+    other = runbook("etcd-peer", "--profile", "server", "--san", "10.4.7.200", name="issue_cert")
+    assert other.rc == 4 and "was issued with other settings" in other.stdout, other
+    assert lab.ssh("hdss7-200", f"sha256sum {CA_FILES} /opt/certs/etcd-peer.pem") == digests
+
+    # A leaf and its key over the CA's pair (as the old issue_cert.py ca wrote them): never adopted.
+    lab.ssh("hdss7-200", "cd /opt/certs && mkdir -p /root/ca-kept && cp -p ca.pem ca-key.pem /root/ca-kept/ && "
+                         "cp etcd-peer.pem ca.pem && cp etcd-peer-key.pem ca-key.pem")
+    try:
+        broken = lab.ssh("hdss7-200", f"sha256sum {CA_FILES}")
+        run = runbook("--no-verify", name="ca")
+        assert run.rc == 4, run
+        assert "ca.pem is not a CA certificate" in run.entry("hdss7-200", "ca")["error"], run
+        assert lab.ssh("hdss7-200", f"sha256sum {CA_FILES}") == broken  # nothing written
+    finally:
+        lab.ssh("hdss7-200", "cp -p /root/ca-kept/ca.pem /root/ca-kept/ca-key.pem /opt/certs/ && rm -r /root/ca-kept")
+    run = runbook()
+    assert run.rc == 0, run
+    assert lab.ssh("hdss7-200", f"sha256sum {CA_FILES} /opt/certs/etcd-peer.pem") == digests

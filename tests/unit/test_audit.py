@@ -1,9 +1,11 @@
 """Signed run folders and the hash chain: tampering of every kind is caught and the folder named; the signature
 verifies with OpenSSH's own `ssh-keygen -Y verify`, as README tells an auditor to check it."""
 
+import hashlib
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,15 +14,14 @@ from groundwork.audit import audit
 from groundwork.report import RunMetadata, provenance_html, write_run_folder
 from groundwork.runner import RunRecord
 from groundwork.signing import NAMESPACE, PRINCIPAL, load_signing_key
+from tests.conftest import make_signing_key
 
 RUNS = ["20261201T080000Z-full", "20261201T090000Z-full", "20261201T100000Z-verify", "20261201T110000Z-full"]
 
 
 @pytest.fixture
-def key(tmp_path):
-    path = tmp_path / "signing_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "operator", "-f", str(path)], check=True)
-    return load_signing_key({"groundwork": {"signing_key": str(path)}}, tmp_path / "config.yaml")
+def key(signing_key):
+    return signing_key
 
 
 def make_run(reports: Path, run_id: str, key, approval=None) -> Path:
@@ -117,8 +118,9 @@ def test_an_inserted_folder_is_named_even_when_signed_with_the_right_key(reports
     spare = reports.parent / "spare"
     inserted = make_run(spare, "20261201T093000Z-full", key)
     shutil.move(str(inserted), reports / inserted.name)
-    assert first_problem(reports, key) == ("20261201T093000Z-full", "inserted: no run on the chain names it as the "
-                                           "run before it (or the runs that did are gone)")
+    assert first_problem(reports, key) == (
+        "20261201T093000Z-full", "inserted: not on the chain, no run on it names this folder as the run before it "
+                                 "(put in afterwards, or the runs that named it are gone)")
 
 
 def test_a_folder_signed_by_another_key_is_named(reports, key, tmp_path):
@@ -182,3 +184,82 @@ def test_the_approval_flags_are_checked_before_anything_runs(tmp_path):
                            ({"approved_by": "a\nb"}, "one line")):
         with pytest.raises(UsageError, match=message):
             approval(**given)
+
+
+def forged_folder(reports: Path, run_id: str, key=None) -> Path:
+    """A folder made by hand: its own run.json (no chain record), SHA256SUMS, and a signature if given a key."""
+    from groundwork.signing import sign
+
+    folder = reports / run_id
+    folder.mkdir()
+    (folder / "report.html").write_text("<html>all green, approved</html>")
+    (folder / "run.json").write_text(json.dumps({"run_id": run_id, "outcome": "ok", "signing": {"fingerprint": None}}))
+    sums = subprocess.run("sha256sum report.html run.json", shell=True, cwd=folder, capture_output=True, text=True,
+                          check=True).stdout
+    (folder / "SHA256SUMS").write_text(sums)
+    if key:
+        (folder / "SHA256SUMS.sig").write_text(sign(sums.encode(), key))
+    return folder
+
+
+def test_a_back_dated_unsigned_folder_off_the_chain_is_named_whatever_its_date(reports, key):
+    forged_folder(reports, "20200101T000000Z-full")
+    _, problems = audit(reports, key.fingerprint)
+    named = [p for folder, p in problems if folder == "20200101T000000Z-full"]
+    assert any(p.startswith("not signed by the trusted key") for p in named), problems
+    assert any(p.startswith("inserted: not on the chain") for p in named), problems
+    assert problems[0][0] == "20200101T000000Z-full"
+
+
+def test_an_unsigned_folder_on_the_chain_is_named_when_a_key_is_trusted(tmp_path, key):
+    reports = tmp_path / "reports"
+    make_run(reports, RUNS[0], key)
+    make_run(reports, RUNS[1], None)  # on the chain, but written without the key
+    make_run(reports, RUNS[2], key)
+    assert first_problem(reports, key) == (RUNS[1], f"not signed by the trusted key {key.fingerprint} (unsigned)")
+
+
+def test_the_newest_runs_removed_with_the_head_rewritten_show_against_the_head_noted_earlier(reports, key):
+    from groundwork.audit import head_line
+
+    noted = head_line(reports)
+    assert noted.startswith(RUNS[-1] + ":") and len(noted.split(":")[1]) == 64
+    assert audit(reports, key.fingerprint, expect_head=noted)[1] == []
+    for run in RUNS[-2:]:
+        shutil.rmtree(reports / run)
+    previous = json.loads((reports / RUNS[1] / "run.json").read_text())
+    digest = hashlib.sha256((reports / RUNS[1] / "SHA256SUMS").read_bytes()).hexdigest()
+    (reports / ".chain-head").write_text(json.dumps({"run": RUNS[1], "sha256sums": digest}))
+    assert previous["chain"]["previous_run"] == RUNS[0]
+    assert audit(reports, key.fingerprint)[1] == []  # nothing in the folder itself shows it
+    _, problems = audit(reports, key.fingerprint, expect_head=noted)
+    assert problems == [(RUNS[-1], f"the head noted earlier, {RUNS[-1]}, is not on the chain any more: it or the "
+                                   "runs after it were removed and .chain-head rewritten")]
+
+
+def audit_cli(*args: str):
+    from tests.conftest import PROJECT
+    return subprocess.run([sys.executable, str(PROJECT / "runbooks" / "audit.py"), *args], capture_output=True,
+                          text=True)
+
+
+def test_without_a_trusted_key_the_history_is_unverified_and_audit_exits_9(key, tmp_path):
+    # A whole history written again and signed with another key: checksums, signatures and chain agree.
+    (tmp_path / "other").mkdir()
+    other = make_signing_key(tmp_path / "other")
+    forged = tmp_path / "forged"
+    for run in RUNS:
+        make_run(forged, run, other)
+    config = tmp_path / "no-key.yaml"
+    config.write_text("groundwork: {}\n")
+    done = audit_cli("--reports", str(forged), "-c", str(config))
+    assert done.returncode == 9 and "UNVERIFIED: no trusted key" in done.stderr, done
+    # The trusted key, from the auditor's own copy, names every re-signed folder.
+    pub = tmp_path / "operator.pub"
+    pub.write_text(key.public_line + "\n")
+    done = audit_cli("--reports", str(forged), "-c", str(config), "--key", str(pub))
+    assert done.returncode == 8, done
+    assert f"FIRST PROBLEM: {RUNS[0]}: not signed by the trusted key {key.fingerprint}" in done.stdout, done
+    assert f"HEAD: {RUNS[-1]}:" in done.stdout
+    accepted = audit_cli("--reports", str(forged), "-c", str(config), "--accept-unverified")
+    assert accepted.returncode == 0 and "UNVERIFIED" in accepted.stdout, accepted

@@ -78,6 +78,45 @@ def test_a_certificate_is_issued_once_then_current():
     assert decide_issue(OPS, {**found, f"{CA.dir}/etcd-peer.pem": leaf}, "etcd-peer", "peer", "k8s-etcd",
                         ["10.4.7.12"], notes) == []
     assert "is current" in notes[0]
-    # Another SAN: issued again.
+    # Another SAN: issued again by the stage that owns the name.
     assert decide_issue(OPS, {**found, f"{CA.dir}/etcd-peer.pem": leaf}, "etcd-peer", "peer", "k8s-etcd",
-                        ["10.4.7.12", "10.4.7.21"], [])
+                        ["10.4.7.12", "10.4.7.21"], [], owner=True)
+
+
+def leaf_pair(cn: str = "ca", sans=("10.4.7.200",), profile: str = "server") -> tuple[bytes, bytes]:
+    cert, key = pki.load_pair(PAIR.cert_pem, PAIR.key_pem)
+    return pki.issue(cert, key, profile, cn, list(sans), CA, profile_config=pki.ca_config(CA))
+
+
+def test_a_leaf_pair_written_over_the_ca_is_not_adopted_and_nothing_is_written():
+    leaf, leaf_key = leaf_pair()
+    with pytest.raises(StageError, match="ca.pem is not a CA certificate .*CA:TRUE with key usage keyCertSign"):
+        decide(OPS, facts({CERT: on_host(leaf), KEY: on_host(leaf_key, mode="600")}), [])
+
+
+def test_nothing_is_signed_with_a_pair_that_is_not_a_ca():
+    leaf, leaf_key = leaf_pair()
+    found = {P[CERT]: leaf, P[KEY]: leaf_key, P[CONFIG]: pki.ca_config_json(CA), f"{CA.dir}/web.pem": None}
+    with pytest.raises(StageError, match="is not a CA certificate"):
+        decide_issue(OPS, found, "web", "server", "web", [], [])
+
+
+@pytest.mark.parametrize("name", ["ca", "ca-key"])
+def test_a_name_landing_on_the_cas_files_is_refused_by_the_decision_too(name):
+    found = {P[CERT]: PAIR.cert_pem, P[KEY]: PAIR.key_pem, P[CONFIG]: pki.ca_config_json(CA),
+             f"{CA.dir}/{name}.pem": PAIR.cert_pem}
+    with pytest.raises(StageError, match="would write over the CA's own"):
+        decide_issue(OPS, found, name, "server", name, ["10.4.7.200"], [])
+
+
+def test_a_certificate_issued_with_other_settings_is_never_written_over_by_a_caller_that_does_not_own_it():
+    etcd_leaf, _ = leaf_pair("k8s-etcd", ["10.4.7.12", "10.4.7.21"], "peer")
+    found = {P[CERT]: PAIR.cert_pem, P[KEY]: PAIR.key_pem, P[CONFIG]: pki.ca_config_json(CA),
+             f"{CA.dir}/etcd-peer.pem": etcd_leaf}
+    for cn, sans, profile in (("k8s-etcd", ["10.4.7.200"], "peer"), ("other", ["10.4.7.12", "10.4.7.21"], "peer"),
+                              ("k8s-etcd", ["10.4.7.12", "10.4.7.21"], "server")):
+        with pytest.raises(StageError, match="was issued with other settings .*nothing was written"):
+            decide_issue(OPS, found, "etcd-peer", profile, cn, sans, [])
+    # The same settings: current, nothing to do; its owner (the etcd stage) issues it again for new SANs.
+    assert decide_issue(OPS, found, "etcd-peer", "peer", "k8s-etcd", ["10.4.7.21", "10.4.7.12"], []) == []
+    assert decide_issue(OPS, found, "etcd-peer", "peer", "k8s-etcd", ["10.4.7.12"], [], owner=True)

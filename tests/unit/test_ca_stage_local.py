@@ -88,8 +88,11 @@ def test_issued_peer_certificate_verifies_and_is_kept_when_current(local_remote,
     assert oct((certs / "etcd-peer-key.pem").stat().st_mode & 0o777) == "0o600"
     again = stage.run(local_remote, host, ctx)
     assert again.changes == [] and "is current" in again.notes[0]
-    other_sans = ca.issue_stage("etcd-peer", "peer", "etcd-peer", ["10.4.7.21"]).run(local_remote, host, ctx)
-    assert [c.summary for c in other_sans.changes] == ["issue etcd-peer.pem (peer)"]
+    # Other settings for the same name: refused, the certificate there left as it is.
+    issued = (certs / "etcd-peer.pem").read_bytes()
+    with pytest.raises(StageError, match="was issued with other settings"):
+        ca.issue_stage("etcd-peer", "peer", "etcd-peer", ["10.4.7.21"]).run(local_remote, host, ctx)
+    assert (certs / "etcd-peer.pem").read_bytes() == issued
 
 
 def test_replace_keeps_the_old_pair(local_remote, ops, tmp_path):

@@ -117,3 +117,15 @@ def test_issue_cert_refuses_a_name_that_is_a_path_or_a_bad_san(tmp_path):
         assert done.returncode == 2, (args, done.stderr)
         assert "issue_cert.py: error: argument" in done.stderr
     assert not (tmp_path / "reports").exists()
+
+
+def test_issue_cert_refuses_a_name_whose_files_land_on_the_cas_own(tmp_path):
+    listener = Listener()
+    inventory = loopback_inventory(tmp_path, listener.port)
+    for name, lands_on in (("ca", "ca.pem"), ("ca-key", "ca-key.pem")):
+        done = run_runbook(name, "--profile", "server", "--san", "10.4.7.200", "-i", str(inventory),
+                           "--reports", str(tmp_path / "reports"), name="issue_cert")
+        assert done.returncode == 2, (name, done.stderr)
+        assert f"written over the CA's own {lands_on}" in done.stderr
+    assert listener.connections == 0
+    assert not (tmp_path / "reports").exists()

@@ -6,7 +6,6 @@ from pathlib import Path
 from groundwork.facts import Facts, OsInfo, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
-from groundwork.changes import FileChange
 from tasks.dns import (NM_DROPIN, RESOLVED_DROPIN, _named_conf_files, decide_primary, decide_resolver,
                        decide_secondary, next_serial, primary_files, render_zone, without_serial, zone_serial, zones)
 from tests.conftest import copy_seed_inventory

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from groundwork.changes import CommandChange, FileChange, StageError
+from groundwork.changes import CommandChange, StageError
 from groundwork.facts import Facts, HostnameInfo, OsInfo, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS

