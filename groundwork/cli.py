@@ -10,7 +10,8 @@ Exit codes (documented in the README):
   6  --approved-plan refused: the plan computed now (checked again for each host's stage right before it is
       applied) differs from the approved one, or the approved plan's folder was altered; nothing was changed
       on the hosts refused
-  7  another run is working on the same inventory; nothing was done
+  7  another run is working on the same inventory, or on one of the targeted hosts (from any controller); nothing
+      was done
   130 interrupted (Ctrl-C); the stage under way finished on its hosts, no later stage started, and the
       run record says which stages ran and which did not (Ctrl-C again does not cut that stage short)
 """
@@ -27,6 +28,7 @@ from typing import Callable
 
 import yaml
 
+from groundwork.hostlock import HostsLocked
 from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryError, Problem, load_inventory
 from groundwork.report import PlanError, PlanRejected, load_plan
 from groundwork.runlock import LockedError
@@ -120,7 +122,7 @@ def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]], runb
     except PlanRejected as exc:
         print(f"groundwork: REFUSED: {exc}; nothing was changed", file=sys.stderr)
         return EXIT_PLAN_REFUSED
-    except LockedError as exc:
+    except (LockedError, HostsLocked) as exc:
         print(f"groundwork: {exc}", file=sys.stderr)
         return EXIT_LOCKED
     except Exception:  # noqa: BLE001 - a bug in groundwork: say so plainly, with the traceback

@@ -77,6 +77,26 @@ class RemoteError(Exception):
 
 
 @dataclass
+class Held:
+    """A command Remote.hold started: running while channel is set, else ended with rc."""
+
+    channel: "paramiko.Channel | None"
+    rc: int | None
+    stdout: str
+    stderr: str
+
+    def release(self) -> None:
+        """Close its stdin (it ends on EOF) and the channel."""
+        if self.channel is not None:
+            try:
+                self.channel.shutdown_write()
+            except (OSError, EOFError):
+                pass  # the session is gone already, and the command with it
+            self.channel.close()
+            self.channel = None
+
+
+@dataclass
 class FileWrite:
     path: str
     changed: bool
@@ -222,6 +242,39 @@ class Remote:
             return chan.recv_exit_status(), bytes(out), bytes(err)
         finally:
             chan.close()
+
+    def hold(self, command: str, ready: str, timeout: float = 30.0) -> "Held":
+        """Start a command that runs until the session lets go of it (a lock held by a process reading its stdin,
+        say): returns once it printed the line `ready`, or ended first. Its stdin stays open; Held.release()
+        closes it. The SSH session dying, however it dies, closes it too."""
+        wrapped, handshake = self._wrap(command)
+        chan = self.transport_factory().open_session(timeout=30)
+        chan.exec_command(wrapped)
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        if handshake is not None and not self._sudo_handshake(chan, handshake, out, err, deadline):
+            if handshake.refused:
+                chan.close()
+                raise RemoteError(CommandResult(self.masker(command), 1, "", f"sudo refused the password of "
+                                                f"{self.username} (GROUNDWORK_SSH_PASSWORD)", 0.0), what="sudo")
+        marker = ready.encode() + b"\n"
+        while marker not in out:
+            while chan.recv_ready():
+                out += chan.recv(1 << 16)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(1 << 16)
+            if marker in out:
+                break
+            if chan.exit_status_ready() and not chan.recv_ready() and (chan.eof_received or chan.closed):
+                rc = chan.recv_exit_status()
+                chan.close()
+                return Held(None, rc, self.masker(out.decode("utf-8", "replace")),
+                            self.masker(err.decode("utf-8", "replace")))
+            if time.monotonic() > deadline:
+                chan.close()
+                raise TimeoutError(f"`{self.masker(command)}` did not start within {timeout:.0f}s")
+            select.select([chan], [], [], 0.01)
+        return Held(chan, None, self.masker(out.decode("utf-8", "replace")), self.masker(err.decode("utf-8", "replace")))
 
     def _sudo_handshake(self, chan, hs: "SudoHandshake", out: bytearray, err: bytearray, deadline: float) -> bool:
         """Answer sudo's prompt with the password, once; True when the command has started (it may read its

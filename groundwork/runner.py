@@ -21,6 +21,7 @@ from nornir.plugins.runners import SerialRunner
 
 from groundwork import hostkeys
 from groundwork.changes import PlanFailed, StageReport
+from groundwork.hostlock import NotLocked
 from groundwork.inventory import KNOWN_GROUPS, HostModel
 from groundwork.remote import Remote
 from groundwork.stages import RunContext, Stage
@@ -222,6 +223,8 @@ def _stage_task(task: Task, stage: Stage, ctx: RunContext, recorder: "StageRecor
         return Result(host=task.host, result=report, transcript=report.transcript())
     remote = None
     try:
+        if ctx.host_locks is not None:
+            ctx.host_locks.check(host.name)
         remote = Remote.for_task(task, ctx.masker)
         report = stage.run(remote, host, ctx.for_step(host.name, stage.name)).mask(ctx.masker)
         report.commands = remote.log
@@ -229,6 +232,8 @@ def _stage_task(task: Task, stage: Stage, ctx: RunContext, recorder: "StageRecor
                       transcript=report.transcript())
     except PlanFailed as exc:
         report = exc.report
+    except NotLocked as exc:  # unreachable when the run began: the connection error, whole
+        report = StageReport(error=str(exc))
     except Exception as exc:  # noqa: BLE001 - one host's failure must not stop the others
         report = StageReport(error=describe_error(exc, host, task.host))
     report.mask(ctx.masker)

@@ -10,18 +10,20 @@ import argparse
 import hashlib
 import os
 import signal
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from groundwork import hostlock
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Masker
 from groundwork.report import (RunMetadata, approved_slices, change_report_html, check_tally, digest_key, git_state,
                                host_verification, operator_name, plan_difference, plan_digest, plan_of, tool_versions,
                                write_atomic, write_index, write_run_folder)
 from groundwork.runlock import acquire
-from groundwork.runner import Progress, RunRecord, new_run_id, run_stages, utc_now
+from groundwork.runner import Progress, RunRecord, describe_error, new_run_id, run_stages, utc_now
 from groundwork.stages import RunContext, Stage
 
 
@@ -43,6 +45,7 @@ class RunSession:
     ctx: RunContext
     approved: dict | None
     lock: Any
+    host_locks: hostlock.HostLocks
     outcome: str = "interrupted"  # until the run gets to decide one
     checks: list[dict] | None = None
     signing_key: Any = None  # signing.SigningKey; None: the folder is written unsigned
@@ -55,11 +58,20 @@ class RunSession:
         lock = acquire(inventory_dir, {"user": operator_name(), "runbook": runbook, "started": utc_now()})
         if secrets.get("ssh_password"):
             nr.inventory.defaults.password = secrets["ssh_password"]
-        args.reports.mkdir(parents=True, exist_ok=True)
         record = RunRecord(run_id=new_run_id(runbook, args.reports), runbook=runbook, dry_run=args.dry_run,
                            targets=[h.name for h in targets], started=utc_now())
+        masker = Masker(secrets.values())
+        try:
+            host_locks = hostlock.acquire(
+                nr, record.targets, {"user": operator_name(), "controller": socket.gethostname(), "runbook": runbook,
+                                     "run": record.run_id, "started": record.started, "pid": os.getpid()},
+                masker, lambda exc, name, host: describe_error(exc, inventory.hosts[name], host))
+        except BaseException:
+            nr.close_connections(on_good=True, on_failed=True)
+            lock.close()
+            raise
         folder = args.reports / record.run_id
-        folder.mkdir()
+        folder.mkdir(parents=True)
         commit, dirty = git_state()
         meta = RunMetadata(run_id=record.run_id, runbook=runbook, change_id=args.change_id, operator=operator_name(),
                            started=record.started, ended=None, git_commit=commit, git_dirty=dirty,
@@ -67,15 +79,14 @@ class RunSession:
                            groups=args.group, hosts=record.targets, dry_run=args.dry_run, tools=tool_versions(),
                            addresses={h.name: str(h.address) for h in targets}, approval=approval or {},
                            signer=signing_key.fingerprint if signing_key else "unsigned")
-        masker = Masker(secrets.values())
-        ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets,
+        ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets, host_locks=host_locks,
                          digest_key=digest_key(args.reports), approved=approved_slices(approved) if approved else None,
                          approved_run=approved["run_id"] if approved else "",
                          **({"plan_time": datetime.fromisoformat(approved["started"])} if approved else {}))
         return cls(runbook=runbook, args=args, stages=stages, check_modules=check_modules, inventory=inventory,
                    targets=targets, secrets=secrets, masker=masker, nr=nr, record=record, meta=meta, folder=folder,
                    progress=Progress(record, show_diff=args.diff, verbose=args.verbose), ctx=ctx, approved=approved,
-                   lock=lock, signing_key=signing_key)
+                   lock=lock, host_locks=host_locks, signing_key=signing_key)
 
     def run(self) -> str:
         """Execute, verify and finish; the run's outcome (run.json, the index; cli maps it to the exit code)."""
@@ -127,7 +138,8 @@ class RunSession:
     def finish(self) -> None:
         """Close the connections, write the run folder and the index, release the lock; never skipped."""
         try:
-            self.nr.close_connections()
+            self.host_locks.release()
+            self.nr.close_connections(on_good=True, on_failed=True)
             if self.meta.ended is None:
                 self.end()
             report = self.folder / "report.html"
@@ -149,7 +161,7 @@ class RunSession:
                           targets=[h.name for h in self.targets], started=utc_now())
         quiet = Progress(check, show_diff=False, out=open(os.devnull, "w"))
         dry = RunContext(inventory=self.inventory, dry_run=True, masker=self.masker, secrets=self.secrets,
-                         digest_key=self.ctx.digest_key, plan_time=self.ctx.plan_time)
+                         digest_key=self.ctx.digest_key, plan_time=self.ctx.plan_time, host_locks=self.host_locks)
         run_stages(self.nr, self.stages, dry, self.targets, check, quiet)
         self.nr.data.reset_failed_hosts()  # a host the check could not plan refuses the run below; else none is failed
         current = plan_of(check)

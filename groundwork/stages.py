@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from groundwork.changes import StageReport
+    from groundwork.hostlock import HostLocks
     from groundwork.inventory import HostModel, Inventory
     from groundwork.remote import Masker, Remote
 
@@ -35,6 +36,8 @@ class RunContext:
     # snapshot name): now, or with --approved-plan the dry run's start, so that a plan approved before midnight
     # still applies after it when nothing on the hosts changed.
     plan_time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    # The run's locks on its hosts (hostlock.HostLocks): no stage works on a host this run has not locked.
+    host_locks: "HostLocks | None" = None
 
     def for_step(self, host: str, stage: str) -> "RunContext":
         return replace(self, step=(host, stage))

@@ -16,7 +16,7 @@ import pytest
 
 from lab import lab as lab_module
 from tests.conftest import PROJECT
-from tests.e2e.conftest import Run, inventory_copy
+from tests.e2e.conftest import HOSTS, Run, inventory_copy
 
 
 def start_runbook(reports: Path, *args: str, name: str = "full") -> subprocess.Popen:
@@ -205,6 +205,36 @@ def test_two_runs_started_together_the_second_stops_at_once_naming_the_holder(co
     refused = next(r for r in runs if r.rc == 7)
     assert "another groundwork run is working on the inventory" in refused.stderr
     assert "runbook full" in refused.stderr and "pid " in refused.stderr and refused.record is None
+
+
+def test_two_checkouts_of_one_inventory_never_work_on_the_same_hosts_at_once(converged, tmp_path):
+    """Two operators' clones (two inventory paths, so two controller locks): the hosts' own locks stop the
+    second run before it changes anything, naming who holds which host; killing the holder outright frees
+    every host at once (on the main before host locks, both runs exit 0)."""
+    lab = converged
+    clone = inventory_copy(tmp_path, lambda name, data: None)
+    lab.ssh("hdss7-22", "hostnamectl set-hostname by-hand")
+    first = start_runbook(tmp_path / "a", "--no-verify")
+    seen = read_until(first, "== host_prep")  # the first run holds every host
+    second = start_runbook(tmp_path / "b", "-i", clone, "--no-verify")
+    refused = finish(second, tmp_path / "b", [])
+    assert refused.rc == 7, refused
+    for host in HOSTS:
+        assert host in refused.stderr
+    assert "another groundwork run holds" in refused.stderr and "user root on controller" in refused.stderr
+    assert "runbook full" in refused.stderr and "started " in refused.stderr and "pid " in refused.stderr
+    assert refused.record is None and "== " not in refused.stdout  # no stage, no run folder
+    done = finish(first, tmp_path / "a", seen)
+    assert done.rc == 0 and done.statuses()["hdss7-22"] == "changed", done  # the first run's change alone
+
+    lab.ssh("hdss7-22", "hostnamectl set-hostname by-hand")
+    killed = start_runbook(tmp_path / "c", "--no-verify")
+    read_until(killed, "== host_prep")
+    killed.send_signal(signal.SIGKILL)  # the controller dies outright: no handler, no goodbye
+    killed.wait(timeout=30)
+    after = finish(start_runbook(tmp_path / "d", "-i", clone, "--no-verify"), tmp_path / "d", [])
+    assert after.rc == 0, after
+    assert lab.ssh("hdss7-22", "hostname").strip() == "hdss7-22.host.com"
 
 
 def test_an_interrupted_run_says_what_ran_and_a_rerun_finishes(converged, runbook, tmp_path):

@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 from tests.conftest import PROJECT
-from tests.e2e.conftest import HOSTS
+from tests.e2e.conftest import HOSTS, inventory_copy
 
 HOST_PREP_CHECKS = ["hostname is hdss7-NN.host.com, running and in /etc/hostname",
                     "kernel is at least the minimum docker needs", "the base tools are installed",
@@ -183,6 +183,50 @@ def test_an_auditor_checks_a_run_folder_by_hand_and_audit_py_names_the_altered_o
     assert f"FIRST PROBLEM: {before.name}: report.html does not match SHA256SUMS" in caught.stdout
 
 
+def test_audit_flags_a_back_dated_forgery_and_the_newest_runs_removed(converged, runbook, tmp_path):
+    """Issue 24's forged history on a lab reports folder: a back-dated unsigned folder with its own SHA256SUMS,
+    the newest run removed with .chain-head rewritten, and no trusted key at all."""
+    runs = [runbook("--no-verify") for _ in range(3)]
+    assert [r.rc for r in runs] == [0, 0, 0]
+    reports = runs[0].reports
+    pub = tmp_path / "operator.pub"  # the auditor's own copy of the operator's public key
+    shutil.copy("/var/lib/groundwork-lab/signing_key.pub", pub)
+    audit = [sys.executable, str(PROJECT / "runbooks" / "audit.py"), "--reports", str(reports), "--key", str(pub)]
+    clean = subprocess.run(audit, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stdout
+    head = re.search(r"^HEAD: (\S+)", clean.stdout, re.M).group(1)
+    assert head.startswith(runs[-1].record["run_id"] + ":")
+
+    forged = reports / "20200101T000000Z-full"
+    shutil.copytree(run_folder(runs[0]), forged)
+    (forged / "SHA256SUMS.sig").unlink()
+    run = json.loads((forged / "run.json").read_text())
+    run.update(run_id=forged.name, signing={"fingerprint": None}, chain={"previous_run": None,
+                                                                         "previous_sha256sums": None})
+    (forged / "run.json").write_text(json.dumps(run))
+    by_hand("sha256sum report.html run.json > SHA256SUMS", forged)
+    caught = subprocess.run(audit, capture_output=True, text=True)
+    assert caught.returncode == 8, caught.stdout
+    assert f"FIRST PROBLEM: {forged.name}: " in caught.stdout
+    assert f"{forged.name}: inserted: not on the chain" in caught.stdout
+    assert f"{forged.name}: not signed by the trusted key" in caught.stdout
+    shutil.rmtree(forged)
+
+    newest, previous = run_folder(runs[-1]), run_folder(runs[-2])
+    shutil.rmtree(newest)
+    digest = by_hand("sha256sum SHA256SUMS", previous).stdout.split()[0]
+    (reports / ".chain-head").write_text(json.dumps({"run": previous.name, "sha256sums": digest}) + "\n")
+    assert subprocess.run(audit, capture_output=True, text=True).returncode == 0  # the folder alone shows nothing
+    truncated = subprocess.run([*audit, "--expect-head", head], capture_output=True, text=True)
+    assert truncated.returncode == 8, truncated.stdout
+    assert f"the head noted earlier, {newest.name}, is not on the chain any more" in truncated.stdout
+
+    no_key = tmp_path / "config.yaml"
+    no_key.write_text("groundwork: {}\n")
+    unverified = subprocess.run(audit[:4] + ["-c", str(no_key)], capture_output=True, text=True)
+    assert unverified.returncode == 9 and "UNVERIFIED: no trusted key" in unverified.stderr, unverified
+
+
 def test_plan_is_applied_only_while_it_is_the_approved_one(converged, runbook):
     lab = converged
     lab.ssh("hdss7-21", "hostnamectl set-hostname by-hand")
@@ -215,6 +259,32 @@ def test_plan_is_applied_only_while_it_is_the_approved_one(converged, runbook):
     assert "<td>Li Wei</td>" in (applied.reports / "index.html").read_text()
     assert applied.statuses()["hdss7-21"] == "changed"
     assert lab.ssh("hdss7-21", "hostname").strip() == "hdss7-21.host.com"
+
+
+def test_a_plan_copied_in_from_another_dry_run_and_re_hashed_is_never_applied(converged, runbook, tmp_path):
+    """The attack of issue 24: the approved dry run's plan.json swapped for another inventory's, SHA256SUMS
+    recomputed; applied with that inventory. On the main before signed plans, it was applied (exit 0)."""
+    lab = converged
+    approved = runbook("--dry-run", "--change-id", "CHG-11")
+    assert approved.rc == 0, approved
+
+    def add_record(name, data):
+        if name == "defaults.yaml":
+            data["data"]["dns"]["records"] = {"evil": "10.4.7.66"}
+    other_inventory = inventory_copy(tmp_path, add_record)
+    other = runbook("--dry-run", "-i", other_inventory)
+    assert other.rc == 0 and "evil" in (run_folder(other) / "plan.json").read_text(), other
+    folder = run_folder(approved)
+    shutil.copy(run_folder(other) / "plan.json", folder / "plan.json")
+    by_hand("sha256sum plan.json report.html run.json > SHA256SUMS", folder)
+    refused = runbook("--approved-plan", approved.record["run_id"], "-i", other_inventory)
+    assert refused.rc == 6, refused
+    assert "SHA256SUMS.sig: the signature does not match SHA256SUMS" in refused.stderr, refused
+    assert lab.ssh("hdss7-11", "dig +short evil.od.com @10.4.7.11").strip() == ""  # nothing changed
+    # A plan nobody touched still applies (there is nothing to change).
+    fresh = runbook("--dry-run", "--change-id", "CHG-12")
+    applied = runbook("--approved-plan", fresh.record["run_id"], "--no-verify")
+    assert applied.rc == 0, applied
 
 
 def test_rerun_failed_targets_the_hosts_that_failed_last_time(converged, runbook):

@@ -55,6 +55,28 @@ def test_a_plan_that_is_not_the_approved_slice_changes_nothing_on_the_host(local
     assert refused.value.report.refused and "--- approved plan" in refused.value.report.notes[0]
 
 
+def test_a_sensitive_file_whose_content_changed_after_approval_is_refused_though_its_diff_reads_the_same(
+        local_remote, tmp_path):
+    """A sensitive file's diff never shows its content, so two plans writing different secrets read alike:
+    only the content's (keyed) digest tells them apart, in each host's slice and in the whole plan's digest."""
+    from groundwork.report import plan_digest
+
+    target = tmp_path / "harbor.yml"
+    target.write_bytes(b"password: old\n")
+
+    def plan(secret: bytes):
+        return [FileChange(DesiredFile(str(target), b"password: " + secret + b"\n", sensitive=True),
+                           b"password: old\n", None)]
+    approved_plan, changed_plan = plan(b"approved"), plan(b"swapped")
+    assert approved_plan[0].diff == changed_plan[0].diff  # nothing in the diff tells them apart
+    with pytest.raises(PlanRefused, match="differs from the approved plan R1"):
+        apply_plan(local_remote, changed_plan, context(approved(approved_plan)))
+    assert target.read_bytes() == b"password: old\n"
+    entries = [{"host": "hdss7-21", "stage": "app", **record_of(c, True, KEY).plan_entry()}
+               for c in (approved_plan[0], changed_plan[0])]
+    assert plan_digest(entries[:1]) != plan_digest(entries[1:])
+
+
 def test_a_sensitive_files_digest_in_a_plan_is_keyed_and_its_diff_has_none(tmp_path):
     secret = b"password: hunter2\n"
     change = FileChange(DesiredFile("/opt/harbor/harbor.yml", secret, sensitive=True), b"password: old\n", None)

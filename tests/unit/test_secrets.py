@@ -24,13 +24,14 @@ def test_file_then_environment(tmp_path, monkeypatch):
     assert load_secrets(config, tmp_path / "config.yaml")["registry_password"] == "from-env"
 
 
-def test_a_file_others_can_read_is_refused(tmp_path):
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660, 0o610])
+def test_a_file_its_group_or_others_can_reach_is_refused(tmp_path, mode):
     secrets = tmp_path / "secrets.yaml"
     secrets.write_text("registry_password: x\n")
-    secrets.chmod(0o644)
+    secrets.chmod(mode)
     with pytest.raises(InventoryError) as caught:
         load_secrets({"groundwork": {"secrets_file": str(secrets)}}, tmp_path / "config.yaml")
-    assert "mode 644" in str(caught.value.problems[0]) and "chmod 600" in str(caught.value.problems[0])
+    assert f"mode {mode:o}" in str(caught.value.problems[0]) and "chmod 600" in str(caught.value.problems[0])
 
 
 def test_missing_secret_names_both_ways_to_give_it():

@@ -15,7 +15,7 @@ from groundwork.stages import RunContext, Stage
 from tests.conftest import copy_seed_inventory
 
 
-def stage_run_on(tmp_path, monkeypatch, failing: str, stop_at_failure: bool = True):
+def stage_run_on(tmp_path, monkeypatch, failing: str, stop_at_failure: bool = True, host_locks=None):
     folder = copy_seed_inventory(tmp_path)
     inventory = load_inventory(folder)
     nr = InitNornir(runner={"plugin": "threaded", "options": {"num_workers": 5}},
@@ -35,7 +35,7 @@ def stage_run_on(tmp_path, monkeypatch, failing: str, stop_at_failure: bool = Tr
     members = [h for h in inventory.hosts.values() if "etcd" in h.groups]
     record = RunRecord("r", "etcd", False, [h.name for h in members], "now")
     run_stages(nr, [Stage("etcd", "members", ("etcd",), run, serial=True, stop_at_failure=stop_at_failure)],
-               RunContext(inventory=inventory, dry_run=False, masker=Masker()), members, record,
+               RunContext(inventory=inventory, dry_run=False, masker=Masker(), host_locks=host_locks), members, record,
                Progress(record, False, out=io.StringIO()))
     return ran, {e.host: (e.status, e.error) for e in record.entries}
 
@@ -58,3 +58,15 @@ def test_a_serial_stage_that_does_not_stop_gives_the_hosts_after_a_failure_their
     ran, entries = stage_run_on(tmp_path, monkeypatch, failing="hdss7-12", stop_at_failure=False)
     assert ran == ["hdss7-12", "hdss7-21", "hdss7-22"]
     assert [entries[h][0] for h in ran] == ["failed", "ok", "ok"]
+
+
+def test_no_stage_works_on_a_host_the_run_could_not_lock(tmp_path, monkeypatch):
+    """A host unreachable when the run took its locks fails with that reason and is never worked on, even if
+    it answers later: work on a host is only ever done under this run's lock on it."""
+    from groundwork.hostlock import HostLocks
+
+    locks = HostLocks(held={"hdss7-12": object(), "hdss7-21": object()},
+                      unreachable={"hdss7-22": "cannot connect over SSH to 10.4.7.22: host down or unreachable"})
+    ran, entries = stage_run_on(tmp_path, monkeypatch, failing="none", stop_at_failure=False, host_locks=locks)
+    assert ran == ["hdss7-12", "hdss7-21"]
+    assert entries["hdss7-22"] == ("failed", "cannot connect over SSH to 10.4.7.22: host down or unreachable")
