@@ -161,3 +161,21 @@ def test_networkmanager_is_told_to_leave_resolv_conf_alone_first():
 def test_a_resolver_already_as_wanted_gets_no_change():
     wanted = resolver_plan({})[0].want
     assert resolver_plan({}, {wanted.path: on_host(wanted.content)}) == []
+
+
+def test_the_primarys_serial_takes_its_date_from_the_plans_time_not_the_clock():
+    """A dry run approved on 2 December and applied after midnight must compute the same serial, or the plan
+    would never match: with --approved-plan, RunContext.plan_time is the dry run's start."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from groundwork.remote import Masker
+    from groundwork.stages import RunContext
+    from tasks.dns import run_primary
+
+    facts = primary_facts({}, {"host.com": None, "od.com": None})
+    remote = SimpleNamespace(gather=lambda probes: facts, masker=Masker(), log=[])
+    ctx = RunContext(inventory=INVENTORY, dry_run=True, masker=Masker(),
+                     plan_time=datetime(2026, 12, 2, 23, 59, tzinfo=timezone.utc)).for_step(PRIMARY.name, "dns_primary")
+    report = run_primary(remote, PRIMARY, ctx)
+    assert "host.com (serial 2026120201)" in report.notes[0], report.notes
