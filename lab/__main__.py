@@ -1,4 +1,4 @@
-"""python -m lab {up,down,status,start,stop,kill} — the local lab for the inventory (run as root)."""
+"""python -m lab {up,down,status,start,stop,kill,kubernetes} — the local lab for the inventory (run as root)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     down = sub.add_parser("down", help="stop every host and remove what the lab made")
     down.add_argument("--purge", action="store_true", help="remove the cached base image and repository too")
     sub.add_parser("status", help="show each host's container and SSH state")
+    sub.add_parser("kubernetes", help="build (once) the lab's Kubernetes v1.20 server tarball from Debian's source")
     for name, text in (("start", "boot one host (again)"), ("stop", "shut one host down in order"),
                        ("kill", "kill one host's container at once, as a crash would")):
         sp = sub.add_parser(name, help=text)
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
             lab.up(inventory, fresh=args.fresh)
         elif args.command == "down":
             lab.down(inventory, purge=args.purge)
+        elif args.command == "kubernetes":
+            from lab.kubernetes import build_kubernetes
+            print(build_kubernetes())
         elif args.command == "status":
             for row in lab.status(inventory):
                 print(f"{row['host']:<12} {row['address']:<15} {row['container']:<22} ssh {row['ssh']}")

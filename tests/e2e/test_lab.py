@@ -49,3 +49,24 @@ def test_status_reports_each_host(lab):
     for host, address in HOSTS.items():
         line = next(l for l in out.splitlines() if l.startswith(host + " "))
         assert address in line and "running" in line and "ssh open" in line
+
+
+def test_the_kubernetes_build_is_laid_out_as_upstreams_tarball_and_reports_v1_20_2(lab, tmp_path):
+    """lab/setup's build from Debian's source package: what an operator would get from the official
+    kubernetes-server-linux-amd64.tar.gz, checked as they would check it (sha256sum -c, --version)."""
+    import subprocess
+    import tarfile
+
+    from lab.kubernetes import SERVER_BINARIES, TARBALL, kubernetes_dir
+
+    folder = kubernetes_dir()
+    assert subprocess.run(["sha256sum", "-c", f"{TARBALL}.sha256"], cwd=folder, capture_output=True).returncode == 0
+    with tarfile.open(folder / TARBALL) as tar:
+        assert sorted(tar.getnames()) == sorted(f"kubernetes/server/bin/{b}" for b in SERVER_BINARIES)
+        tar.extractall(tmp_path, filter="data")
+    for binary in SERVER_BINARIES:
+        done = subprocess.run([str(tmp_path / "kubernetes/server/bin" / binary), "--version"], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and "v1.20.2" in done.stdout, (binary, done.stdout, done.stderr)
+    pause = subprocess.run(["ldd", str(folder / "pause")], capture_output=True, text=True)
+    assert "not a dynamic executable" in pause.stdout + pause.stderr, pause  # static: it runs in an empty image
