@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from groundwork.report import CHAIN_HEAD, SIGNATURE, SUMS, read_sums, summed_files
+from groundwork.report import CHAIN_HEAD, SIGNATURE, SUMS, chain_head, read_sums, summed_files
 from groundwork.signing import SignatureError, verify
 
 
@@ -97,13 +97,10 @@ def _walk_chain(reports: Path, runs: dict[str, dict], states: dict[str, FolderSt
     """From the head back to the first run: every link must name a folder that is there, with the digest it
     had; a folder no link reaches, whatever its date, was put in afterwards (or the runs that named it are gone)."""
     problems: list[tuple[str, str]] = []
-    try:
-        head = json.loads((reports / CHAIN_HEAD).read_text())
-    except (OSError, ValueError):
-        head = None
-        if states:
-            problems.append((max(states), f"reports/{CHAIN_HEAD} is missing: the newest runs cannot be told apart "
-                                          "from runs removed after them"))
+    head = chain_head(reports)
+    if head is None and states:
+        problems.append((max(states), f"reports/{CHAIN_HEAD} is missing: the newest runs cannot be told apart "
+                                      "from runs removed after them"))
     visited: dict[str, str] = {}  # run -> the SHA256SUMS digest the link to it recorded
     current, wanted, named_by = (head["run"], head["sha256sums"], CHAIN_HEAD) if head else (None, None, "")
     after_gap = False
@@ -126,8 +123,8 @@ def _walk_chain(reports: Path, runs: dict[str, dict], states: dict[str, FolderSt
                                                 current, False)
     for name in sorted(states):
         if name not in visited:
-            problems.append((name, "inserted: not on the chain, no run on it names this folder as the run before it (put in "
-                                   "afterwards, or the runs that named it are gone)"))
+            problems.append((name, "inserted: not on the chain, no run on it names this folder as the run before "
+                                   "it (put in afterwards, or the runs that named it are gone)"))
     if expect_head:
         run, _, digest = expect_head.partition(":")
         if run not in visited:
@@ -141,8 +138,5 @@ def _walk_chain(reports: Path, runs: dict[str, dict], states: dict[str, FolderSt
 
 def head_line(reports: Path) -> str:
     """The chain's head as an auditor notes it (and gives back as --expect-head): RUN:SHA256SUMS-DIGEST."""
-    try:
-        head = json.loads((reports / CHAIN_HEAD).read_text())
-        return f"{head['run']}:{head['sha256sums']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
+    head = chain_head(reports)
+    return f"{head.get('run')}:{head.get('sha256sums')}" if isinstance(head, dict) else ""

@@ -76,6 +76,18 @@ class RemoteError(Exception):
         super().__init__(f"{head} failed (exit {result.rc})" + (f": {detail}" if detail else ""))
 
 
+def _drain(chan, out: bytearray, err: bytearray) -> bool:
+    """Whatever stdout and stderr the channel has ready, appended; True when there was any."""
+    got = False
+    while chan.recv_ready():
+        out += chan.recv(1 << 16)
+        got = True
+    while chan.recv_stderr_ready():
+        err += chan.recv_stderr(1 << 16)
+        got = True
+    return got
+
+
 @dataclass
 class Held:
     """A command Remote.hold started: running while channel is set, else ended with rc."""
@@ -201,7 +213,7 @@ class Remote:
                                stderr=self.masker(err.decode("utf-8", "replace")),
                                duration=time.monotonic() - started)
         if handshake and handshake.refused:  # not the command's failure: no command of this run can work
-            result.stderr = f"sudo refused the password of {self.username} (GROUNDWORK_SSH_PASSWORD)"
+            result.stderr = self._sudo_refused()
             self.log.append(result)
             raise RemoteError(result, what="sudo")
         if sensitive_output:
@@ -224,13 +236,7 @@ class Remote:
                     chan.sendall(stdin)
             chan.shutdown_write()
             while True:
-                got = False
-                while chan.recv_ready():
-                    out += chan.recv(1 << 16)
-                    got = True
-                while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(1 << 16)
-                    got = True
+                got = _drain(chan, out, err)
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     if chan.eof_received or chan.closed:
                         break
@@ -255,26 +261,26 @@ class Remote:
         if handshake is not None and not self._sudo_handshake(chan, handshake, out, err, deadline):
             if handshake.refused:
                 chan.close()
-                raise RemoteError(CommandResult(self.masker(command), 1, "", f"sudo refused the password of "
-                                                f"{self.username} (GROUNDWORK_SSH_PASSWORD)", 0.0), what="sudo")
+                raise RemoteError(CommandResult(self.masker(command), 1, "", self._sudo_refused(), 0.0), what="sudo")
         marker = ready.encode() + b"\n"
-        while marker not in out:
-            while chan.recv_ready():
-                out += chan.recv(1 << 16)
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(1 << 16)
+        rc: int | None = None
+        while True:
+            _drain(chan, out, err)
             if marker in out:
                 break
             if chan.exit_status_ready() and not chan.recv_ready() and (chan.eof_received or chan.closed):
                 rc = chan.recv_exit_status()
                 chan.close()
-                return Held(None, rc, self.masker(out.decode("utf-8", "replace")),
-                            self.masker(err.decode("utf-8", "replace")))
+                break
             if time.monotonic() > deadline:
                 chan.close()
                 raise TimeoutError(f"`{self.masker(command)}` did not start within {timeout:.0f}s")
             select.select([chan], [], [], 0.01)
-        return Held(chan, None, self.masker(out.decode("utf-8", "replace")), self.masker(err.decode("utf-8", "replace")))
+        text = [self.masker(b.decode("utf-8", "replace")) for b in (out, err)]
+        return Held(None if rc is not None else chan, rc, *text)
+
+    def _sudo_refused(self) -> str:
+        return f"sudo refused the password of {self.username} (GROUNDWORK_SSH_PASSWORD)"
 
     def _sudo_handshake(self, chan, hs: "SudoHandshake", out: bytearray, err: bytearray, deadline: float) -> bool:
         """Answer sudo's prompt with the password, once; True when the command has started (it may read its

@@ -79,8 +79,9 @@ class RunSession:
                            groups=args.group, hosts=record.targets, dry_run=args.dry_run, tools=tool_versions(),
                            addresses={h.name: str(h.address) for h in targets}, approval=approval or {},
                            signer=signing_key.fingerprint if signing_key else "unsigned")
-        ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets, host_locks=host_locks,
-                         digest_key=digest_key(args.reports), approved=approved_slices(approved) if approved else None,
+        ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets,
+                         host_locks=host_locks, digest_key=digest_key(args.reports),
+                         approved=approved_slices(approved) if approved else None,
                          approved_run=approved["run_id"] if approved else "",
                          **({"plan_time": datetime.fromisoformat(approved["started"])} if approved else {}))
         return cls(runbook=runbook, args=args, stages=stages, check_modules=check_modules, inventory=inventory,

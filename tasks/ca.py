@@ -93,8 +93,8 @@ def decide(host: HostModel, facts: Facts, notes: list[str]) -> list[Change]:
         try:
             cert, key = pki.load_ca_pair(cert_pem, key_pem)
         except pki.PkiError as exc:
-            raise StageError(f"{host.name}:{ca.dir}: {exc}; groundwork never replaces a CA, nor adopts such a pair: put "
-                             f"the CA's own pair back (a file groundwork wrote over is kept under "
+            raise StageError(f"{host.name}:{ca.dir}: {exc}; groundwork never replaces a CA, nor adopts such a pair: "
+                             f"put the CA's own pair back (a file groundwork wrote over is kept under "
                              f"{BACKUP_DIR}{ca.dir}/), or replace the CA with runbooks/replace_ca.py") from None
         notes.append(f"adopted the existing CA {cert.subject.rfc4514_string()} ({pki.cert_fingerprint(cert_pem)})")
         # cfssl's third file, made again from the pair when it is missing
