@@ -76,6 +76,9 @@ class RemoteError(Exception):
         super().__init__(f"{head} failed (exit {result.rc})" + (f": {detail}" if detail else ""))
 
 
+STDIN_PIECE = 1 << 18
+
+
 def _drain(chan, out: bytearray, err: bytearray) -> bool:
     """Whatever stdout and stderr the channel has ready, appended; True when there was any."""
     got = False
@@ -232,8 +235,10 @@ class Remote:
             deadline = time.monotonic() + timeout
             out, err = bytearray(), bytearray()
             if handshake is None or self._sudo_handshake(chan, handshake, out, err, deadline):
-                if stdin:
-                    chan.sendall(stdin)
+                # In pieces: paramiko's sendall copies what is left of its argument after every packet, which
+                # makes one call on a large upload (a server tarball) quadratic.
+                for start in range(0, len(stdin), STDIN_PIECE):
+                    chan.sendall(stdin[start:start + STDIN_PIECE])
             chan.shutdown_write()
             while True:
                 got = _drain(chan, out, err)
