@@ -123,25 +123,36 @@ def leaf_settings(pem: bytes) -> dict | None:
     except x509.ExtensionNotFound:
         eku = []
     common = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return {"cn": common[0].value if common else "", "sans": sans, "usages": eku}
+    groups = sorted(a.value for a in leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+    return {"cn": common[0].value if common else "", "sans": sans, "usages": eku, "groups": groups}
 
 
-def wanted_leaf_settings(cn: str, sans: list[str], usages: list[str]) -> dict:
-    """leaf_settings() of a certificate issued with this CN, these SANs and a profile of these usages."""
+def wanted_leaf_settings(cn: str, sans: list[str], usages: list[str], groups: list[str] | None = None) -> dict:
+    """leaf_settings() of a certificate issued with this CN, these SANs and a profile of these usages; groups
+    (the subject's O, which Kubernetes reads as the user's groups) None: the CA's own O, not compared."""
     wanted = [san(s) for s in sans]
     names = sorted(s.value for s in wanted if isinstance(s, x509.DNSName)) + sorted(
         str(s.value) for s in wanted if isinstance(s, x509.IPAddress))
-    return {"cn": cn, "sans": names, "usages": sorted({"server auth", "client auth"} & set(usages))}
+    return {"cn": cn, "sans": names, "usages": sorted({"server auth", "client auth"} & set(usages)),
+            "groups": None if groups is None else sorted(groups)}
 
 
-def leaf_is_current(pem: bytes, ca_cert: x509.Certificate, cn: str, sans: list[str], usages: list[str]) -> bool:
+def same_leaf_settings(have: dict | None, wanted: dict) -> bool:
+    """have (leaf_settings) is what wanted (wanted_leaf_settings) asks for; groups only when it names some."""
+    if have is None:
+        return False
+    return all(have[k] == v for k, v in wanted.items() if not (k == "groups" and v is None))
+
+
+def leaf_is_current(pem: bytes, ca_cert: x509.Certificate, cn: str, sans: list[str], usages: list[str],
+                    groups: list[str] | None = None) -> bool:
     """An issued certificate that still does: signed by this CA, same CN and SANs, usages, 30 days left."""
     try:
         leaf = x509.load_pem_x509_certificate(pem)
         leaf.verify_directly_issued_by(ca_cert)
     except (ValueError, TypeError, InvalidSignature):
         return False
-    return (leaf_settings(pem) == wanted_leaf_settings(cn, sans, usages)
+    return (same_leaf_settings(leaf_settings(pem), wanted_leaf_settings(cn, sans, usages, groups))
             and leaf.not_valid_after_utc - datetime.now(timezone.utc) > timedelta(days=30))
 
 
@@ -197,8 +208,10 @@ def ca_config_json(settings: Ca) -> bytes:
 
 
 def issue(ca_cert: x509.Certificate, ca_key, profile: str, cn: str, hosts: list[str], settings: Ca,
-          profile_config: dict | None = None, now: datetime | None = None) -> tuple[bytes, bytes]:
-    """A leaf certificate and its key, signed by the CA with a cfssl profile; hosts become SANs (IP or DNS)."""
+          profile_config: dict | None = None, now: datetime | None = None,
+          groups: list[str] | None = None) -> tuple[bytes, bytes]:
+    """A leaf certificate and its key, signed by the CA with a cfssl profile; hosts become SANs (IP or DNS);
+    groups, when given, are the subject's O in place of the CA's (Kubernetes' system:masters, system:nodes)."""
     config = profile_config or ca_config(settings)
     try:
         profile_spec = config["signing"]["profiles"][profile]
@@ -209,7 +222,11 @@ def issue(ca_cert: x509.Certificate, ca_key, profile: str, cn: str, hosts: list[
     usages = profile_spec.get("usages", [])
     key = new_key(settings)
     sans = [san(h) for h in hosts]
-    builder = (x509.CertificateBuilder().subject_name(subject(cn, settings.names)).issuer_name(ca_cert.subject)
+    name = subject(cn, settings.names)
+    if groups is not None:
+        name = x509.Name([a for a in name if a.oid != NameOID.ORGANIZATION_NAME]
+                         + [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups])
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(ca_cert.subject)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - timedelta(minutes=5))
                .not_valid_after(min(now + hours(profile_spec.get("expiry", settings.profile_expiry)),

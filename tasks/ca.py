@@ -159,7 +159,8 @@ def issue_stage(name: str, profile: str, cn: str, sans: list[str]) -> Stage:
 
 
 def decide_issue(host: HostModel, found: dict[str, bytes | None], name: str, profile: str, cn: str,
-                 sans: list[str], notes: list[str], owner: bool = False) -> list[Change]:
+                 sans: list[str], notes: list[str], owner: bool = False,
+                 groups: list[str] | None = None) -> list[Change]:
     """Issue NAME.pem unless the one there is current (same CN, SANs and usages, signed by this CA).
 
     owner: the caller owns NAME (the etcd stage its peer and client certificates) and issues it again when its
@@ -179,11 +180,11 @@ def decide_issue(host: HostModel, found: dict[str, bytes | None], name: str, pro
     usages = config.get("signing", {}).get("profiles", {}).get(profile, {}).get("usages")
     if usages is None:
         raise StageError(f"no signing profile {profile!r} in {p[CONFIG]}")
-    if found[leaf_cert] and pki.leaf_is_current(found[leaf_cert], cert, cn, sans, usages):
+    if found[leaf_cert] and pki.leaf_is_current(found[leaf_cert], cert, cn, sans, usages, groups):
         notes.append(f"{leaf_cert} is current: CN {cn}, SANs {', '.join(sans) or 'none'}, {profile}")
         return []
     have = pki.leaf_settings(found[leaf_cert]) if found[leaf_cert] else None
-    if have is not None and not owner and have != pki.wanted_leaf_settings(cn, sans, usages):
+    if have is not None and not owner and not pki.same_leaf_settings(have, pki.wanted_leaf_settings(cn, sans, usages)):
         raise StageError(
             f"{leaf_cert} was issued with other settings (CN {have['cn']}, SANs {', '.join(have['sans']) or 'none'}, "
             f"usages {', '.join(have['usages']) or 'none'}) than asked for now (CN {cn}, SANs "
@@ -191,11 +192,12 @@ def decide_issue(host: HostModel, found: dict[str, bytes | None], name: str, pro
             "Choose another name, or remove its files first if it is yours to replace")
 
     def write(r: Remote) -> None:
-        leaf_pem, leaf_key_pem = pki.issue(cert, key, profile, cn, sans, ca, profile_config=config)
+        leaf_pem, leaf_key_pem = pki.issue(cert, key, profile, cn, sans, ca, profile_config=config, groups=groups)
         r.masker.add(leaf_key_pem.decode())
         r.write_file(leaf_key, leaf_key_pem, mode="0600", sensitive=True)
         r.write_file(leaf_cert, leaf_pem, mode="0644")
     diff = (value_diff(leaf_cert, "present" if found[leaf_cert] else None,
-                       f"CN {cn}, SANs {', '.join(sans) or 'none'}, profile {profile}, signed by {ca.cn}")
+                       f"CN {cn}{', O ' + ', '.join(groups) if groups else ''}, SANs {', '.join(sans) or 'none'}, "
+                       f"profile {profile}, signed by {ca.cn}")
             + value_diff(leaf_key, None, "new key, root 0600 (content never shown)"))
     return [ActionChange(f"issue {name}.pem ({profile})", diff, write)]
