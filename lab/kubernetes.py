@@ -86,6 +86,13 @@ def _make(tree: Path) -> None:
         raise LabError(f"make in the Kubernetes tree failed (exit {rc}); the end of {log}:\n{tail}")
 
 
+def _pause_checksum(folder: Path) -> None:
+    """pause.sha256 beside the pause binary, which the inventory names as its checksum file."""
+    checksum = folder / "pause.sha256"
+    if not checksum.exists():
+        checksum.write_text(f"{hashlib.sha256((folder / 'pause').read_bytes()).hexdigest()}  pause\n")
+
+
 def build_kubernetes() -> Path:
     """The cached folder holding kubernetes-server-linux-amd64.tar.gz, its .sha256 and the static pause binary;
     built when missing (about 20 minutes on two cores, once)."""
@@ -93,6 +100,7 @@ def build_kubernetes() -> Path:
     spec = _digest(SOURCE_PACKAGE, VERSION, SERVER_BINARIES, PAUSE_VERSION, RECIPE)
     marker = folder / ".groundwork-kubernetes"
     if marker.exists() and marker.read_text() == spec:
+        _pause_checksum(folder)
         return folder
     for tool in ("go", "make", "gcc", "rsync", "dpkg-source"):
         if shutil.which(tool) is None:
@@ -114,6 +122,7 @@ def build_kubernetes() -> Path:
     (out / f"{TARBALL}.sha256").write_text(f"{digest}  {TARBALL}\n")
     sh("gcc", "-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{PAUSE_VERSION}-groundwork-lab", "-o",
        str(out / "pause"), str(tree / "build/pause/linux/pause.c"))
+    _pause_checksum(out)
     shutil.rmtree(folder, ignore_errors=True)
     out.rename(folder)
     shutil.rmtree(work, ignore_errors=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from groundwork.inventory import Inventory
 from groundwork.settings import SEED_BASE_PACKAGES
+from lab import kubelet_host
 
 LAB_DIR = Path(os.environ.get("GROUNDWORK_LAB_DIR", "/var/lib/groundwork-lab"))
 BRIDGE = "gwlab0"
@@ -36,6 +37,7 @@ BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2"
 REPO_PACKAGES = sorted({*SEED_BASE_PACKAGES["debian"], "bind9", "bind9-utils", "bind9-dnsutils", "dnsmasq",
                         "docker.io", "nginx", "docker-registry", "apache2-utils", "curl", "openssl",
                         "etcd-server", "etcd-client", "libnginx-mod-stream", "keepalived",
+                        "kubernetes-client", "busybox-static", "conntrack",
                         "socat"})  # socat: the L4 proxy test's stand-in apiserver (a test fixture)
 SUDO_USER = "gwadmin"  # a lab user with passwordless sudo, for running groundwork as a non-root user
 # A lab user whose sudo asks for its password (sudo_password()), as on hosts where operators log in with
@@ -353,6 +355,7 @@ def _first_boot_files(host: LabHost, authorized_key: str) -> None:
     sh("chroot", str(root), "chpasswd", input=f"{PASSWORD_SUDO_USER}:{sudo_password()}\n")
     (root / f"etc/sudoers.d/{PASSWORD_SUDO_USER}").write_text(f"{PASSWORD_SUDO_USER} ALL=(ALL) ALL\n")
     os.chmod(root / f"etc/sudoers.d/{PASSWORD_SUDO_USER}", 0o440)
+    kubelet_host.install(root)  # lab only: what a kubelet needs that nspawn does not give
     for user in ("root", SUDO_USER, PASSWORD_SUDO_USER):
         home = root / ("root" if user == "root" else f"home/{user}")
         ssh_dir = home / ".ssh"
