@@ -92,11 +92,15 @@ def test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_
 
 
 def test_a_connection_to_the_vip_reaches_an_apiserver(host, probe, session):
-    """a TCP connection to VIP:7443 from here reaches a backend (skipped while no backend listens yet)"""
+    """a TCP connection to VIP:7443 from here reaches an apiserver (without Kubernetes in the inventory: skipped
+    while no backend listens yet)"""
     lb = host.settings.lb
     result = probe.run(through_the_proxy(host, session))
     backends = [f"{b}:{lb.backend_port}" for b in session.inventory.lb_backends]
-    if not any(line.endswith(" listening") for line in result.stdout.splitlines() if line.startswith("backend ")):
+    listening = any(line.endswith(" listening") for line in result.stdout.splitlines() if line.startswith("backend "))
+    if not listening and session.inventory.defaults.kubernetes.enabled:
+        pytest.fail(f"no apiserver listening: none of {', '.join(backends)} accepts a connection", pytrace=False)
+    if not listening:
         pytest.skip(f"no backend listening yet: none of {', '.join(backends)} accepts a connection (the "
                     "apiservers are not installed yet); the proxy itself is checked above")
     found = keyvalues(result.stdout)

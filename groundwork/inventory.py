@@ -326,6 +326,7 @@ def load_inventory(directory: Path | str, host_file: str = "hosts.yaml", group_f
         _check_registry_name(defaults, files["defaults"], problems)
         _check_zones(defaults, files["defaults"], problems)
         _check_lb(defaults, hosts, raw["hosts"], files["defaults"], problems)
+        _check_kubernetes(defaults, hosts, files["defaults"], problems)
     if problems:
         raise InventoryError(problems)
     digest_source = b"".join(p.read_bytes() for p in paths.values())
@@ -532,6 +533,24 @@ def _check_lb(defaults: Settings, hosts: dict[str, HostModel], raw_hosts: dict, 
     if lb.vrrp and len(proxies) > 10:
         problems.append(Problem(file, "", "data.lb.vrrp", f"{len(proxies)} proxy hosts: VRRP priorities 100, 90 ... "
                                 "10 from the hosts' order cover at most ten (or set vrrp: false)"))
+
+
+def _check_kubernetes(defaults: Settings, hosts: dict[str, HostModel], file: str, problems: list[Problem]) -> None:
+    """The service range must be nobody else's: a ClusterIP that is also a host's or a pod's address would take
+    that address's traffic on every node (kube-proxy's rules come first)."""
+    k = defaults.kubernetes
+    if not k.enabled:
+        return
+    taken = {f"the network {defaults.network} (data.network)": defaults.network}
+    for h in (h for h in hosts.values() if {"master_compute", "ops"} & set(h.groups)):  # the docker hosts
+        taken.setdefault(f"the pod range {h.docker_bip.network.supernet(new_prefix=16)} (docker0 of {h.name})",
+                         h.docker_bip.network.supernet(new_prefix=16))
+    for what, net in taken.items():
+        if k.service_cidr.overlaps(net):
+            problems.append(Problem(file, "", "data.kubernetes.service_cidr",
+                                    f"{k.service_cidr} overlaps {what}: choose a range no host or pod uses "
+                                    "(and cluster_dns inside it)"))
+            break
 
 
 def _check_registry_name(defaults: Settings, file: str, problems: list[Problem]) -> None:

@@ -182,6 +182,66 @@ class Lb(Strict):
         default_factory=lambda: {"el": ["keepalived"], "debian": ["keepalived"]})
 
 
+# A SHA-256 as 64 hex digits, or the absolute path (on this machine) of a checksum file that holds it first on
+# its first line: upstream's .sha256 file, sha256sum's output.
+Sha256 = Annotated[str, _matching(r"[0-9a-f]{64}|/[A-Za-z0-9._+@:,=/-]*",
+                                  "SHA-256 (64 lowercase hex digits) or the path of a checksum file")]
+
+
+class Kubernetes(Strict):
+    """Kubernetes v1.20 on the master_compute hosts, the tutorial's chapter 3: apiserver, controller-manager and
+    scheduler on every master, kubelet and kube-proxy on every node, pods on docker0's 172.7.NN.0/24 with
+    host-gw routes between the nodes. Without server_tarball there are no Kubernetes stages."""
+    # On this machine (the controller): upstream's kubernetes-server-linux-amd64.tar.gz, or one laid out like it
+    # (kubernetes/server/bin/...), and its SHA-256 (or its checksum file); a tarball whose digest differs is
+    # never delivered.
+    server_tarball: AbsPath | None = None
+    server_tarball_sha256: Sha256 | None = None
+    # On this machine: a static pause binary (build/pause/linux/pause.c of the same release) for the pause image
+    # the kubelets pull from the registry; and its SHA-256.
+    pause_binary: AbsPath | None = None
+    pause_binary_sha256: Sha256 | None = None
+    pause_tag: Identifier = "3.2"  # the pause version Kubernetes 1.20 asks for
+    bin_dir: AbsPath = "/opt/kubernetes/server/bin"  # the tutorial's layout
+    cert_dir: AbsPath = "/opt/kubernetes/server/bin/cert"
+    conf_dir: AbsPath = "/opt/kubernetes/server/bin/conf"
+    service_cidr: IPv4Network = IPv4Network("192.168.0.0/16")  # the tutorial's service range
+    cluster_dns: IPv4Address = IPv4Address("192.168.0.2")
+    cluster_domain: DnsName = "cluster.local"
+    node_port_range: Annotated[str, _matching(r"\d{1,5}-\d{1,5}", "port range like 3000-29999")] = "3000-29999"
+    # kube-proxy sets nf_conntrack_max from this unless 0 (0: leave the kernel's, as in the lab, whose
+    # conntrack table is this machine's).
+    conntrack_max_per_core: Annotated[int, Field(ge=0)] = 32768
+    kubectl_packages: dict[Literal["el", "debian"], list[PackageName]] = Field(
+        default_factory=lambda: {"el": ["kubernetes-client"], "debian": ["kubernetes-client"]})
+    node_packages: dict[Literal["el", "debian"], list[PackageName]] = Field(
+        default_factory=lambda: {"el": ["conntrack-tools", "socat", "curl"], "debian": ["conntrack", "socat", "curl"]})
+    admin_kubeconfig: AbsPath = "/root/.kube/config"  # on the ops host, 0600
+
+    @model_validator(mode="after")
+    def _files_come_with_digests(self) -> "Kubernetes":
+        for name in ("server_tarball", "pause_binary"):
+            if (getattr(self, name) is None) != (getattr(self, f"{name}_sha256") is None):
+                raise ValueError(f"{name} and {name}_sha256 go together: give both (or neither)")
+        if self.server_tarball and not self.pause_binary:
+            raise ValueError("server_tarball needs pause_binary too: the kubelets' pause image is made from it")
+        if self.cluster_dns not in self.service_cidr:
+            raise ValueError(f"cluster_dns {self.cluster_dns} is outside service_cidr {self.service_cidr}")
+        low, high = (int(p) for p in self.node_port_range.split("-"))
+        if not 1 <= low < high <= 65535:
+            raise ValueError(f"node_port_range {self.node_port_range} is not a range of ports")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.server_tarball is not None
+
+    @property
+    def service_ip(self) -> IPv4Address:
+        """The kubernetes Service's ClusterIP: the service range's first address (192.168.0.1)."""
+        return self.service_cidr.network_address + 1
+
+
 # Not empty, one line, and within X.509's upper bound for these names.
 CertName = Annotated[str, Field(max_length=64), _matching(r"[^\x00-\x1f\x7f]+", "name (not empty, one line)")]
 
@@ -230,6 +290,7 @@ PLATFORM_WIDE = {
                 "checks log in to the one registry",
     "etcd": "every member of the one cluster must agree on its ports, certificates, token and backups",
     "lb": "the proxy hosts share one VIP, port, router id and backend list",
+    "kubernetes": "one cluster: every master and node must agree on its release, service range, paths and images",
 }
 
 
@@ -243,5 +304,6 @@ class Settings(Strict):
     registry: Registry = Field(default_factory=Registry)
     etcd: Etcd = Field(default_factory=Etcd)
     lb: Lb = Field(default_factory=Lb)
+    kubernetes: Kubernetes = Field(default_factory=Kubernetes)
     ca: Ca = Field(default_factory=Ca)
     host_prep: HostPrep = Field(default_factory=HostPrep)

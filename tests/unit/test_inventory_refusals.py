@@ -201,3 +201,22 @@ def test_settings_meant_per_host_stay_per_host(inv):
         "host_prep": {"base_packages": {"debian": ["wget"]}}}))
     host = load_inventory(inv).hosts["hdss7-21"]
     assert str(host.docker_bip) == "172.7.121.1/24" and host.settings.docker.extra_options == {"debug": True}
+
+
+@pytest.mark.parametrize("network, service_cidr, overlaps", [
+    ("192.168.133.0/24", None, "the network 192.168.133.0/24"),        # seed 002's plan and the tutorial's range
+    ("10.4.7.0/24", "172.7.0.0/16", "the pod range 172.7.0.0/16"),
+])
+def test_a_service_range_over_the_hosts_or_the_pods_is_refused(inv, network, service_cidr, overlaps):
+    def edit(d):
+        d["data"]["network"] = network
+        if service_cidr:
+            d["data"]["kubernetes"].update(service_cidr=service_cidr, cluster_dns=service_cidr.replace("0/16", "2"))
+    change(inv, "defaults.yaml", edit)
+    if network != "10.4.7.0/24":
+        hosts = yaml.safe_load((inv / "hosts.yaml").read_text())
+        for name, host in hosts.items():
+            host["hostname"] = host["hostname"].replace("10.4.7.", "192.168.133.")
+        (inv / "hosts.yaml").write_text(yaml.safe_dump(hosts))
+    found = [p for p in problems(inv) if "data.kubernetes.service_cidr" in p]
+    assert len(found) == 1 and f"overlaps {overlaps}" in found[0] and "defaults.yaml: data.kubernetes.service_cidr" in found[0], found
