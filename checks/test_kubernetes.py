@@ -41,18 +41,29 @@ def test_the_apiserver_answers_with_its_ca_signed_certificate(host, probe):
         f"kube-apiserver on {host.address}:{port} does not answer: {(result.stderr or result.stdout).strip()[-300:]}")
 
 
-@pytest.mark.parametrize("component", ["kube-controller-manager", "kube-scheduler"])
-def test_the_controller_manager_and_scheduler_are_healthy(host, probe, component):
-    """the controller-manager and the scheduler on this master answer /healthz"""
-    result = probe.run(control_plane_health(host, component))
-    assert result.rc == 0, f"{component} does not answer on its /healthz (curl exit {result.rc})"
+def answers(probe, command: str, what: str) -> None:
+    result = probe.run(command)
+    assert result.rc == 0, f"{what} does not answer on its /healthz (curl exit {result.rc})"
 
 
-@pytest.mark.parametrize("service", ["kubelet", "kube-proxy"])
-def test_the_kubelet_and_kube_proxy_answer(host, probe, service):
-    """the kubelet and kube-proxy on this node answer /healthz"""
-    result = probe.run(node_health(service))
-    assert result.rc == 0, f"{service} does not answer on its /healthz (curl exit {result.rc})"
+def test_the_controller_manager_is_healthy(host, probe):
+    """the controller-manager on this master answers /healthz"""
+    answers(probe, control_plane_health(host, "kube-controller-manager"), "kube-controller-manager")
+
+
+def test_the_scheduler_is_healthy(host, probe):
+    """the scheduler on this master answers /healthz"""
+    answers(probe, control_plane_health(host, "kube-scheduler"), "kube-scheduler")
+
+
+def test_the_kubelet_answers(host, probe):
+    """the kubelet on this node answers /healthz"""
+    answers(probe, node_health("kubelet"), "kubelet")
+
+
+def test_kube_proxy_answers(host, probe):
+    """kube-proxy on this node answers /healthz"""
+    answers(probe, node_health("kube-proxy"), "kube-proxy")
 
 
 def test_the_node_is_ready(host, probe):

@@ -10,12 +10,15 @@ comes from the distribution's kubernetes-client of the same release.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shlex
 import tarfile
-from functools import lru_cache
+import threading
+from pathlib import Path
 
 from groundwork import facts as probes
-from groundwork.changes import ActionChange, Change, StageError, StageReport, apply_plan, value_diff
+from groundwork.changes import ActionChange, Change, CommandChange, StageError, StageReport, apply_plan, value_diff
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
@@ -28,9 +31,32 @@ MEMBER = "kubernetes/server/bin/{}"
 UPLOAD_SECONDS = 300
 
 
-@lru_cache(maxsize=4)
+_DIGESTS_LOCK = threading.Lock()  # the hosts' threads ask at once: one of them reads the tarball
+
+
 def tarball_digests(path: str, sha256: str) -> dict[str, str]:
-    """Binary -> the SHA-256 of its member in the tarball (cached by the tarball's own digest)."""
+    """Binary -> the SHA-256 of its member in the tarball whose own SHA-256 is sha256 (checked by the caller).
+    Unpacking 100 MB takes seconds, so the answer is kept, by that digest, in this user's cache folder."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "groundwork" / f"server-{sha256}.json"
+    with _DIGESTS_LOCK:
+        try:
+            found = json.loads(cache.read_text())
+            if sorted(found) == sorted(SERVER_BINARIES):
+                return found
+        except (OSError, ValueError):
+            pass
+        found = _member_digests(path)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(found))
+            tmp.replace(cache)
+        except OSError:
+            pass  # no cache: the next run unpacks it again
+        return found
+
+
+def _member_digests(path: str) -> dict[str, str]:
     found = {}
     with tarfile.open(path, "r:gz") as tar:
         for member in tar:
@@ -49,26 +75,47 @@ def tarball_digests(path: str, sha256: str) -> dict[str, str]:
     return found
 
 
+def _ledger(bin_dir: str) -> str:
+    """Beside the binaries: each one's SHA-256, path, size and mtime as written, so that a no-op run reads them
+    instead of hashing 400 MB on every master (a binary whose size or mtime changed is hashed again)."""
+    return f"{bin_dir}/.groundwork-sha256"
+
+
 def stage_probes(host: HostModel) -> list[probes.Probe]:
     k = host.settings.kubernetes
-    paths = [f"{k.bin_dir}/{b}" for b in SERVER_BINARIES]
+    ledger = shlex.quote(_ledger(k.bin_dir))
+    each = " ".join(shlex.quote(f"{k.bin_dir}/{b}") for b in SERVER_BINARIES)
+    script = (f"for f in {each}; do [ -f \"$f\" ] || continue; known=$(grep -F \" $f $(stat -c '%s %Y' \"$f\")\" "
+              f"{ledger} 2>/dev/null | head -n 1); if [ -n \"$known\" ]; then echo \"${{known%% *}} $f known\"; "
+              "else echo \"$(sha256sum < \"$f\" | cut -c1-64) $f hashed\"; fi; done; true")
 
-    def parse(text: str) -> dict[str, str]:
-        return {line.split()[1].rsplit("/", 1)[-1]: line.split()[0] for line in text.splitlines() if len(line.split()) == 2}
+    def parse(text: str) -> dict[str, tuple[str, bool]]:
+        """binary -> (its SHA-256, whether the ledger had it)"""
+        return {w[1].rsplit("/", 1)[-1]: (w[0], w[2] == "known") for w in map(str.split, text.splitlines())
+                if len(w) == 3}
     packages = {p for lists in (k.kubectl_packages, k.node_packages) for v in lists.values() for p in v}
-    return [probes.os_info(), probes.packages(sorted(packages)),
-            probes.Probe("binaries", f"sha256sum {' '.join(shlex.quote(p) for p in paths)} 2>/dev/null; true", parse)]
+    return [probes.os_info(), probes.packages(sorted(packages)), probes.Probe("binaries", script, parse)]
+
+
+def note_script(bin_dir: str) -> str:
+    """Write the ledger of every binary there: its SHA-256, path, size and mtime."""
+    ledger = shlex.quote(_ledger(bin_dir))
+    return (f"for f in {' '.join(shlex.quote(f'{bin_dir}/{b}') for b in SERVER_BINARIES)}; do [ -f \"$f\" ] && "
+            f"echo \"$(sha256sum < \"$f\" | cut -c1-64) $f $(stat -c '%s %Y' \"$f\")\"; done > {ledger}.new; "
+            f"mv -f {ledger}.new {ledger}")
 
 
 def install_script(bin_dir: str, sha256: str, binaries: list[str]) -> str:
-    """Read the tarball from stdin into a private folder, check it, put each binary in place atomically."""
+    """Read the tarball from stdin into a private folder, check it, put each binary in place atomically, then
+    note every binary's digest, size and mtime in the ledger."""
     d = shlex.quote(bin_dir)
     moves = " && ".join(f"install -m 0755 \"$t/{MEMBER.format(b)}\" {d}/.{b}.new && mv -f {d}/.{b}.new {d}/{b}"
                         for b in binaries)
+    note = note_script(bin_dir)
     return (f"t=$(mktemp -d) && trap 'rm -rf \"$t\"' EXIT && cat > \"$t/server.tar.gz\" && "
             f"echo {sha256}' '\"$t/server.tar.gz\" | sha256sum -c --quiet - && "
             f"tar -xzf \"$t/server.tar.gz\" -C \"$t\" {' '.join(MEMBER.format(b) for b in binaries)} && "
-            f"mkdir -p {d} && {moves}")
+            f"mkdir -p {d} && {moves} && {{ {note}; }}")
 
 
 def decide(host: HostModel, facts: Facts, wanted: dict[str, str], tarball: str, sha256: str) -> list[Change]:
@@ -76,14 +123,18 @@ def decide(host: HostModel, facts: Facts, wanted: dict[str, str], tarball: str, 
     family = platform_for(facts["os"]).family
     plan: list[Change] = list(install_missing(platform_for(facts["os"]), [
         *k.kubectl_packages.get(family, []), *k.node_packages.get(family, [])], facts["packages"]))
-    stale = [b for b in SERVER_BINARIES if facts["binaries"].get(b) != wanted[b]]
+    found = {b: facts["binaries"].get(b, (None, False)) for b in SERVER_BINARIES}
+    stale = [b for b in SERVER_BINARIES if found[b][0] != wanted[b]]
+    if not stale and not all(known for _, known in found.values()):
+        plan.append(CommandChange(f"note the binaries' digests in {_ledger(k.bin_dir)}", [note_script(k.bin_dir)],
+                                  value_diff(_ledger(k.bin_dir), None, "every binary's SHA-256, size and mtime")))
     if stale:
         def deliver(r: Remote) -> None:
             with open(tarball, "rb") as f:
                 r.run(install_script(k.bin_dir, sha256, stale), stdin=f.read(), timeout=UPLOAD_SECONDS,
                       what=f"delivering {', '.join(stale)}")
         plan.append(ActionChange(f"install {', '.join(stale)} from the server tarball", "".join(
-            value_diff(f"{k.bin_dir}/{b}", f"sha256:{facts['binaries'][b]}" if facts["binaries"].get(b) else None,
+            value_diff(f"{k.bin_dir}/{b}", f"sha256:{found[b][0]}" if found[b][0] else None,
                        f"sha256:{wanted[b]}") for b in stale), deliver))
     return plan
 

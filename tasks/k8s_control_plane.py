@@ -22,6 +22,7 @@ from groundwork.remote import Remote
 from groundwork.render import render
 from groundwork.stages import RunContext, Stage
 from tasks import etcd
+from tasks.lb import BACKEND_FAIL_TIMEOUT
 from tasks.kubernetes import (ETCD_CLIENT, SA_ISSUER, cert_files, certificates_kept, control_plane_certs, deliver,
                               handed_pems, k8s_stage_applies, kubeconfig, mask_keys, restarts, service_probes,
                               wait_for)
@@ -108,6 +109,10 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, 
         plan += changes
         changed |= {component} if changes else set()
     waits = {c: [wait_for(c, health(host, c), f"{c} does not answer")] for c in COMPONENTS}
+    if len(inventory.lb_backends) > 1 and host.address != inventory.lb_backends[-1]:
+        # The L4 proxy leaves out for BACKEND_FAIL_TIMEOUT a backend that refused connections while it
+        # restarted: the next master restarts only once this one is taken again, never with both left out.
+        waits["kube-apiserver"].append(f"sleep {BACKEND_FAIL_TIMEOUT}")
     return plan + restarts(COMPONENTS, changed, facts, waits, notes)
 
 

@@ -51,10 +51,15 @@ def with_stream_include(conf: bytes) -> bytes:
             + INCLUDE.encode() + b"\n")
 
 
+# The tutorial's: a backend that refused 3 connections is left out for this many seconds.
+BACKEND_FAIL_TIMEOUT = 30
+
+
 def stream_file(inventory: Inventory) -> DesiredFile:
     lb = inventory.defaults.lb
     return DesiredFile(STREAM_CONF, render("lb/nginx-stream.conf.j2", backends=inventory.lb_backends,
-                                           backend_port=lb.backend_port, port=lb.port))
+                                           backend_port=lb.backend_port, port=lb.port,
+                                           fail_timeout=BACKEND_FAIL_TIMEOUT))
 
 
 def proxy_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:

@@ -173,3 +173,53 @@ def test_the_vip_reach_check_skips_without_backends_and_fails_when_the_proxy_rea
         check(host, HostThatLacks({"found=": (0, listening + "through-rc=7\nthrough-reply=\n")}), session)
     check(host, HostThatLacks({"found=": (0, listening + "through-rc=0\nthrough-reply=HTTP/1.0 400 Bad Request\n")}),
           session)
+
+
+# -- Kubernetes (checks/test_kubernetes.py) ------------------------------------------------------------------
+
+def test_the_kubernetes_checks_fail_on_a_host_without_kubernetes(inventory):
+    """A master with no apiserver, controller-manager, scheduler, kubelet or kube-proxy, no node and no routes."""
+    from checks import test_kubernetes as k8s
+    master = inventory.hosts["hdss7-21"]
+    empty = HostThatLacks({})
+    with pytest.raises(AssertionError, match="kube-apiserver on 10.4.7.21:6443 does not answer"):
+        k8s.test_the_apiserver_answers_with_its_ca_signed_certificate(master, empty)
+    for check, name in ((k8s.test_the_controller_manager_is_healthy, "kube-controller-manager"),
+                        (k8s.test_the_scheduler_is_healthy, "kube-scheduler"), (k8s.test_the_kubelet_answers, "kubelet"),
+                        (k8s.test_kube_proxy_answers, "kube-proxy")):
+        with pytest.raises(AssertionError, match=f"{name} does not answer"):
+            check(master, empty)
+    with pytest.raises(AssertionError, match="the node hdss7-21.host.com cannot be read"):
+        k8s.test_the_node_is_ready(master, empty)
+    not_ready = HostThatLacks({"get node": (0, "False")})
+    with pytest.raises(AssertionError, match="the node hdss7-21.host.com is not Ready"):
+        k8s.test_the_node_is_ready(master, not_ready)
+    with pytest.raises(AssertionError, match="route 172.7.22.0/24 via 10.4.7.22"):
+        k8s.test_the_pod_network_routes_and_rules_are_in_place(master, empty, inventory)
+
+
+def test_the_admin_kubeconfig_check_fails_when_it_is_readable_by_others_or_missing(inventory):
+    from checks.test_kubernetes import test_the_admin_kubeconfig_is_private_and_reaches_the_api_through_the_vip as check
+    with pytest.raises(AssertionError, match="is mode 644, not 600"):
+        check(inventory.ops_host, HostThatLacks({"stat -c %a": (0, "644\n")}), inventory)
+    with pytest.raises(AssertionError, match="is mode missing, not 600"):
+        check(inventory.ops_host, HostThatLacks({}), inventory)
+    elsewhere = HostThatLacks({"stat -c %a": (0, "600\n"), "config view": (0, "https://10.4.7.21:6443")})
+    with pytest.raises(AssertionError, match="points at https://10.4.7.21:6443, not the VIP"):
+        check(inventory.ops_host, elsewhere, inventory)
+
+
+def test_the_every_node_check_fails_when_a_node_is_missing_or_not_ready(inventory):
+    import json
+
+    from checks.test_kubernetes import test_every_node_is_ready as check
+
+    def nodes(*items):
+        return json.dumps({"items": [{"metadata": {"name": n}, "status": {"conditions": [
+            {"type": "Ready", "status": s}]}} for n, s in items]})
+    with pytest.raises(AssertionError, match="hdss7-22.host.com is not a node of the cluster"):
+        check(inventory.ops_host, HostThatLacks({"get nodes": (0, nodes(("hdss7-21.host.com", "True")))}), inventory)
+    with pytest.raises(AssertionError, match="hdss7-22.host.com is not Ready"):
+        check(inventory.ops_host, HostThatLacks({"get nodes": (0, nodes(("hdss7-21.host.com", "True"),
+                                                                         ("hdss7-22.host.com", "Unknown")))}),
+              inventory)

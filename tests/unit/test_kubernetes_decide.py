@@ -91,8 +91,12 @@ def test_the_host_installs_only_a_tarball_with_the_wanted_digest(tmp_path, damag
     assert not (tmp_path / "pwned").exists()
     if damage == "none":
         assert done.returncode == 0, done.stderr
-        assert sorted(p.name for p in bin_dir.iterdir()) == ["kube-proxy", "kubelet"]
+        assert sorted(p.name for p in bin_dir.iterdir()) == [".groundwork-sha256", "kube-proxy", "kubelet"]
         assert (bin_dir / "kubelet").stat().st_mode & 0o777 == 0o755
+        # the ledger a no-op run reads instead of hashing every binary: digest, path, size, mtime
+        ledger = [line.rsplit(" ", 2)[0].split(" ", 1) for line in (bin_dir / ".groundwork-sha256").read_text().splitlines()]
+        assert [(digest, Path(path).name) for digest, path in ledger] == [
+            (hashlib.sha256((bin_dir / name).read_bytes()).hexdigest(), name) for name in ("kubelet", "kube-proxy")]
     else:
         assert done.returncode != 0 and not bin_dir.exists()
 
