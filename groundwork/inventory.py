@@ -20,6 +20,7 @@ from groundwork.settings import PLATFORM_WIDE, Ca, Docker, Settings
 
 # The pipeline's order of groups; each inventory group must be one of these.
 KNOWN_GROUPS = ("proxy", "ops", "master_compute", "etcd")
+DOCKER_GROUPS = ("master_compute", "ops")  # the hosts docker runs on, the only ones that need a bip
 HOST_KEYS = {"hostname", "groups", "data", "username", "port", "platform", "connection_options"}
 GROUP_KEYS = {"data", "username", "port", "platform", "connection_options", "groups"}
 # Never in the inventory, at any depth of an entry (netmiko's `secret` is the enable password): the one
@@ -64,7 +65,7 @@ class HostModel:
     groups: tuple[str, ...]
     settings: Settings
     fqdn: str
-    docker_bip: IPv4Interface  # docker0's address, the seeds' 172.7.NN.1/24
+    docker_bip: IPv4Interface | None  # docker0's address, the seeds' 172.7.NN.1/24; None where docker never runs
     # netmiko's extras for this host: defaults, groups and host merged key by key, host key policy pinned
     ssh_extras: dict = field(default_factory=dict, compare=False)
 
@@ -427,13 +428,14 @@ def _load_host(name: str, entry: Any, groups: dict[str, dict], defaults_entry: d
         return None
     if settings.ca.cfssl_dir:
         settings = _with_cfssl_ca(settings, file, name, problems)
-    bip = docker_bip(name, settings.docker)
-    if bip is None:
+    runs_docker = bool(set(host_groups) & set(DOCKER_GROUPS))
+    bip = docker_bip(name, settings.docker) if runs_docker else None
+    if bip is None and runs_docker:
         problems.append(Problem(file, name, "data.docker.bip", "missing: docker0's address comes from the number "
                                 "the host's name ends with (hdss7-21 gets 172.7.21.1/24) and this name has none "
                                 "from 0 to 255; set data.docker.bip for this host, like 172.7.30.1/24"))
         return None
-    if bip.network.overlaps(net):
+    if bip is not None and bip.network.overlaps(net):
         problems.append(Problem(file, name, "data.docker.bip", f"docker bip {bip} overlaps the host network {net}"))
     return HostModel(name=name, address=address, groups=tuple(host_groups), settings=settings,
                      fqdn=f"{name}.{settings.host_domain}", docker_bip=bip, ssh_extras=extras)
@@ -542,7 +544,7 @@ def _check_kubernetes(defaults: Settings, hosts: dict[str, HostModel], file: str
     if not k.enabled:
         return
     taken = {f"the network {defaults.network} (data.network)": defaults.network}
-    for h in (h for h in hosts.values() if {"master_compute", "ops"} & set(h.groups)):  # the docker hosts
+    for h in (h for h in hosts.values() if h.docker_bip is not None):
         taken.setdefault(f"the pod range {h.docker_bip.network.supernet(new_prefix=16)} (docker0 of {h.name})",
                          h.docker_bip.network.supernet(new_prefix=16))
     for what, net in taken.items():
@@ -599,7 +601,7 @@ def _valid_host_name(name: str) -> bool:
 
 def _check_bip_overlaps(hosts: dict[str, HostModel], file: str, problems: list[Problem]) -> None:
     seen: dict[IPv4Network, str] = {}
-    for host in hosts.values():
+    for host in (h for h in hosts.values() if h.docker_bip is not None):
         other = seen.get(host.docker_bip.network)
         if other:
             problems.append(Problem(file, host.name, "data.docker.bip",

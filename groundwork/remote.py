@@ -10,6 +10,7 @@ only when sudo asks for it (see Remote._wrap).
 from __future__ import annotations
 
 import difflib
+import hashlib
 import secrets
 import select
 import shlex
@@ -344,11 +345,15 @@ class Remote:
         if validate:
             on_temp_file = validate.replace("{path}", '"$t"')
             check = f'if ! out=$({on_temp_file} 2>&1); then echo "validation failed: $out" >&2; exit 3; fi; '
+        digest = hashlib.sha256(content).hexdigest()
         backup_base = q(f"{self.backup_dir}{path}")
         protect_backup = 'chmod 600 "$b"; ' if sensitive else ""  # a key's old copy is as secret as the key
         script = (
             f"set -eu; p={q(path)}; d=$(dirname \"$p\"); mkdir -p \"$d\"; "
             f"t=$(mktemp \"$d/.gw-tmp.XXXXXX\"); trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; "
+            # A transfer cut short leaves a whole-looking shorter file: only what arrived in full is installed.
+            f"[ \"$(stat -c %s \"$t\")\" = {len(content)} ] && [ \"$(sha256sum < \"$t\" | cut -d' ' -f1)\" = {digest} ] "
+            f"|| {{ echo \"upload cut short: $(stat -c %s \"$t\") of {len(content)} bytes arrived\" >&2; exit 4; }}; "
             f"chown {q(owner)}:{q(group)} \"$t\"; chmod {q(mode)} \"$t\"; {check}"
             f"if [ -e \"$p\" ]; then b={backup_base}.$(date -u +%Y%m%dT%H%M%S.%NZ); mkdir -p -m 700 \"$(dirname \"$b\")\"; "
             f"cp -p \"$p\" \"$b\"; {protect_backup}echo \"backup=$b\"; "

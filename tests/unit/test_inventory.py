@@ -129,7 +129,7 @@ def test_bip_follows_the_number_in_the_name_not_the_address(inv_dir):
     edit(inv_dir, "hosts.yaml", lambda d: [d[n].update(hostname=a) for n, a in seed_000.items()])
     hosts = load_inventory(inv_dir).hosts
     assert {n: str(h.docker_bip) for n, h in hosts.items()} == {
-        "hdss7-11": "172.7.11.1/24", "hdss7-12": "172.7.12.1/24", "hdss7-21": "172.7.21.1/24",
+        "hdss7-11": "None", "hdss7-12": "None", "hdss7-21": "172.7.21.1/24",
         "hdss7-22": "172.7.22.1/24", "hdss7-200": "172.7.200.1/24"}
 
 
@@ -139,6 +139,16 @@ def test_a_name_without_a_number_needs_an_explicit_bip(inv_dir):
                "name ends with" in p for p in problems(inv_dir))
     edit(inv_dir, "hosts.yaml", lambda d: d["gpu-node"].update(data={"docker": {"bip": "172.7.40.1/24"}}))
     assert str(load_inventory(inv_dir).hosts["gpu-node"].docker_bip) == "172.7.40.1/24"
+
+
+def test_proxy_hosts_named_without_numbers_need_no_bip(inv_dir):
+    """docker never runs on a proxy host: lb-east and lb-west are accepted without data.docker.bip."""
+    def rename(d):
+        d["lb-east"], d["lb-west"] = d.pop("hdss7-11"), d.pop("hdss7-12")
+    edit(inv_dir, "hosts.yaml", rename)
+    hosts = load_inventory(inv_dir).hosts
+    assert hosts["lb-east"].docker_bip is None and hosts["lb-west"].docker_bip is None
+    assert str(hosts["hdss7-21"].docker_bip) == "172.7.21.1/24"
 
 
 def test_address_outside_the_network(inv_dir):

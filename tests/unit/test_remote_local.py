@@ -48,6 +48,18 @@ def test_failed_validation_leaves_the_old_file_in_place(local_remote, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".gw-tmp")] == []
 
 
+def test_an_upload_cut_short_is_not_installed(local_remote, tmp_path, monkeypatch):
+    """A transfer that ends early (a dropped link) must never become a whole-looking truncated file."""
+    target = tmp_path / "app.conf"
+    target.write_bytes(b"old\n")
+    exec_ = local_remote._exec
+    monkeypatch.setattr(local_remote, "_exec", lambda command, stdin, *a: exec_(command, stdin[:len(stdin) // 2], *a))
+    with pytest.raises(RemoteError, match="upload cut short: 4 of 8 bytes arrived"):
+        local_remote.write_file(str(target), b"new one\n")
+    assert target.read_bytes() == b"old\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".gw-tmp")] == []
+
+
 def test_read_files_in_one_round_trip(local_remote, tmp_path):
     (tmp_path / "a").write_bytes(b"\x00binary\nline")
     before = len(local_remote.log)
