@@ -29,11 +29,13 @@ def test_docker_runs_with_the_seeds_settings(host, probe):
     assert info.get("ServerVersion") and found == wanted, f"found {found}, wanted {wanted}"
 
 
-def test_the_registry_is_an_insecure_registry(host, probe):
-    """harbor.od.com (and the other insecure registries) are insecure registries"""
+def test_plain_http_only_to_the_registry_and_those_the_inventory_lists(host, probe):
+    """docker reaches harbor.od.com over plain http, and no other registry unless the inventory lists it"""
     configs = docker_info(probe).get("RegistryConfig", {}).get("IndexConfigs", {})
-    wrong = [r for r in host.settings.docker.insecure_registries if configs.get(r, {}).get("Secure", True)]
-    assert not wrong, f"not insecure registries: {wrong}"
+    insecure = sorted(name for name, config in configs.items() if not config.get("Secure", True))
+    wanted = sorted(host.settings.insecure_registries)
+    assert insecure == wanted, (f"docker trusts {insecure} over plain http, wanted {wanted} (plain http: anyone "
+                                "on the path can serve images)")
 
 
 def test_docker0_carries_the_host_bip(host, probe):

@@ -208,6 +208,9 @@ def _check_entry_keys(entry: Any, allowed: set[str], file: str, where: str, prob
     for path in _secret_paths(entry):
         problems.append(Problem(file, where, path, "secrets do not belong in the inventory: set "
                                 "GROUNDWORK_SSH_PASSWORD or ssh_password in the secrets file instead"))
+    for path in _credential_urls(entry):
+        problems.append(Problem(file, where, path, "a URL carrying a password (scheme://user:password@...): "
+                                "secrets do not belong in the inventory; its value is not shown"))
     if "data" in entry and not isinstance(entry["data"] or {}, dict):
         problems.append(Problem(file, where, "data", "must be a mapping"))
     if entry.get("port") is not None and not (isinstance(entry["port"], int) and not isinstance(entry["port"], bool)
@@ -241,6 +244,21 @@ def _secret_paths(value: Any, prefix: str = "") -> list[str]:
         for inner in value:
             found += _secret_paths(inner, prefix)
     return found
+
+
+# scheme://user:password@host: a secret in a mirror's or a repository's address
+_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]*:[^/?#@\s]*@")
+
+
+def _credential_urls(value: Any, prefix: str = "") -> list[str]:
+    """Where a URL with a password stands in an entry, data included, as dotted fields."""
+    if isinstance(value, str):
+        return [prefix.rstrip(".") or "(value)"] if _URL_WITH_PASSWORD.search(value) else []
+    if isinstance(value, dict):
+        return [p for key, inner in value.items() for p in _credential_urls(inner, f"{prefix}{key}.")]
+    if isinstance(value, list):
+        return [p for inner in value for p in _credential_urls(inner, prefix)]
+    return []
 
 
 def _extras(entry: dict) -> dict:
@@ -556,15 +574,12 @@ def _check_kubernetes(defaults: Settings, hosts: dict[str, HostModel], file: str
 
 
 def _check_registry_name(defaults: Settings, file: str, problems: list[Problem]) -> None:
-    """The registry's name must be one the DNS stage serves, and docker must be allowed plain http to it."""
+    """The registry's name must be one the DNS stage serves."""
     name, domain = defaults.registry.name, defaults.service_domain
     if not name.endswith("." + domain):
         problems.append(Problem(file, "", "data.registry.name", f"{name} does not resolve: it is not in the "
                                 f"service domain {domain}, the zone the DNS stage serves (the seeds use "
                                 f"harbor.{domain})"))
-    if name not in defaults.docker.insecure_registries:
-        problems.append(Problem(file, "", "data.docker.insecure_registries", f"must list the registry {name}: it "
-                                "is served over plain http behind nginx, as in the seeds"))
 
 
 def _with_cfssl_ca(settings: Settings, file: str, where: str, problems: list[Problem]) -> Settings:

@@ -26,7 +26,9 @@ ENV = {"ssh_password": "GROUNDWORK_SSH_PASSWORD", "registry_password": "GROUNDWO
 FILE_ENV = "GROUNDWORK_SECRETS_FILE"
 # VRRP's simple password is 8 bytes on the wire (keepalived cuts a longer one, so two hosts given passwords that
 # differ after the 8th character would still agree); keepalived.conf reads it as one word.
-VRRP_PASSWORD = re.compile(r"[A-Za-z0-9._+=-]{1,8}")
+VRRP_PASSWORD = re.compile(r"[A-Za-z0-9._+=-]{4,8}")
+# Every value is masked wherever it appears: a shorter one would blank those characters in every log and report.
+SHORTEST = 4
 
 
 def load_secrets(config: dict, config_path: Path) -> dict[str, str]:
@@ -53,11 +55,20 @@ def load_secrets(config: dict, config_path: Path) -> dict[str, str]:
         elif os.environ.get(FILE_ENV):
             raise InventoryError([Problem(where, "", "", f"secrets file {path} does not exist")])
     found.update({k: os.environ[v] for k, v in ENV.items() if os.environ.get(v)})
-    if "vrrp_password" in found and not VRRP_PASSWORD.fullmatch(found["vrrp_password"]):
-        where = ENV["vrrp_password"] if os.environ.get(ENV["vrrp_password"]) else "the secrets file"
-        raise InventoryError([Problem("secrets", "", "vrrp_password", f"from {where}: must be 1 to 8 letters, "
-                                      "digits or . _ + = - (VRRP carries 8 bytes of it; keepalived would cut a "
-                                      "longer one); its value is not shown")])
+    def where(name: str) -> str:
+        return ENV[name] if os.environ.get(ENV[name]) else "the secrets file"
+    problems = [Problem("secrets", "", name, f"from {where(name)}: shorter than {SHORTEST} characters (masked "
+                        "wherever it appears, it would blank those characters in every log and report); its value "
+                        "is not shown") for name, value in found.items() if len(value) < SHORTEST]
+    problems += [Problem("secrets", "", name, f"from {where(name)}: holds a line break or NUL, which no password "
+                         "prompt, HTTP credential or configuration file carries; its value is not shown")
+                 for name, value in found.items() if any(c in value for c in "\r\n\0")]
+    if not problems and "vrrp_password" in found and not VRRP_PASSWORD.fullmatch(found["vrrp_password"]):
+        problems.append(Problem("secrets", "", "vrrp_password", f"from {where('vrrp_password')}: must be 4 to 8 "
+                                "letters, digits or . _ + = - (VRRP carries 8 bytes of it; keepalived would cut a "
+                                "longer one); its value is not shown"))
+    if problems:
+        raise InventoryError(problems)
     return found
 
 

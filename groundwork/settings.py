@@ -51,8 +51,13 @@ class PackageRepo(Strict):
     # apt: "./" for a flat repository (dpkg-scanpackages), else a suite such as "bookworm" with components.
     suite: Annotated[str, _matching(r"[A-Za-z0-9./_-]+", "suite")] = "./"
     components: list[Identifier] = Field(default_factory=list)
-    # An unsigned local repository: apt [trusted=yes], yum gpgcheck=0.
-    trusted: bool = True
+    # Installed from without a signature check (apt [trusted=yes], yum gpgcheck=0). Default: only a file:
+    # repository on the host itself; one reached over the network must be signed (see the README).
+    trusted: bool | None = None
+
+    @property
+    def unsigned(self) -> bool:
+        return self.url.startswith("file:") if self.trusted is None else self.trusted
 
 
 # Seeds 000/002: `yum install epel-release` then these tools; Debian names the same tools this way.
@@ -116,8 +121,9 @@ class Docker(Strict):
     bip: IPv4Interface | None = None
     data_root: AbsPath = "/data/docker"
     storage_driver: Identifier = "overlay2"
-    insecure_registries: list[RegistryHost] = Field(
-        default_factory=lambda: ["registry.access.redhat.com", "quay.io", "harbor.od.com"])
+    # Registries docker reaches over plain http (no TLS, so anyone on the path can serve it images), besides the
+    # platform's own registry, which is always one. The seeds add registry.access.redhat.com and quay.io.
+    insecure_registries: list[RegistryHost] = Field(default_factory=list)
     registry_mirrors: list[Url] = Field(default_factory=list)
     cgroup_driver: Literal["systemd", "cgroupfs"] = "systemd"
     live_restore: bool = True
@@ -307,3 +313,8 @@ class Settings(Strict):
     kubernetes: Kubernetes = Field(default_factory=Kubernetes)
     ca: Ca = Field(default_factory=Ca)
     host_prep: HostPrep = Field(default_factory=HostPrep)
+
+    @property
+    def insecure_registries(self) -> list[str]:
+        """The registries docker reaches over plain http: the platform's own, then those the inventory adds."""
+        return [self.registry.name, *(r for r in self.docker.insecure_registries if r != self.registry.name)]

@@ -275,7 +275,7 @@ class CheckSession:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
-        report = outcome.get_result()
+        report = mask_report(outcome.get_result(), self.masker)
         host = item.callspec.params.get("host") if hasattr(item, "callspec") else None
         report.gw_host = host.name if isinstance(host, HostModel) else ""  # "" : no targeted host in its groups
         report.gw_title = (item.function.__doc__ or item.name).strip().splitlines()[0]
@@ -285,10 +285,15 @@ class CheckSession:
             report.extras = [*getattr(report, "extras", []), extras.html(evidence_html([asdict(e) for e in evidence]))]
             report.gw_evidence = list(evidence)
 
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_make_collect_report(self, collector):
+        outcome = yield
+        mask_report(outcome.get_result(), self.masker)
+
     def pytest_collectreport(self, report):
         """A check module that cannot be loaded fails the pass loudly, instead of running no checks."""
         if report.failed:
-            message = self.masker(str(report.longrepr).strip().splitlines()[-1])
+            message = str(report.longrepr).strip().splitlines()[-1]
             self.results.append(CheckResult(check=report.nodeid, title=f"load the checks of {report.nodeid}",
                                             host="", outcome="error", duration=0.0, message=message))
             self.progress.say(self.progress.paint(f"  FAIL  cannot load {report.nodeid}: {message}", "failed"))
@@ -301,9 +306,9 @@ class CheckSession:
             return  # a check none of the targeted hosts is for
         message = ""
         if report.failed:
-            message = self.masker(_short_failure(report))
+            message = getattr(report, "gw_short", "") or "failed"
         elif report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: why")
-            message = self.masker(str(report.longrepr[2]).removeprefix("Skipped: "))
+            message = str(report.longrepr[2]).removeprefix("Skipped: ")
         result = CheckResult(check=report.nodeid.split("[")[0], title=report.gw_title, host=report.gw_host,
                              outcome=outcome, duration=report.duration, message=message,
                              evidence=getattr(report, "gw_evidence", []))
@@ -312,6 +317,20 @@ class CheckSession:
             line = f"  {'SKIP' if outcome == 'skipped' else 'FAIL':<5} {result.host:<12} {result.title}"
             self.progress.say(self.progress.paint(line + (f"\n        {message}" if message else ""),
                                                   "skipped" if outcome == "skipped" else "failed"))
+
+
+def mask_report(report, masker: Masker):
+    """Secrets masked in everything of a result that pytest-html (or anything after it) shows: the failure's
+    text and traceback, a skip's reason, captured output. Done where the report is made, before any hook reads
+    it, whichever plugin's hooks run first."""
+    if isinstance(report.longrepr, tuple):  # a skip: (file, line, "Skipped: why")
+        path, line, why = report.longrepr
+        report.longrepr = (path, line, masker(str(why)))
+    elif report.longrepr is not None:
+        report.gw_short = masker(_short_failure(report))
+        report.longrepr = masker(str(report.longrepr))
+    report.sections = [(title, masker(text)) for title, text in report.sections]
+    return report
 
 
 def _short_failure(report) -> str:

@@ -34,7 +34,7 @@ def daemon_config(host: HostModel) -> dict:
     """The seeds' daemon.json for this host, in their order, extra options from inventory merged over it."""
     d = host.settings.docker
     config = {"data-root": d.data_root, "storage-driver": d.storage_driver,
-              "insecure-registries": d.insecure_registries, "registry-mirrors": d.registry_mirrors,
+              "insecure-registries": host.settings.insecure_registries, "registry-mirrors": d.registry_mirrors,
               "bip": str(host.docker_bip), "exec-opts": [f"native.cgroupdriver={d.cgroup_driver}"],
               "live-restore": d.live_restore}
     config.update(d.extra_options)
@@ -78,6 +78,10 @@ def decide(host: HostModel, facts) -> list[Change]:
 def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
     facts = remote.gather(stage_probes(host))
     report = StageReport(notes=[f"bip {host.docker_bip}, data-root {host.settings.docker.data_root}"])
+    strangers = host.settings.insecure_registries[1:]
+    if strangers:
+        report.notes.append(f"docker trusts {', '.join(strangers)} over plain http, as the inventory asks: no TLS, "
+                            "so anyone on the path to them can serve this host images")
     return apply_plan(remote, decide(host, facts), ctx, report)
 
 

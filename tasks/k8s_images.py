@@ -20,8 +20,9 @@ from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import install_missing, platform_for
 from groundwork.remote import Remote
 from groundwork.stages import RunContext, Stage
-from tasks.kubernetes import (IMAGES_HANDOFF, LABEL, curl_credentials, image_labels, k8s_stage_applies,
-                              pause_image, registry_has, registry_login, verified_file, workload_image)
+from groundwork.registry_client import curl_credentials, registry_has, registry_login
+from tasks.kubernetes import (IMAGES_HANDOFF, LABEL, image_labels, k8s_stage_applies, pause_image, verified_file,
+                              workload_image)
 
 BUSYBOX = "/bin/busybox"
 WORKLOAD_PACKAGES = {"debian": ["busybox-static"], "el": ["busybox"]}

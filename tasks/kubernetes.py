@@ -115,13 +115,6 @@ def image_labels(images: list[str], key: str = "labels") -> probes.Probe:
     return probes.Probe(key, script, lambda text: dict(zip(images, text.splitlines() + ["absent"] * len(images))))
 
 
-def registry_login(registry: str, then: str) -> str:
-    """Log in to the registry with a throwaway docker configuration (the password on stdin), run `then` with it,
-    and remove it: no credential stays on the host."""
-    return (f"d=$(mktemp -d) && trap 'rm -rf \"$d\"' EXIT && export DOCKER_CONFIG=\"$d\" && "
-            f"docker login {shlex.quote(registry)} -u admin --password-stdin >/dev/null && {then}")
-
-
 # -- the controller's files --------------------------------------------------------------------------------
 
 def expected_sha256(value: str, field: str) -> str:
@@ -228,23 +221,6 @@ def mask_keys(remote: Remote, pems: dict[str, bytes]) -> None:
 
 def k8s_stage_applies(host: HostModel, inventory: Inventory) -> bool:
     return inventory.defaults.kubernetes.enabled and bool(inventory.group_members("master_compute"))
-
-
-def curl_credentials(password: str) -> bytes:
-    """A curl config (read with -K -) holding the registry admin's credentials: on stdin, never a command line;
-    quoted as curl's config syntax wants, so that no character of the password adds an option."""
-    if any(c in password for c in "\r\n\0"):
-        raise StageError("registry_password holds a line break or NUL, which no HTTP credential can carry")
-    quoted = password.replace("\\", "\\\\").replace('"', '\\"')
-    return f'user = "admin:{quoted}"\n'.encode()
-
-
-def registry_has(registry: str, image: str) -> str:
-    """A command printing the HTTP status of IMAGE's manifest in the registry (200: there), credentials on stdin."""
-    repo, _, tag = image.removeprefix(registry + "/").rpartition(":")
-    url = f"http://{registry}/v2/{repo}/manifests/{tag}"
-    return ("curl -s -o /dev/null -w '%{http_code}' -K - -I "
-            "-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' " + shlex.quote(url))
 
 
 # -- the services the stages run ---------------------------------------------------------------------------

@@ -31,7 +31,13 @@ def test_verification_pushes_a_canary_and_pulls_it_on_every_compute_host(converg
     assert f"harbor.od.com/public/canary:{tag}" in lab.ssh("hdss7-22", "docker images --format "
                                                                        "'{{.Repository}}:{{.Tag}}'")
     pushes = [e["command"] for c in registry_checks for e in c["evidence"]]
-    assert f"docker push harbor.od.com/public/canary:{tag}" in pushes
+    assert any(f"docker push harbor.od.com/public/canary:{tag}" in p for p in pushes)
+    # The logins of the verification (and of the stages before it) left no credential on any host.
+    password = registry_password()
+    for host in ("hdss7-200", "hdss7-21", "hdss7-22"):
+        stored = lab.ssh(host, "cat /root/.docker/config.json 2>/dev/null; true")
+        found = lab.ssh(host, f"grep -rl -- '{password}' /root /tmp /etc/docker 2>/dev/null; true")
+        assert "harbor.od.com" not in stored and not found.strip(), (host, stored, found)
 
 
 def test_the_registry_password_is_in_no_file_of_the_run_folder(converged, runbook):

@@ -49,3 +49,11 @@ def test_only_the_mode_differing_is_set_without_rewriting_the_content():
     plan = decide(HOST, facts(daemon_json=on_host(render_daemon_json(HOST), mode="600")))
     assert [c.summary for c in plan] == [f"set mode 644 owner root:root on {DAEMON_JSON}",
                                          "restart docker and wait until it answers"]
+
+
+def test_plain_http_to_the_platforms_registry_only_unless_the_inventory_asks():
+    assert daemon_config(HOST)["insecure-registries"] == ["harbor.od.com"]
+    seeds = ["registry.access.redhat.com", "quay.io", "harbor.od.com"]
+    host = HOST.__class__(**{**HOST.__dict__, "settings": HOST.settings.model_copy(update={
+        "docker": HOST.settings.docker.model_copy(update={"insecure_registries": seeds})})})
+    assert daemon_config(host)["insecure-registries"] == ["harbor.od.com", "registry.access.redhat.com", "quay.io"]

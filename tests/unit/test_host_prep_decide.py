@@ -109,3 +109,19 @@ def test_changed_repository_alone_refreshes_the_index():
                                          "refresh the package index"]
     assert isinstance(plan[1], CommandChange) and plan[1].commands == ["apt-get update -qq"]
     assert "-deb [trusted=yes] file:/old ./" in plan[0].diff
+
+
+@pytest.mark.parametrize("url, trusted, unsigned", [
+    ("file:/srv/repo", None, True),                  # on the host itself: nothing on the path to forge it
+    ("http://mirror.example/debian", None, False),   # over the network: its signature is checked
+    ("https://mirror.example/debian", None, False),
+    ("http://mirror.example/debian", True, True),    # the inventory may say so outright
+])
+def test_only_a_file_repository_is_trusted_unsigned_by_default(url, trusted, unsigned):
+    prep = HOST.settings.host_prep
+    repo = prep.package_repo.model_copy(update={"url": url, "trusted": trusted})
+    settings = HOST.settings.model_copy(update={"host_prep": prep.model_copy(update={"package_repo": repo})})
+    host = HOST.__class__(**{**HOST.__dict__, "settings": settings})
+    apt, yum = (desired_files(host, PLATFORMS[p])[0].content.decode() for p in ("debian", "el"))
+    assert ("[trusted=yes]" in apt) is unsigned and ("gpgcheck=0" in yum) is unsigned
+    assert ("gpgcheck=1" in yum) is not unsigned

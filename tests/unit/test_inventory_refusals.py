@@ -220,3 +220,17 @@ def test_a_service_range_over_the_hosts_or_the_pods_is_refused(inv, network, ser
         (inv / "hosts.yaml").write_text(yaml.safe_dump(hosts))
     found = [p for p in problems(inv) if "data.kubernetes.service_cidr" in p]
     assert len(found) == 1 and f"overlaps {overlaps}" in found[0] and "defaults.yaml: data.kubernetes.service_cidr" in found[0], found
+
+
+@pytest.mark.parametrize("file, edit, where", [
+    ("defaults.yaml", lambda d: d["data"]["docker"].update(registry_mirrors=["http://mirror-user:hunter2@10.4.7.9/"]),
+     "data.docker.registry_mirrors"),
+    ("groups.yaml", lambda d: d["proxy"].setdefault("data", {}).update(
+        host_prep={"package_repo": {"name": "local", "url": "https://u:hunter2@repo.example/debian"}}),
+     "proxy: data.host_prep.package_repo.url"),
+])
+def test_a_url_carrying_a_password_is_refused_and_not_repeated(inv, file, edit, where):
+    change(inv, file, edit)
+    found = problems(inv)
+    assert any(f"{file}: {where}: a URL carrying a password" in p for p in found), found
+    assert not any("hunter2" in p for p in found)

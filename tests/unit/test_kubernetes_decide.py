@@ -19,7 +19,8 @@ from groundwork.inventory import load_inventory
 from groundwork.settings import Ca, Kubernetes
 from tasks import k8s_certs
 from tasks.k8s_binaries import SERVER_BINARIES, install_script, tarball_digests
-from tasks.kubernetes import curl_credentials, expected_sha256, verified_file
+from groundwork.registry_client import curl_credentials
+from tasks.kubernetes import expected_sha256, verified_file
 from tasks.pod_network import differences, wanted_state
 from tests.conftest import copy_seed_inventory
 
@@ -103,7 +104,7 @@ def test_the_host_installs_only_a_tarball_with_the_wanted_digest(tmp_path, damag
 
 def test_registry_credentials_for_curl_are_quoted_and_refuse_line_breaks():
     assert curl_credentials('p"w\\x') == b'user = "admin:p\\"w\\\\x"\n'
-    with pytest.raises(StageError, match="line break"):
+    with pytest.raises(ValueError, match="line break"):
         curl_credentials("pw\n-o /etc/passwd")
 
 
@@ -188,7 +189,7 @@ def test_each_node_routes_to_the_other_nodes_pod_subnets_and_keeps_pod_addresses
 
 def test_a_registry_login_leaves_no_credential_on_the_host(tmp_path):
     """The nodes' and the ops host's logins use a throwaway docker configuration, gone when the command ends."""
-    from tasks.kubernetes import registry_login
+    from groundwork.registry_client import registry_login
 
     bin_dir, home = tmp_path / "bin", tmp_path / "home"
     bin_dir.mkdir()

@@ -52,3 +52,35 @@ def test_runbook_without_the_registry_password_exits_3_before_connecting(tmp_pat
     done = run_runbook("-i", str(copy_seed_inventory(tmp_path / "b")), "--reports", str(tmp_path / "reports"))
     assert done.returncode == 3 and "registry_password: missing" in done.stderr
     assert "only-this" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name, value, why", [
+    ("vrrp_password", "a", "shorter than 4 characters"),
+    ("registry_password", "pw", "shorter than 4 characters"),
+    ("registry_password", 'pass"\n-o /etc/passwd', "holds a line break or NUL"),
+    ("ssh_password", "pass\rword", "holds a line break or NUL"),
+])
+def test_a_secret_too_short_to_mask_or_with_a_line_break_is_refused(monkeypatch, tmp_path, name, value, why):
+    monkeypatch.setenv({"vrrp_password": "GROUNDWORK_VRRP_PASSWORD", "registry_password": "GROUNDWORK_REGISTRY_PASSWORD",
+                        "ssh_password": "GROUNDWORK_SSH_PASSWORD"}[name], value)
+    with pytest.raises(InventoryError) as caught:
+        load_secrets({}, tmp_path / "config.yaml")
+    text = " ".join(str(p) for p in caught.value.problems)
+    assert f"{name}: from GROUNDWORK_" in text and why in text
+    assert len(value) < 4 or value not in text
+
+
+def test_the_checks_quote_the_registry_password_for_curl():
+    """A `"` in the password stays inside curl's quoted value: no option is added, the check does not break."""
+    from types import SimpleNamespace
+
+    from checks import test_registry
+
+    host = SimpleNamespace(name="hdss7-200", groups=("ops",))
+    registry = SimpleNamespace(name="harbor.od.com", project="public")
+    session = SimpleNamespace(inventory=SimpleNamespace(defaults=SimpleNamespace(registry=registry),
+                                                        ops_host=host),
+                              secrets={"registry_password": 'a"b\\c -o /tmp/x'}, meta=SimpleNamespace(run_id="r1"),
+                              targets=[host])
+    configs = [look.stdin for look in test_registry.evidence(host, session) if b"user =" in look.stdin]
+    assert configs and all(c == b'user = "admin:a\\"b\\\\c -o /tmp/x"\n' for c in configs)
