@@ -27,11 +27,13 @@ def refusals(host, session) -> str:
     e = host.settings.etcd
     url = client_url(host) + "/version"
     plain = f"http://{host.address}:{e.client_port}/version"
+    loopback = f"http://127.0.0.1:{e.client_port}/version"
     wget = f"wget -q -O /dev/null -T 3 -t 1 --ca-certificate={quote(e.cert_dir + '/ca.pem')}"
     with_cert = (f"--certificate={quote(e.cert_dir + '/client.pem')} "
                  f"--private-key={quote(e.cert_dir + '/client-key.pem')}")
     return (f"{wget} {quote(url)}; echo \"no-cert=$?\"; wget -q -O /dev/null -T 3 -t 1 {quote(plain)}; "
-            f"echo \"plain-http=$?\"; {wget} {with_cert} {quote(url)}; echo \"with-cert=$?\"")
+            f"echo \"plain-http=$?\"; wget -q -O /dev/null -T 3 -t 1 {quote(loopback)}; echo \"loopback-http=$?\"; "
+            f"{wget} {with_cert} {quote(url)}; echo \"with-cert=$?\"")
 
 
 def certificate(host, session) -> str:
@@ -61,7 +63,7 @@ def test_the_member_answers_the_cluster_has_quorum_and_its_members_are_the_inven
                                                                                        session):
     """this member answers over TLS, the cluster has quorum, and its members are the inventory's group etcd"""
     health, members = health_and_members(probe.run(cluster_state(host, session)).stdout)
-    # --cluster asks every advertised URL; each member's http://127.0.0.1 is only the asking member again.
+    # --cluster asks every advertised URL: each member's address, over TLS.
     tls = {client_url(m) for m in inventory.group_members("etcd")}
     health = [e for e in health if e.get("endpoint") in tls]
     mine = [e for e in health if e.get("endpoint") == client_url(host)]
@@ -86,13 +88,14 @@ def test_a_key_written_here_is_read_on_every_other_member(host, probe, inventory
 
 
 def test_no_client_without_a_certificate_and_no_plain_http_on_the_members_address(host, probe, session):
-    """a TLS client without a certificate is refused, plain http on the member's address is refused, a client
-    with the certificate is answered"""
+    """a TLS client without a certificate is refused, plain http on the member's address and on 127.0.0.1 is
+    refused (no local user reads etcd unauthenticated), a client with the certificate is answered"""
     status = dict(line.split("=", 1) for line in probe.run(refusals(host, session)).stdout.splitlines()
-                  if "=" in line and line.split("=", 1)[0] in ("no-cert", "plain-http", "with-cert"))
+                  if "=" in line and line.split("=", 1)[0] in ("no-cert", "plain-http", "loopback-http", "with-cert"))
     assert status.get("with-cert") == "0", "a client with the certificate is not answered either"
     assert status.get("no-cert") not in (None, "0"), "a TLS client without a certificate is answered"
     assert status.get("plain-http") not in (None, "0"), "plain http on the member's address is answered"
+    assert status.get("loopback-http") not in (None, "0"), "plain http on 127.0.0.1 is answered, to any local user"
 
 
 def test_the_member_certificate_verifies_against_ca_pem_with_every_members_address(host, probe, inventory, session):

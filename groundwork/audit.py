@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from groundwork.report import CHAIN_HEAD, SIGNATURE, SUMS, chain_head, read_sums, summed_files
+from groundwork.report import CHAIN_HEAD, SIGNATURE, STARTED, SUMS, chain_head, read_sums, summed_files
 from groundwork.signing import SignatureError, verify
 
 
@@ -26,6 +26,7 @@ class FolderState:
     problems: list[str] = field(default_factory=list)
     signer: str = "unsigned"
     chained: bool = False  # its run.json has a chain record (runs before the chain began have none)
+    note: str = ""  # said beside it, not a problem
 
 
 def _sums_digest(folder: Path) -> str | None:
@@ -81,15 +82,25 @@ def audit(reports: Path, trusted: str | None = None,
     expect_head: the head an earlier audit printed ("RUN" or "RUN:SHA256SUMS-DIGEST"), noted elsewhere (the
     change ticket): it must still be on the chain, so that the newest runs cannot be removed without a trace."""
     folders = sorted(p for p in reports.iterdir() if p.is_dir() and not p.name.startswith("."))
+    head = chain_head(reports)
     states: dict[str, FolderState] = {}
     runs: dict[str, dict] = {}
+    unsealed: list[FolderState] = []
     for folder in folders:
+        if (folder / STARTED).is_file() and not (folder / "run.json").exists():
+            # A run under way, or killed before it ended: the next run seals it as cut short. Newer than the
+            # chain's head it is what it says; older, it was left out of the chain.
+            state = FolderState(folder.name, note="cut short or under way: sealed by the next run")
+            if head and folder.name < head.get("run", ""):
+                state.problems.append("a run that never ended, older than the chain's head: never sealed")
+            unsealed.append(state)
+            continue
         states[folder.name], run = check_folder(folder, trusted)
         if run is not None and states[folder.name].chained:
             runs[folder.name] = run
     chain_problems = _walk_chain(reports, runs, states, expect_head)
-    problems = [(s.name, p) for s in states.values() for p in s.problems] + chain_problems
-    return list(states.values()), sorted(problems, key=lambda item: item[0])
+    problems = [(s.name, p) for s in [*states.values(), *unsealed] for p in s.problems] + chain_problems
+    return sorted([*states.values(), *unsealed], key=lambda s: s.name), sorted(problems, key=lambda item: item[0])
 
 
 def _walk_chain(reports: Path, runs: dict[str, dict], states: dict[str, FolderState],

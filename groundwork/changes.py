@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from groundwork.facts import FileInfo
+from groundwork.facts import PENDING_DIR, FileInfo
 from groundwork.remote import CommandResult, Remote, unified_diff
 from groundwork.stages import RunContext
 
@@ -80,12 +80,17 @@ class CommandChange:
     undo_files_on_failure: bool = False
     recover: list[str] = field(default_factory=list)
     timeout: float | None = None  # for each command and recovery command; None: the remote's default
+    # The unit this change activates on the files its plan writes. A marker for it is left on the host before
+    # the first write and removed once the activation succeeded: a run cut short in between leaves it, and
+    # the next run activates the unit although its files are as wanted (facts.Services.settled).
+    pending: str = ""
 
 
 @dataclass
 class ActionChange:
     """A change carried out by code rather than a file or commands (creating a CA: its key is made at apply
-    time, so a plan's diff describes it instead of showing random bytes)."""
+    time, so a plan's diff describes it instead of showing random bytes). The files it writes are undone like
+    a FileChange's when the plan's activation fails."""
     summary: str
     diff: str
     action: Callable[[Remote], object]
@@ -129,7 +134,7 @@ def activate_service(service: str, summary: str, diff: str, *, check: str | None
                       else f"systemctl enable {unit} >/dev/null 2>&1; systemctl restart {unit}")
     return CommandChange(summary, [c for c in (check, start, *(waits or [])) if c], diff, undo_files_on_failure=True,
                          recover=recover or [f"systemctl is-active --quiet {unit} || systemctl restart {unit}"],
-                         timeout=timeout)
+                         timeout=timeout, pending=service)
 
 
 def stop_and_disable(services, name: str, why: str = "") -> list[CommandChange]:
@@ -282,12 +287,16 @@ def apply_plan(remote: Remote, plan: list[Change], ctx: RunContext, report: Stag
     if ctx.approved is not None:
         _check_approved(records, ctx, remote.masker, report)
     written: list[tuple[str, str | None]] = []  # (path, backup) of the files this plan wrote, to undo them
+    to_activate = _activations_after_writes(plan)
     for change, record in zip(plan, records):
         report.changes.append(record)
         if ctx.dry_run:
             continue
         started = time.monotonic()
         try:
+            if to_activate and not isinstance(change, CommandChange):  # the plan's first write: mark first
+                remote.run(mark_pending(to_activate), what="marking the activations this plan owes")
+                to_activate = []
             if isinstance(change, FileChange) and change.before == change.want.content:
                 w = change.want  # only mode or owner differ: no rewrite, no backup copy of the content
                 remote.run(f"chown {shlex.quote(f'{w.owner}:{w.group}')} {shlex.quote(w.path)} && "
@@ -306,10 +315,12 @@ def apply_plan(remote: Remote, plan: list[Change], ctx: RunContext, report: Stag
                     result = remote.write_file(change.path, after, mode=change.mode, previous=before)
                     written.append((change.path, result.backup))
             elif isinstance(change, ActionChange):
-                change.action(remote)
+                change.action(_RecordingWrites(remote, written))
             else:
                 for command in change.commands:
                     remote.run(command, what=change.summary, timeout=change.timeout)
+                if change.pending:
+                    remote.run(f"rm -f {shlex.quote(pending_marker(change.pending))}", what=change.summary)
         except Exception as exc:  # noqa: BLE001 - recorded, then the stage fails with it
             record.applied = False
             record.error = str(exc)
@@ -320,6 +331,38 @@ def apply_plan(remote: Remote, plan: list[Change], ctx: RunContext, report: Stag
         finally:
             record.duration = time.monotonic() - started
     return report
+
+
+class _RecordingWrites:
+    """The remote an ActionChange works through: every file it writes is recorded like a FileChange's, so that
+    a failed activation later in the plan puts it back too (a certificate, an htpasswd, a harbor.yml)."""
+
+    def __init__(self, remote: Remote, written: list[tuple[str, str | None]]):
+        self._remote, self._written = remote, written
+
+    def write_file(self, path: str, content: bytes, **options):
+        result = self._remote.write_file(path, content, **options)
+        self._written.append((path, result.backup))
+        return result
+
+    def __getattr__(self, name: str):
+        return getattr(self._remote, name)
+
+
+def pending_marker(unit: str) -> str:
+    return f"{PENDING_DIR}/{unit}"
+
+
+def mark_pending(units: list[str]) -> str:
+    return f"mkdir -p {PENDING_DIR} && touch " + " ".join(shlex.quote(pending_marker(u)) for u in units)
+
+
+def _activations_after_writes(plan: list[Change]) -> list[str]:
+    """The units whose activation follows a write in this plan: what a run cut short in between would owe."""
+    first_write = next((i for i, c in enumerate(plan) if not isinstance(c, CommandChange)), None)
+    if first_write is None:
+        return []
+    return list(dict.fromkeys(c.pending for c in plan[first_write:] if isinstance(c, CommandChange) and c.pending))
 
 
 def _check_approved(records: list[ChangeRecord], ctx: RunContext, masker, report: StageReport) -> None:

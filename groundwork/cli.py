@@ -12,8 +12,9 @@ Exit codes (documented in the README):
       on the hosts refused
   7  another run is working on the same inventory, or on one of the targeted hosts (from any controller); nothing
       was done
-  130 interrupted (Ctrl-C); the stage under way finished on its hosts, no later stage started, and the
-      run record says which stages ran and which did not (Ctrl-C again does not cut that stage short)
+  130 interrupted (Ctrl-C, SIGTERM or SIGHUP); the stage under way finished on its hosts, no later stage
+      started, and the run record says which stages ran and which did not (a second signal does not cut that
+      stage short)
 """
 
 from __future__ import annotations

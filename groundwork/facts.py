@@ -206,11 +206,15 @@ def files(paths: list[str], read_unless: dict[str, str] | None = None, key: str 
 
 # -- services ---------------------------------------------------------------------------------------
 
+# One marker per unit that a run wrote files for and has not yet activated on them (changes.apply_plan).
+PENDING_DIR = "/var/lib/groundwork/pending"
+
 @dataclass(frozen=True)
 class ServiceInfo:
     exists: bool
     active: str   # active, inactive, failed, ...
     enabled: str  # enabled, disabled, masked, static, ...
+    pending: bool = False  # a run cut short wrote its files and never activated it (changes.CommandChange)
 
     @property
     def running(self) -> bool:
@@ -233,17 +237,31 @@ class Services(dict):
         service = self.get(name)
         return bool(service and service.on)
 
+    def settled(self, name: str) -> bool:
+        """Running, and owing no activation: no run was cut short between writing its files and activating it."""
+        service = self.get(name)
+        return bool(service and service.running and not service.pending)
+
+    def pending(self, name: str) -> bool:
+        service = self.get(name)
+        return bool(service and service.pending)
+
 
 def _parse_services(names: list[str]) -> Callable[[str], Services]:
     def parse(text: str) -> Services:
         # `systemctl show` prints one block of properties per unit, in the order asked, blank lines between.
+        shown, _, pending = text.partition("@@pending\n")
         blocks = [dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-                  for block in text.strip().split("\n\n")] if text.strip() else []
+                  for block in shown.strip().split("\n\n")] if shown.strip() else []
+        owed = set(pending.split())
         result = Services()
-        for name, props in zip(names, blocks):
+        for i, name in enumerate(names):
+            props = blocks[i] if i < len(blocks) else {}
+            if not props and name not in owed:
+                continue
             result[name] = ServiceInfo(exists=props.get("LoadState") == "loaded",
                                        active=props.get("ActiveState") or "unknown",
-                                       enabled=props.get("UnitFileState") or "none")
+                                       enabled=props.get("UnitFileState") or "none", pending=name in owed)
         return result
     return parse
 
@@ -251,7 +269,8 @@ def _parse_services(names: list[str]) -> Callable[[str], Services]:
 def services(names: list[str]) -> Probe:
     """Each unit's load state, whether it runs, and whether it starts at boot: one systemctl for them all."""
     names = list(names)
-    script = f"systemctl show -p LoadState -p ActiveState -p UnitFileState -- {_q(names)}"
+    script = (f"systemctl show -p LoadState -p ActiveState -p UnitFileState -- {_q(names)}; echo @@pending; "
+              f"cd {PENDING_DIR} 2>/dev/null && ls -A -- {_q(names)} 2>/dev/null; true")
     return Probe("services", script if names else "true", _parse_services(names))
 
 

@@ -144,6 +144,33 @@ def same_leaf_settings(have: dict | None, wanted: dict) -> bool:
     return all(have[k] == v for k, v in wanted.items() if not (k == "groups" and v is None))
 
 
+def certificates_in(bundle: bytes | None) -> list[x509.Certificate]:
+    """The certificates of a PEM file or bundle; none when it is absent or unreadable."""
+    try:
+        return x509.load_pem_x509_certificates(bundle) if bundle else []
+    except ValueError:
+        return []
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return "SHA256:" + cert.fingerprint(hashes.SHA256()).hex()
+
+
+def issued_by_one_of(pem: bytes | None, cas: list[x509.Certificate]) -> x509.Certificate | None:
+    """Which of these CAs signed the certificate pem, if any."""
+    try:
+        leaf = x509.load_pem_x509_certificate(pem) if pem else None
+    except ValueError:
+        return None
+    for ca_cert in cas if leaf else []:
+        try:
+            leaf.verify_directly_issued_by(ca_cert)
+            return ca_cert
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+    return None
+
+
 def leaf_is_current(pem: bytes, ca_cert: x509.Certificate, cn: str, sans: list[str], usages: list[str],
                     groups: list[str] | None = None) -> bool:
     """An issued certificate that still does: signed by this CA, same CN and SANs, usages, 30 days left."""

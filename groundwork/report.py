@@ -266,11 +266,22 @@ def write_run_folder(folder: Path, record: RunRecord, meta: RunMetadata, checks:
     """run.json (linked to the run before it), plan.json (dry run), SHA256SUMS over every file of the folder,
     report.html included, and SHA256SUMS.sig with a signing key; then this run becomes the chain's head. Runs
     sharing a reports folder take their turn at this under a lock, so the chain never forks."""
-    from groundwork import signing
-
     folder.mkdir(parents=True, exist_ok=True)
     changes = plan_of(record)
     digest = plan_digest(changes, meta.addresses, meta.inventory_digest)
+    plan = ({"run_id": record.run_id, "targets": record.targets, "addresses": meta.addresses,
+             "inventory_digest": meta.inventory_digest, "digest": digest, "changes": changes}
+            if record.dry_run else None)
+    _seal(folder, {"metadata": meta.__dict__, "outcome": outcome, **record.to_dict(), "plan_digest": digest,
+                   "checks": checks}, plan, signing_key)
+
+
+def _seal(folder: Path, document: dict, plan: dict | None, signing_key) -> None:
+    """run.json with its chain link, plan.json, SHA256SUMS and its signature; the folder becomes the head."""
+    from groundwork import signing
+
+    for leftover in (STARTED, JOURNAL):  # what a run keeps while it runs: run.json holds it all now
+        (folder / leftover).unlink(missing_ok=True)
     with open(folder.parent / ".chain.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         head = chain_head(folder.parent)
@@ -278,13 +289,9 @@ def write_run_folder(folder: Path, record: RunRecord, meta: RunMetadata, checks:
             {"previous_run": None, "previous_sha256sums": None}
         signed = ({"fingerprint": signing_key.fingerprint, "public_key": signing_key.public_line,
                    "namespace": signing.NAMESPACE, "file": SIGNATURE} if signing_key else {"fingerprint": None})
-        document = {"metadata": meta.__dict__, "outcome": outcome, **record.to_dict(), "plan_digest": digest,
-                    "checks": checks, "chain": chain, "signing": signed}
-        write_atomic(folder / "run.json", json.dumps(document, indent=2) + "\n")
-        if record.dry_run:
-            write_atomic(folder / "plan.json", json.dumps(
-                {"run_id": record.run_id, "targets": record.targets, "addresses": meta.addresses,
-                 "inventory_digest": meta.inventory_digest, "digest": digest, "changes": changes}, indent=2) + "\n")
+        write_atomic(folder / "run.json", json.dumps({**document, "chain": chain, "signing": signed}, indent=2) + "\n")
+        if plan is not None:
+            write_atomic(folder / "plan.json", json.dumps(plan, indent=2) + "\n")
         sums = "".join(f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n"
                        for name in summed_files(folder))
         write_atomic(folder / SUMS, sums)
@@ -292,6 +299,71 @@ def write_run_folder(folder: Path, record: RunRecord, meta: RunMetadata, checks:
             write_atomic(folder / SIGNATURE, signing.sign(sums.encode(), signing_key))
         write_atomic(folder.parent / CHAIN_HEAD, json.dumps(
             {"run": folder.name, "sha256sums": hashlib.sha256(sums.encode()).hexdigest()}) + "\n")
+
+
+STARTED = "started.json"  # a run's metadata, written when it starts; gone once run.json is written
+JOURNAL = "progress.jsonl"  # each host's stage, appended as it ends (RunRecord.journal)
+RUNNING = ".running"  # held locked by the live run: a folder whose lock is free and that has no run.json was cut short
+
+
+def start_folder(folder: Path, meta: RunMetadata, record: RunRecord):
+    """What a run killed outright (SIGKILL, a dead controller) still leaves: its metadata and a journal of its
+    stages, for the next run to seal (seal_cut_short). Returns the lock held for the run's life."""
+    running = open(folder / RUNNING, "w")
+    fcntl.flock(running, fcntl.LOCK_EX)
+    write_atomic(folder / STARTED, json.dumps({"metadata": meta.__dict__, **record.to_dict()}, indent=2) + "\n")
+    record.journal = folder / JOURNAL
+    return running
+
+
+def seal_cut_short(reports: Path, signing_key=None) -> list[str]:
+    """Write as cut short, chained and signed like any run, every folder of a run that ended without writing
+    its run.json and whose process is gone (oldest first); the names of those sealed."""
+    sealed = []
+    if not reports.is_dir():
+        return sealed
+    for folder in sorted(p for p in reports.iterdir() if (p / STARTED).is_file() and not (p / "run.json").exists()):
+        with open(folder / RUNNING, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its run is alive
+            started = json.loads((folder / STARTED).read_text())
+            entries = [json.loads(line) for line in _lines(folder / JOURNAL)]
+            meta = started.pop("metadata")
+            why = ("cut short: the run was killed before it ended (SIGKILL, or its controller died); its stages "
+                   "below are those that ended. The next run finishes what it began.")
+            changes = [{"host": e["host"], "stage": e["stage"], **{k: c[k] for k in ("summary", "diff", "commands",
+                                                                                    "content")}}
+                       for e in entries for c in e.get("changes", [])]
+            document = {"metadata": meta, "outcome": "cut-short", **started, "interrupted": True, "entries": entries,
+                        "cut_short": why, "plan_digest": plan_digest(changes, meta.get("addresses"),
+                                                                     meta.get("inventory_digest", "")),
+                        "checks": None}
+            write_atomic(folder / "report.html", _cut_short_html(meta, entries, why))
+            _seal(folder, document, None, signing_key)
+        (folder / RUNNING).unlink(missing_ok=True)
+        sealed.append(folder.name)
+    return sealed
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return [line for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def _cut_short_html(meta: dict, entries: list[dict], why: str) -> str:
+    rows = "".join(f"<tr><td>{html.escape(e['host'])}</td><td>{html.escape(e['stage'])}</td>"
+                   f"<td>{html.escape(e['status'])}</td><td>{html.escape('; '.join(c['summary'] for c in e.get('changes', [])))}"
+                   "</td></tr>" for e in entries)
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>groundwork {html.escape(meta['runbook'])} — "
+            f"run {html.escape(meta['run_id'])} (cut short)</title></head><body><h1>Run {html.escape(meta['run_id'])}"
+            f": cut short</h1><p><b>{html.escape(why)}</b></p><p>Operator {html.escape(meta.get('operator', ''))}, "
+            f"started {html.escape(meta.get('started', ''))}, hosts {html.escape(', '.join(meta.get('hosts', [])))}."
+            "</p><table><tr><th>host</th><th>stage</th><th>status</th><th>changes</th></tr>"
+            f"{rows}</table></body></html>\n")
 
 
 def change_log_html(record: RunRecord) -> str:

@@ -6,6 +6,7 @@ other hosts go on. Connections are opened once per host and reused by every stag
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import threading
@@ -47,11 +48,16 @@ class RunRecord:
     ended: str | None = None
     interrupted: bool = False
     entries: list[HostStageRecord] = field(default_factory=list)
+    # Each entry is also appended here as it is added: what a run killed outright did is still on record.
+    journal: Path | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, entry: HostStageRecord) -> None:
         with self._lock:
             self.entries.append(entry)
+            if self.journal is not None:
+                with open(self.journal, "a") as journal:
+                    journal.write(json.dumps(entry_dict(entry)) + "\n")
 
     def counts(self, host: str) -> dict[str, int]:
         counts = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
@@ -76,18 +82,20 @@ class RunRecord:
         return sorted({e.host for e in self.entries if e.status == "changed"}, key=self.targets.index)
 
     def to_dict(self) -> dict:
-        def entry(e: HostStageRecord) -> dict:
-            data = {"host": e.host, "stage": e.stage, "status": e.status, "duration": round(e.duration, 3),
-                    "error": e.error}
-            if e.report:
-                data["notes"] = e.report.notes
-                data["changes"] = [asdict(c) for c in e.report.changes]
-                data["commands"] = [{"command": c.command, "rc": c.rc, "duration": round(c.duration, 3)}
-                                    for c in e.report.commands]
-            return data
         return {"run_id": self.run_id, "runbook": self.runbook, "dry_run": self.dry_run, "targets": self.targets,
                 "started": self.started, "ended": self.ended, "interrupted": self.interrupted,
-                "entries": [entry(e) for e in self.entries]}
+                "entries": [entry_dict(e) for e in self.entries]}
+
+
+def entry_dict(e: HostStageRecord) -> dict:
+    """One host's stage as run.json keeps it (its report already masked)."""
+    data = {"host": e.host, "stage": e.stage, "status": e.status, "duration": round(e.duration, 3), "error": e.error}
+    if e.report:
+        data["notes"] = e.report.notes
+        data["changes"] = [asdict(c) for c in e.report.changes]
+        data["commands"] = [{"command": c.command, "rc": c.rc, "duration": round(c.duration, 3)}
+                            for c in e.report.commands]
+    return data
 
 
 def utc_now() -> str:

@@ -11,6 +11,7 @@ import hashlib
 import os
 import signal
 import socket
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,9 +20,10 @@ from typing import Any
 from groundwork import hostlock
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Masker
-from groundwork.report import (RunMetadata, approved_slices, change_report_html, check_tally, digest_key, git_state,
-                               host_verification, operator_name, plan_difference, plan_digest, plan_of, tool_versions,
-                               write_atomic, write_index, write_run_folder)
+from groundwork.report import (RUNNING, RunMetadata, approved_slices, change_report_html, check_tally, digest_key,
+                               git_state, host_verification, operator_name, plan_difference, plan_digest, plan_of,
+                               seal_cut_short, start_folder, tool_versions, write_atomic, write_index,
+                               write_run_folder)
 from groundwork.runlock import acquire
 from groundwork.runner import Progress, RunRecord, describe_error, new_run_id, run_stages, utc_now
 from groundwork.stages import RunContext, Stage
@@ -49,6 +51,7 @@ class RunSession:
     outcome: str = "interrupted"  # until the run gets to decide one
     checks: list[dict] | None = None
     signing_key: Any = None  # signing.SigningKey; None: the folder is written unsigned
+    running: Any = None  # the folder's lock held while the run lives (report.start_folder)
 
     @classmethod
     def prepare(cls, *, runbook: str, args: argparse.Namespace, stages: list[Stage], check_modules: list[str] | None,
@@ -70,6 +73,8 @@ class RunSession:
             nr.close_connections(on_good=True, on_failed=True)
             lock.close()
             raise
+        for name in seal_cut_short(args.reports, signing_key):
+            print(f"sealed {name}: a run killed before it ended, recorded as cut short", file=sys.stderr)
         folder = args.reports / record.run_id
         folder.mkdir(parents=True)
         commit, dirty = git_state()
@@ -79,6 +84,7 @@ class RunSession:
                            groups=args.group, hosts=record.targets, dry_run=args.dry_run, tools=tool_versions(),
                            addresses={h.name: str(h.address) for h in targets}, approval=approval or {},
                            signer=signing_key.fingerprint if signing_key else "unsigned")
+        running = start_folder(folder, meta, record)
         ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets,
                          host_locks=host_locks, digest_key=digest_key(args.reports),
                          approved=approved_slices(approved) if approved else None,
@@ -87,7 +93,7 @@ class RunSession:
         return cls(runbook=runbook, args=args, stages=stages, check_modules=check_modules, inventory=inventory,
                    targets=targets, secrets=secrets, masker=masker, nr=nr, record=record, meta=meta, folder=folder,
                    progress=Progress(record, show_diff=args.diff, verbose=args.verbose), ctx=ctx, approved=approved,
-                   lock=lock, host_locks=host_locks, signing_key=signing_key)
+                   lock=lock, host_locks=host_locks, signing_key=signing_key, running=running)
 
     def run(self) -> str:
         """Execute, verify and finish; the run's outcome (run.json, the index; cli maps it to the exit code)."""
@@ -95,13 +101,13 @@ class RunSession:
         self.progress.say(f"groundwork {self.runbook}: run {self.record.run_id}, {len(self.targets)} host(s)"
                           + (f", change {args.change_id}" if args.change_id else "")
                           + (", DRY RUN: nothing will be changed" if args.dry_run else ""))
-        previous_handler = signal.signal(signal.SIGINT, self._on_interrupt)
+        stop_signals = StopSignals(self._on_interrupt)
         try:
             if self.approved is not None and not self._plan_still_approved():
                 self.outcome = "refused"
             else:
                 self.execute()
-                signal.signal(signal.SIGINT, previous_handler)  # from here on Ctrl-C stops at once: nothing changes
+                stop_signals.at_once()  # from here on a stop signal stops at once: nothing changes any more
                 if self.ctx.stop.is_set():
                     raise KeyboardInterrupt
                 if not (args.dry_run or args.no_verify):
@@ -112,14 +118,15 @@ class RunSession:
             self.progress.say("\ninterrupted: stopped; the run record says which stages ran and which did not. "
                               "Run again to finish.")
         finally:
-            signal.signal(signal.SIGINT, previous_handler)
+            stop_signals.restore()
             self.finish()
         return self.outcome
 
     def _on_interrupt(self, signum, frame) -> None:
         # Never raised into the stage under way: a change cut in half (a file written, its service not yet
         # restarted) would look done to the next run. Nornir's thread pool would wait for it anyway.
-        self.progress.say("\ninterrupted: the stage under way finishes on its hosts, nothing further starts"
+        what = "interrupted" if signum == signal.SIGINT else f"{signal.Signals(signum).name} received"
+        self.progress.say(f"\n{what}: the stage under way finishes on its hosts, nothing further starts"
                           + (" (already stopping)" if self.ctx.stop.is_set() else ""))
         self.ctx.stop.set()
 
@@ -147,8 +154,11 @@ class RunSession:
             if not report.exists():
                 write_atomic(report, change_report_html(self.meta, self.record, self._verdict_without_checks()))
             write_run_folder(self.folder, self.record, self.meta, self.checks, self.outcome, self.signing_key)
+            (self.folder / RUNNING).unlink(missing_ok=True)
             index = write_index(self.args.reports)
         finally:
+            if self.running:
+                self.running.close()
             self.lock.close()  # the next run may start
         self.progress.say(f"report: {report}\nall runs: {index}")
 
@@ -190,6 +200,28 @@ class RunSession:
         if self.outcome == "refused":
             return "Approved plan refused: nothing was changed; verification not run."
         return "Verification not run (dry run)." if self.args.dry_run else "Verification not run (--no-verify)."
+
+
+class StopSignals:
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP alike: while stages run, each calls on_stop (the stage under way
+    finishes on its hosts, nothing further starts); after `at_once`, each raises KeyboardInterrupt."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, on_stop):
+        self.previous = {sig: signal.signal(sig, lambda signum, frame: on_stop(signum, frame)) for sig in self.SIGNALS}
+
+    def at_once(self) -> None:
+        for sig in self.SIGNALS:
+            signal.signal(sig, _raise_interrupt)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def run_outcome(record: RunRecord, checks: list[dict] | None) -> str:

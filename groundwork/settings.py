@@ -170,6 +170,9 @@ class Etcd(Strict):
     cluster_token: Identifier = "etcd-cluster"
     backup_dir: AbsPath = "/data/backup/etcd"  # on the ops host
     backups_kept: Annotated[int, Field(ge=1, le=1000)] = 7
+    # During a CA roll: CA certificates on the ops host the members trust besides the CA (the replaced one,
+    # /opt/certs/replaced-<time>/ca.pem), so that members on the old CA and on the new one talk to each other.
+    extra_trusted_cas: list[AbsPath] = Field(default_factory=list)
 
 
 class Lb(Strict):

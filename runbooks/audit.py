@@ -77,6 +77,9 @@ def main() -> int:
         found = by_folder.get(state.name, [])
         status = "ok" if not found else found[0].split(":")[0].upper() if found[0].startswith("inserted") \
             else "ALTERED"
+        if state.note and not found:
+            print(f"  {state.name:<34} {'OPEN':<8} {state.note}")
+            continue
         print(f"  {state.name:<34} {status:<8} {state.signer if state.signer != 'unsigned' else 'unsigned'}"
               + ("" if state.chained else ", no chain record"))
     for name in sorted(set(by_folder) - {s.name for s in states}):

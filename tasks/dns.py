@@ -147,7 +147,7 @@ def _plan_server(host, facts, platform, desired: list[DesiredFile], wait_for) ->
     plan += install_missing(platform, list(platform.bind.packages), facts["packages"])
     plan += file_changes(desired, facts["files"])
     serving = all(facts[f"soa@{host.address}"].get(z) == s for z, s in wait_for.items())
-    if plan or not facts["services"].running(platform.bind.service) or not serving:
+    if plan or not facts["services"].settled(platform.bind.service) or not serving:
         plan.append(_activation(host, platform, facts, wait_for))
     return plan
 

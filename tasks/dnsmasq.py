@@ -60,7 +60,7 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts) -> list[Change]:
     # named first: the two never fight over port 53
     plan = stop_and_disable(facts["services"], platform.bind.service, "the dns backend is dnsmasq")
     plan += install_missing(platform, list(d.packages), facts["packages"]) + list(changes)
-    if plan or not facts["services"].running(d.service):
+    if plan or not facts["services"].settled(d.service):
         plan.append(_activation(host, inventory, d.service))
     return plan
 

@@ -65,7 +65,7 @@ def decide(host: HostModel, facts) -> list[Change]:
     changes = file_changes(desired_files(host), facts["files"])
     plan += changes
     running = facts["services"].running("docker")
-    if changes or not running or install:
+    if changes or not facts["services"].settled("docker") or install:
         plan.append(activate_service(
             "docker", "restart docker and wait until it answers",
             value_diff("docker", "running on the previous configuration" if running else "not running",

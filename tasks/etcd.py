@@ -6,7 +6,8 @@ leaves that host. The certificates and their keys are then carried to every memb
 sessions' stdin (never through this machine's disk): certificates 0644, keys 0600 owned by etcd's user.
 
 On each member, etcd from the distribution is configured from one environment file (the tutorial's flags:
-TLS on the member's address for clients and peers, plain http on 127.0.0.1, client certificates required,
+TLS on the member's address for clients and peers and on 127.0.0.1 for clients (the tutorial's plain http
+there would answer any local user), client certificates required,
 quota-backend-bytes 8000000000, data under /data/etcd), and restarted only when something changed. Members
 are done one at a time: a member of a cluster that has quorum is restarted and waited for until the whole
 cluster is healthy again before the next one, so quorum is never lost; members of a cluster not formed yet
@@ -21,6 +22,7 @@ import re
 import shlex
 
 from groundwork import facts as probes
+from groundwork import pki
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
                                 apply_plan, create_directories, file_changes, journal_tail, value_diff, wait_until,
                                 wanted_digests)
@@ -56,6 +58,11 @@ def client_url(host: HostModel) -> str:
     return f"https://{host.address}:{host.settings.etcd.client_port}"
 
 
+def local_url(host: HostModel) -> str:
+    """The member's own client port on the loopback, over TLS like every other (127.0.0.1 is in its SANs)."""
+    return f"https://127.0.0.1:{host.settings.etcd.client_port}"
+
+
 def peer_sans(inventory: Inventory) -> list[str]:
     """Every member's address, and 127.0.0.1 for a client on the member itself."""
     return [str(h.address) for h in inventory.group_members("etcd")] + ["127.0.0.1"]
@@ -81,8 +88,15 @@ def cert_paths(host: HostModel) -> dict[str, str]:
 
 def run_certs(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
     ca_paths = ca.paths(host.settings.ca)
-    wanted = [ca_paths[ca.CERT], ca_paths[ca.KEY], ca_paths[ca.CONFIG], *cert_paths(host).values()]
+    extra = host.settings.etcd.extra_trusted_cas
+    wanted = [ca_paths[ca.CERT], ca_paths[ca.KEY], ca_paths[ca.CONFIG], *cert_paths(host).values(), *extra]
     found = remote.gather([probes.contents(wanted, sensitive=True)])["contents"]
+    extra_pems = []
+    for path in extra:
+        certs = pki.certificates_in(found.get(path))
+        if not certs:
+            raise StageError(f"etcd.extra_trusted_cas: {path} on {host.name} is missing or holds no certificate")
+        extra_pems.append(found[path])
     for key in (ca_paths[ca.KEY], cert_paths(host)[f"{PEER}-key.pem"], cert_paths(host)[f"{CLIENT}-key.pem"]):
         if found.get(key):
             remote.masker.add(found[key].decode(errors="replace"))
@@ -96,7 +110,12 @@ def run_certs(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
                 remote.masker.add(found[cert_paths(host)[name]].decode(errors="replace"))
     # In memory only, for this run: never written to this machine's disk. "fresh": issued in this run (or, in
     # a dry run, to be), so that the members' plans describe them the same way in both.
-    ctx.handoff[HANDOFF] = {**{name: found.get(path) for name, path in cert_paths(host).items()}, "fresh": bool(plan)}
+    handed = {name: found.get(path) for name, path in cert_paths(host).items()}
+    if extra_pems and handed["ca.pem"]:
+        # The CA first (the issuer of every certificate handed over), then the CAs still trusted during a roll.
+        handed["ca.pem"] = handed["ca.pem"].rstrip(b"\n") + b"\n" + b"".join(p.rstrip(b"\n") + b"\n" for p in extra_pems)
+        report.notes.append(f"the members also trust {', '.join(extra)} (etcd.extra_trusted_cas): a CA roll")
+    ctx.handoff[HANDOFF] = {**handed, "fresh": bool(plan)}
     return report
 
 
@@ -145,9 +164,15 @@ def _cluster(host: HostModel, inventory: Inventory) -> probes.Probe:
             members = json.loads(members_text.strip() or "{}").get("members") or []
         except ValueError:
             members = []
+        # A member that never started has no name in the list yet (a fresh cluster's last member, or one whose
+        # restore failed): it is known by its peer URL.
+        by_peer = {peer_url(m): member_name(m) for m in inventory.group_members("etcd")}
+
+        def name_of(m: dict) -> str:
+            return m.get("name") or next((by_peer[u] for u in m.get("peerURLs") or [] if u in by_peer), "")
         return {"healthy_others": healthy, "others": len(others),
-                "members": {m.get("name") or "": m for m in members},
-                "ids": {m.get("name") or "": format(int(m["ID"]), "x") for m in members if "ID" in m}}
+                "members": {name_of(m): m for m in members},
+                "ids": {name_of(m): format(int(m["ID"]), "x") for m in members if "ID" in m}}
     return probes.Probe("cluster", script, parse)
 
 
@@ -160,9 +185,8 @@ def stage_probes(host: HostModel, inventory: Inventory, certs: dict[str, bytes |
     return [probes.os_info(), probes.packages(sorted({p for names in e.packages.values() for p in names})),
             probes.services(["etcd"]), probes.files(paths, read_unless=wanted_digests(*candidates), sensitive=True),
             probes.paths_exist([e.cert_dir, e.data_dir.rsplit("/", 1)[0] or "/", f"{e.data_dir}/member", REJOIN_DROPIN]),
-            probes.Probe("local_health", f"ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:{e.client_port} "
-                         "--command-timeout=2s endpoint health >/dev/null 2>&1 && echo healthy; true",
-                         lambda text: text.strip() == "healthy"),
+            probes.Probe("local_health", f"{etcdctl(host, [local_url(host)])} endpoint health >/dev/null 2>&1 "
+                         "&& echo healthy; true", lambda text: text.strip() == "healthy"),
             _cluster(host, inventory)]
 
 
@@ -185,7 +209,14 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, certs: dict[str,
     # etcd makes its data directory itself, 0700 as it wants it, inside a parent of its own.
     parent = e.data_dir.rsplit("/", 1)[0] or "/"
     plan += create_directories([parent], facts["paths"], owner=layout.user, summary=f"create {parent} for etcd")
+    cluster = facts["cluster"]
+    # The others hold a majority of the cluster without this member: it may restart, and must wait for them.
+    quorum = cluster["healthy_others"] >= (cluster["others"] + 1) // 2 + 1
     wanted_certs = cert_files(host, certs, layout.user)
+    if certs and quorum and not _peers_trust_the_ca(host, facts, certs, notes):
+        # A CA roll's first step: this member trusts the new CA beside the old one before any member moves.
+        wanted_certs = [w for w in wanted_certs if w.path == f"{e.cert_dir}/ca.pem"]
+        certs = {"ca.pem": certs["ca.pem"]}
     if certs.get("fresh"):
         # New keys are made when the plan is applied: the plan names them rather than their digests, the same
         # in the dry run and in the run that issues them.
@@ -199,26 +230,60 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, certs: dict[str,
         wanted_certs = []
     plan += file_changes([env_file(host, inventory, layout), *wanted_certs], facts["files"])
 
-    cluster = facts["cluster"]
     name = member_name(host)
-    # The others hold a majority of the cluster without this member: it may restart, and must wait for them.
-    quorum = cluster["healthy_others"] >= (cluster["others"] + 1) // 2 + 1
     listed = cluster["members"].get(name)
     ran_before = bool(listed and listed.get("clientURLs"))  # a member that never started has published none
-    rejoin = quorum and f"{e.data_dir}/member" not in facts["paths"] and (ran_before or listed is None)
+    rejoin = quorum and f"{e.data_dir}/member" not in facts["paths"]
     if rejoin:
-        # Gone from disk, still a member to the others: they would refuse it as a stranger. Take it out (a
-        # member new to the cluster is only added) and add it again, then let it join the existing cluster.
-        plan.append(_rejoin(host, inventory, cluster["ids"].get(name) if ran_before else None))
+        # Without data while the others hold the cluster: take it out (a member new to the cluster is only
+        # added) and add it again, so that it joins as a member of the existing cluster and is sent the
+        # leader's snapshot. Bootstrapped anew instead, a member listed since the cluster formed (or since a
+        # restore) would replay only the log and miss every key a restore put in the others' stores.
+        plan.append(_rejoin(host, inventory, cluster["ids"].get(name) if listed else None))
         notes.append(f"{name} had lost its data: removed from the cluster and added again" if ran_before
+                     else f"{name} had never started: removed from the cluster and added again" if listed
                      else f"{name} is new to the cluster: added to it")
-    if plan or not facts["services"].running(layout.service) or not facts["local_health"]:
+    if plan or not facts["services"].settled(layout.service) or not facts["local_health"]:
         # The last member of a cluster that is forming completes its quorum: it waits for the whole cluster.
         last = order_hosts(inventory.group_members("etcd"))[-1].name == host.name
         plan.append(_activation(host, inventory, layout.service, wait_for_cluster=quorum or last, rejoin=rejoin))
     else:
         notes.append(f"{name} healthy, {cluster['healthy_others']} of {cluster['others']} other member(s) healthy")
     return plan
+
+
+def _peers_trust_the_ca(host: HostModel, facts: Facts, certs: dict[str, bytes | None], notes: list[str]) -> bool:
+    """Whether this member may move to certificates of the CA now: its peers, which trust what this member
+    trusts today, trust the CA. When not, but the CAs handed over still trust the member's current certificate
+    (etcd.extra_trusted_cas names the old CA), the member takes the new trust first (False). Otherwise the
+    move would cut it off from its peers: refused, nothing changed."""
+    e = host.settings.etcd
+    wanted = pki.certificates_in(certs.get("ca.pem"))
+    trusted_now = pki.certificates_in(_on_host(facts, f"{e.cert_dir}/ca.pem", certs.get("ca.pem")))
+    if not wanted or not trusted_now:
+        return True  # a new member, or nothing handed over
+    the_ca = wanted[0]
+    if pki.fingerprint(the_ca) in {pki.fingerprint(c) for c in trusted_now}:
+        return True
+    current_leaf = _on_host(facts, f"{e.cert_dir}/{PEER}.pem", certs.get(f"{PEER}.pem"))
+    if pki.issued_by_one_of(current_leaf, wanted) is not None:
+        notes.append(f"CA roll: {member_name(host)} trusts the new CA {pki.fingerprint(the_ca)} beside the old one "
+                     "first, keeping its certificates; run again to move it to the new CA's certificates")
+        return False
+    raise StageError(
+        f"{member_name(host)} would move to certificates of a CA its peers do not trust yet (they trust "
+        f"{', '.join(pki.fingerprint(c) for c in trusted_now)}; the CA is now {pki.fingerprint(the_ca)}): nothing "
+        "was changed. Roll the CA: list the previous CA's certificate in etcd.extra_trusted_cas (replace_ca.py "
+        f"keeps it as {host.settings.ca.dir}/replaced-<time>/ca.pem), run twice, then remove it and run once "
+        "more (README: Rolling a new CA through etcd)")
+
+
+def _on_host(facts: Facts, path: str, wanted: bytes | None) -> bytes | None:
+    """A file's content on the host: read when it differs from what is wanted, else what is wanted."""
+    info = facts["files"].get(path)
+    if info is None:
+        return None
+    return info.content if info.content is not None else wanted
 
 
 def _rejoin(host: HostModel, inventory: Inventory, member_id: str | None) -> CommandChange:
@@ -253,10 +318,10 @@ def _activation(host: HostModel, inventory: Inventory, service: str, wait_for_cl
                              value_diff("etcd", "previous configuration", "running, the cluster healthy"),
                              undo_files_on_failure=True,
                              recover=[f"systemctl is-active --quiet {unit} || systemctl restart {unit}"],
-                             timeout=WAIT_SECONDS + 30)
+                             timeout=WAIT_SECONDS + 30, pending=service)
     return CommandChange("start etcd (the cluster forms once a quorum of members runs)",
                          [f"systemctl enable {unit} >/dev/null 2>&1; systemctl restart --no-block {unit}", started],
-                         value_diff("etcd", "not running", "started, joining the cluster as it forms"))
+                         value_diff("etcd", "not running", "started, joining the cluster as it forms"), pending=service)
 
 
 def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:

@@ -3,8 +3,9 @@
 Backup: the first healthy member saves a snapshot (`etcdctl snapshot save`, checked with `snapshot status`);
 it travels in memory to the ops host, where it is kept as BACKUP_DIR/ID.db (0600) beside ID.db.sha256, the
 newest N kept. Restore: the snapshot is read back from the ops host and its digest checked, every member is
-stopped, its data directory moved aside (kept as DATA_DIR.before-ID) and restored from the snapshot with the
-member's own name and peer address, then the members start again and form the cluster anew.
+stopped, its data directory moved aside (kept as DATA_DIR.before-ID, or .before-ID.2 and on when restored from
+the same snapshot again) and restored from the snapshot with the member's own name and peer address, then the
+members start again and form the cluster anew. etcdctl reaches the member's own client port over TLS.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from groundwork.changes import ActionChange, StageError, StageReport, apply_plan
 from groundwork.inventory import HostModel
 from groundwork.remote import Remote
 from groundwork.stages import RunContext, Stage
-from tasks.etcd import member_name, peer_url
+from tasks.etcd import etcdctl, local_url, member_name, peer_url
 
 SNAPSHOT = "etcd_snapshot"  # RunContext.handoff key: {"id", "data", "status"}
 SNAPSHOT_ID = re.compile(r"snapshot-\d{8}T\d{6}Z")
-LOCAL = "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 --command-timeout=5s"
 
 
 def backup_path(host: HostModel, snapshot_id: str) -> str:
@@ -39,7 +39,8 @@ def run_save(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
     if SNAPSHOT in ctx.handoff:
         report.notes.append(f"the snapshot was taken from {ctx.handoff[SNAPSHOT]['member']}")
         return report
-    healthy = remote.gather([probes.Probe("health", f"{LOCAL} endpoint health >/dev/null 2>&1 && echo ok; true",
+    local = etcdctl(host, [local_url(host)])
+    healthy = remote.gather([probes.Probe("health", f"{local} endpoint health >/dev/null 2>&1 && echo ok; true",
                                           lambda text: text.strip() == "ok")])["health"]
     if not healthy:
         report.notes.append(f"{member_name(host)} is not healthy: another member gives the snapshot")
@@ -47,7 +48,7 @@ def run_save(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
     snapshot_id = ctx.plan_time.strftime("snapshot-%Y%m%dT%H%M%SZ")
 
     def save(r: Remote) -> None:
-        out = r.run(f"set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; {LOCAL} snapshot save \"$t/s.db\" >&2; "
+        out = r.run(f"set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; {local} --command-timeout=30s snapshot save \"$t/s.db\" >&2; "
                     f"ETCDCTL_API=3 etcdctl snapshot status \"$t/s.db\" -w json; base64 -w0 \"$t/s.db\"",
                     what="saving an etcd snapshot", sensitive_output=True).stdout
         status_line, _, data = out.partition("\n")
@@ -120,20 +121,28 @@ def run_restore(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport
     members = ctx.inventory.group_members("etcd")
     cluster = ",".join(f"{member_name(m)}={peer_url(m)}" for m in members)
     data, aside = shlex.quote(e.data_dir), shlex.quote(f"{e.data_dir}.before-{snapshot['id']}")
-    restore = (f"set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; cat > \"$t/s.db\"; "
+    # The member's data goes aside before anything else, under a name no earlier restore took (restoring the
+    # same snapshot twice keeps both): a restore that fails then leaves the member without data, and the next
+    # run of the etcd stage starts it into the restored cluster, instead of on the old cluster's id for good.
+    restore = (f"set -e; a={aside}; n=1; while [ -e \"$a\" ]; do n=$((n+1)); a={aside}.$n; done; "
+               f"if [ -e {data} ]; then mv {data} \"$a\"; echo \"aside=$a\"; fi; "
+               f"t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; cat > \"$t/s.db\"; "
                f"ETCDCTL_API=3 etcdctl snapshot restore \"$t/s.db\" --name {shlex.quote(member_name(host))} "
                f"--initial-cluster {shlex.quote(cluster)} --initial-cluster-token {shlex.quote(e.cluster_token)} "
                f"--initial-advertise-peer-urls {shlex.quote(peer_url(host))} --data-dir \"$t/restored\" >&2; "
-               f"if [ -e {data} ]; then rm -rf {aside}; mv {data} {aside}; fi; "
                f"mv \"$t/restored\" {data}; chown -R etcd:etcd {data}; chmod 700 {data}")
+
+    report = StageReport()
 
     def apply(r: Remote) -> None:
         r.run("systemctl stop etcd", what="stopping etcd")
-        r.run(restore, stdin=snapshot["data"] or b"", what=f"restoring {snapshot['id']}")
+        done = r.run(restore, stdin=snapshot["data"] or b"", what=f"restoring {snapshot['id']}")
+        report.notes += [f"the member's previous data kept as {line[6:]}" for line in done.stdout.splitlines()
+                         if line.startswith("aside=")]
     return apply_plan(remote, [ActionChange(
-        f"stop etcd, keep {e.data_dir} as {e.data_dir}.before-{snapshot['id']}, restore {snapshot['id']}",
+        f"stop etcd, keep {e.data_dir} aside as {e.data_dir}.before-{snapshot['id']}[.N], restore {snapshot['id']}",
         value_diff(e.data_dir, "the member's data", f"restored from {snapshot['id']} as {member_name(host)}"),
-        apply)], ctx, StageReport())
+        apply)], ctx, report)
 
 
 RESTORE = Stage(name="etcd_restore", title="every member restored from the snapshot", groups=("etcd",),

@@ -253,7 +253,7 @@ def restarts(services: tuple[str, ...], changed: set[str], facts, waits: dict[st
     plan: list[Change] = []
     for service in services:
         running = facts["services"].running(service)
-        if service in changed or not running or service not in facts["answering"]:
+        if service in changed or not facts["services"].settled(service) or service not in facts["answering"]:
             plan.append(activate_service(
                 service, f"restart {service} and wait until it answers",
                 value_diff(service, "running on its previous files" if running else "not running",

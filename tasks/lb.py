@@ -84,7 +84,7 @@ def decide_proxy(host: HostModel, facts: Facts, inventory: Inventory) -> list[Ch
                                              owner=conf.owner, group=conf.group)], facts["nginx_conf"])
     plan: list[Change] = [*install, *changes]
     running = facts["services"].running("nginx")
-    if changes or install or not running:
+    if changes or install or not facts["services"].settled("nginx"):
         answers = wait_until(listening(lb.port), 10, f"nginx does not listen on port {lb.port}",
                              diagnose=journal_tail("nginx"))
         plan.append(activate_service("nginx", "check nginx's configuration and reload it",
@@ -152,7 +152,7 @@ def decide_vip(host: HostModel, facts: Facts, inventory: Inventory, password: st
     # Running, yet the VIP answers nowhere (no proxy host won an election): only a restart makes this one
     # stand again, and it must then answer.
     orphaned = running and not changes and not install and not facts["vip_answers"]
-    if changes or install or not running or orphaned:
+    if changes or install or not facts["services"].settled("keepalived") or orphaned:
         vip = inventory.lb_vip
         # The VIP answers once some proxy host holds it: this one after its election, or the one holding it.
         answers = wait_until(vip_pings(vip), VIP_WAIT_SECONDS,

@@ -73,10 +73,11 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, notes: list[str]
     plan: list[Change] = list(file_changes(desired(host, inventory), facts["files"]))
     state = wanted_state(host, inventory)
     off = differences(state, facts["live"])
-    if plan or off or not facts["services"].on(SERVICE):
+    if plan or off or not facts["services"].on(SERVICE) or facts["services"].pending(SERVICE):
         plan.append(CommandChange("apply the pod network", [
             f"systemctl daemon-reload && systemctl enable {UNIT} >/dev/null 2>&1 && systemctl restart {UNIT}"],
-            "".join(value_diff(item, None, "in place") for item in off) or value_diff(UNIT, None, "enabled, applied")))
+            "".join(value_diff(item, None, "in place") for item in off) or value_diff(UNIT, None, "enabled, applied"),
+            pending=SERVICE))
     else:
         notes.append(f"{len(state['routes'])} route(s) to other nodes' pods, forwarding and masquerade as wanted")
     return plan

@@ -94,7 +94,7 @@ def decide(host: HostModel, facts: Facts, password: str) -> list[Change]:
     vhost_changes = file_changes([vhost], facts["files"])
     plan += vhost_changes
     running = facts["services"].running("nginx")
-    if vhost_changes or "nginx" in missing or not running:
+    if vhost_changes or "nginx" in missing or not facts["services"].settled("nginx"):
         plan.append(activate_service("nginx", "check nginx's configuration and reload it",
                                      value_diff("nginx", "previous configuration", f"serving {reg.name} on port 80"),
                                      check="nginx -t -q", reload=running and "nginx" not in missing))
@@ -122,7 +122,7 @@ def _distribution_plan(reg: Registry, layout: RegistryLayout, facts: Facts, file
     if not verified:
         registry_changes.append(_htpasswd_change(layout, password, exists=verified is not None))
     plan += registry_changes
-    if registry_changes or missing or not facts["services"].running(layout.service):
+    if registry_changes or missing or not facts["services"].settled(layout.service):
         unit = shlex.quote(layout.service)
         answers = wait_until(f"curl -s -o /dev/null http://127.0.0.1:{reg.http_port}/v2/", 10,
                              f"the registry does not answer on 127.0.0.1:{reg.http_port}",

@@ -17,10 +17,11 @@ def test_docker_runs_with_the_seeds_settings_and_the_host_bip(converged):
     assert info["CgroupDriver"] == "systemd" and info["DockerRootDir"] == "/data/docker"
     assert info["Driver"] == "overlay2" and info["LiveRestoreEnabled"] is True
     assert info["RegistryConfig"]["IndexConfigs"]["harbor.od.com"]["Secure"] is False
+    assert "quay.io" not in info["RegistryConfig"]["IndexConfigs"]  # no stranger over plain http by default
     assert "inet 172.7.22.1/24" in lab.ssh("hdss7-22", "ip -4 -o addr show docker0")
     daemon = json.loads(lab.ssh("hdss7-21", "cat /etc/docker/daemon.json"))
     assert daemon == {"data-root": "/data/docker", "storage-driver": "overlay2",
-                      "insecure-registries": ["registry.access.redhat.com", "quay.io", "harbor.od.com"],
+                      "insecure-registries": ["harbor.od.com"],
                       "registry-mirrors": [], "bip": "172.7.21.1/24", "exec-opts": ["native.cgroupdriver=systemd"],
                       "live-restore": True}
 

@@ -55,7 +55,7 @@ def test_a_member_whose_data_is_wiped_rejoins_on_the_rerun(converged, runbook):
     notes = fixed.entry("hdss7-22", "etcd")["notes"]
     assert "etcd-server-7-22 had lost its data: removed from the cluster and added again" in notes
     assert set(etcd_checks(fixed).values()) == {"passed"}
-    local = "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 get --print-value-only /before-wipe"
+    local = f"ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 {CERTS} get --print-value-only /before-wipe"
     assert lab.ssh("hdss7-22", local).strip() == "kept"
 
 
@@ -117,3 +117,114 @@ def test_backup_wipe_every_member_restore_and_read_the_keys_back(converged, runb
     values = lab.ssh("hdss7-22", f"{ETCDCTL} get --prefix --print-value-only /backup/").split()
     assert values == ["value0", "value1", "value2"]
     lab_command("up")  # nothing of the lab itself changed
+
+
+def test_restoring_twice_keeps_every_earlier_copy_and_a_failed_member_joins_on_the_rerun(converged, runbook):
+    """Restoring the same snapshot twice keeps the data from before the first restore; a member whose restore
+    failed is left without data, and the next etcd run starts it into the restored cluster."""
+    lab = converged
+    lab.ssh("hdss7-21", f"{ETCDCTL} put /restore/key snapshot-value >/dev/null")
+    backup = runbook(name="etcd_backup")
+    assert backup.rc == 0, backup
+    snapshot = lab.ssh("hdss7-200", "cd /data/backup/etcd && ls snapshot-*.db | sort | tail -n 1").strip()[:-3]
+    lab.ssh("hdss7-21", f"{ETCDCTL} put /restore/after written-after-the-snapshot >/dev/null")
+    first = runbook("--snapshot", snapshot, "--confirm", "--no-verify", name="etcd_restore")
+    assert first.rc == 0, first
+    second = runbook("--snapshot", snapshot, "--confirm", "--no-verify", name="etcd_restore")
+    assert second.rc == 0, second
+    asides = lab.ssh("hdss7-12", f"ls -d /data/etcd/etcd-server.before-{snapshot}*").split()
+    assert asides == [f"/data/etcd/etcd-server.before-{snapshot}", f"/data/etcd/etcd-server.before-{snapshot}.2"]
+    # what was written after the snapshot is still in the copy from before the first restore
+    assert lab.ssh("hdss7-12", f"grep -c written-after-the-snapshot -r /data/etcd/etcd-server.before-{snapshot}/ "
+                               "| awk -F: '{s+=$2} END {print s}'").strip() != "0"
+
+    # etcdctl fails on hdss7-22 when it restores: that member's restore fails
+    lab.ssh("hdss7-22", "printf '%s\\n' '#!/bin/sh' 'case \"$*\" in *\"snapshot restore\"*) exit 1;; esac' "
+                        "'exec /usr/bin/etcdctl \"$@\"' > /usr/local/bin/etcdctl && chmod 755 /usr/local/bin/etcdctl")
+    try:
+        failed = runbook("--snapshot", snapshot, "--confirm", "--no-verify", name="etcd_restore")
+    finally:
+        lab.ssh("hdss7-22", "rm -f /usr/local/bin/etcdctl")
+    assert failed.rc == 4 and failed.statuses("etcd_restore")["hdss7-22"] == "failed", failed
+    rejoined = runbook(name="etcd")
+    assert rejoined.rc == 0, rejoined
+    assert set(etcd_checks(rejoined).values()) == {"passed"}
+    local = f"ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 {CERTS} get --print-value-only /restore/key"
+    assert lab.ssh("hdss7-22", local).strip() == "snapshot-value"
+
+
+def test_backup_and_restore_use_the_inventorys_client_port(converged, runbook, tmp_path):
+    """etcd.client_port 2479: the stage's health probe, the backup and the restore reach each member on it."""
+    from tests.e2e.conftest import inventory_copy
+
+    lab = converged
+
+    def port_2479(name: str, data: dict) -> None:
+        if name == "defaults.yaml":
+            data["data"].setdefault("etcd", {})["client_port"] = 2479
+            data["data"].pop("kubernetes", None)
+    inventory = inventory_copy(tmp_path, port_2479)
+    try:
+        for member in MEMBERS:  # a new client port for every member at once: the cluster starts on it anew
+            lab.ssh(member, "systemctl stop etcd")
+        moved = runbook("-i", inventory, name="etcd")
+        assert moved.rc == 0, moved
+        assert set(etcd_checks(moved).values()) == {"passed"}
+        again = runbook("-i", inventory, "--no-verify", name="etcd")
+        assert again.rc == 0 and set(again.statuses("etcd").values()) == {"ok"}, again
+        backup = runbook("-i", inventory, name="etcd_backup")
+        assert backup.rc == 0, backup
+        snapshot = lab.ssh("hdss7-200", "cd /data/backup/etcd && ls snapshot-*.db | sort | tail -n 1").strip()[:-3]
+        restored = runbook("-i", inventory, "--snapshot", snapshot, "--confirm", name="etcd_restore")
+        assert restored.rc == 0, restored
+    finally:
+        for member in MEMBERS:
+            lab.ssh(member, "systemctl stop etcd")
+        back = runbook(name="etcd")
+        assert back.rc == 0, back
+
+
+def test_a_new_ca_is_refused_to_a_live_cluster_and_rolled_through_it_with_both_cas_trusted(converged, runbook,
+                                                                                           tmp_path):
+    """replace_ca.py, then the README's roll: the plain rerun refuses the first member (nothing changed, the
+    cluster healthy); with the old CA in etcd.extra_trusted_cas every member trusts both, then takes the new
+    CA's certificates; without it, the members trust the new CA only. Then the same
+    roll back to the lab's own CA, which the rest of the session uses."""
+    from tests.e2e.conftest import inventory_copy
+
+    lab = converged
+
+    def with_trust(path: str):
+        def change(name: str, data: dict) -> None:
+            if name == "defaults.yaml":
+                data["data"].setdefault("etcd", {})["extra_trusted_cas"] = [path]
+        return change
+
+    def roll(replaced: str, label: str) -> None:
+        (tmp_path / label).mkdir()
+        trusting = inventory_copy(tmp_path / label, with_trust(f"{replaced}/ca.pem"))
+        refused = runbook(name="etcd")
+        assert refused.rc == 4, refused
+        assert "would move to certificates of a CA its peers do not trust yet" in refused.stdout, refused
+        assert lab.ssh("hdss7-21", f"{ETCDCTL} endpoint health 2>&1").count("is healthy") == 3
+        both = runbook("-i", trusting, name="etcd")
+        assert both.rc == 0, both
+        assert all("CA roll" in " ".join(both.entry(m, "etcd")["notes"]) for m in MEMBERS)
+        moved = runbook("-i", trusting, name="etcd")
+        assert moved.rc == 0 and set(moved.statuses("etcd").values()) == {"changed"}, moved
+        only_new = runbook(name="etcd")
+        assert only_new.rc == 0 and set(etcd_checks(only_new).values()) == {"passed"}, only_new
+        assert lab.ssh("hdss7-22", "grep -c 'BEGIN CERTIFICATE' /opt/etcd/certs/ca.pem").strip() == "1"
+
+    original = lab.ssh("hdss7-200", "sha256sum < /opt/certs/ca.pem").split()[0]
+    replaced = runbook("--confirm-replace-ca", name="replace_ca")
+    assert replaced.rc == 0, replaced
+    first = lab.ssh("hdss7-200", "ls -d /opt/certs/replaced-*").split()[-1]
+    roll(first, "forth")
+    assert lab.ssh("hdss7-200", "sha256sum < /opt/certs/ca.pem").split()[0] != original
+    # back to the lab's own CA: its pair put back by hand, the new one kept aside, and rolled the same way
+    back = "/opt/certs/replaced-back"
+    lab.ssh("hdss7-200", f"mkdir -p -m 700 {back} && mv /opt/certs/ca.pem /opt/certs/ca-key.pem /opt/certs/ca.csr "
+                         f"{back}/ && cp -p {first}/ca.pem {first}/ca-key.pem {first}/ca.csr /opt/certs/")
+    roll(back, "back")
+    assert lab.ssh("hdss7-200", "sha256sum < /opt/certs/ca.pem").split()[0] == original

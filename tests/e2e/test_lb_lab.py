@@ -201,3 +201,62 @@ def test_a_failing_nginx_check_puts_the_previous_files_back_and_the_http_site_ke
     again = runbook()
     assert again.rc == 0, again
     assert again.statuses("l4proxy")["hdss7-12"] == "changed"
+
+
+def test_a_run_killed_between_writing_keepalived_conf_and_reloading_it_is_finished_by_the_next(
+        converged, runbook, tmp_path):
+    """The issue's example: a new VRRP password written on hdss7-11, the run killed (SIGKILL) before the
+    reload. The rerun reloads keepalived although the file is as wanted; the killed run's folder is sealed as
+    cut short, and the reports audit cleanly."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT
+
+    lab = converged
+    new = "Cut4" + str(int(time.time()) % 10000)
+    # keepalived's reload held up on hdss7-11 (a wrapper before systemctl on PATH), so the kill lands between
+    # the file's write and its activation
+    lab.ssh("hdss7-11", "printf '%s\\n' '#!/bin/sh' 'case \"$*\" in *\"reload keepalived\"*) sleep 300;; esac' "
+                        "'exec /usr/bin/systemctl \"$@\"' > /usr/local/bin/systemctl && chmod 755 /usr/local/bin/systemctl")
+    reports = tmp_path / "reports"
+    command = [sys.executable, str(PROJECT / "runbooks" / "lb.py"), "-i", str(tmp_path / "inventory"), "--host",
+               "hdss7-11", "--no-verify", "--reports", str(reports)]
+    env = {**__import__("os").environ, "GROUNDWORK_VRRP_PASSWORD": new}
+    before = {p.name for p in reports.iterdir()}
+    killed = subprocess.Popen(command, env=env, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while "sleep 300" not in lab.ssh("hdss7-11", "pgrep -af 'slee[p] 300'; true"):
+            assert time.monotonic() < deadline and killed.poll() is None, "the run never reached the reload"
+            time.sleep(0.3)
+        killed.kill()
+        killed.wait(timeout=30)
+    finally:
+        lab.ssh("hdss7-11", "rm -f /usr/local/bin/systemctl; pkill -f 'slee[p] 300'; true")
+    [killed_run] = {p.name for p in reports.iterdir()} - before
+    assert (reports / killed_run / "started.json").exists() and not (reports / killed_run / "run.json").exists()
+    audit = [sys.executable, str(PROJECT / "runbooks" / "audit.py"), "--reports", str(reports)]
+    unsealed = subprocess.run(audit, capture_output=True, text=True, cwd=PROJECT)
+    assert unsealed.returncode == 0 and f"{killed_run}" in unsealed.stdout and "OPEN" in unsealed.stdout, unsealed
+    assert f"auth_pass {new}" in lab.ssh("hdss7-11", "cat /etc/keepalived/keepalived.conf")
+    assert lab.ssh("hdss7-11", "ls /var/lib/groundwork/pending").split() == ["keepalived"]
+
+    again = runbook("--host", "hdss7-11", "--no-verify", name="lb", env={"GROUNDWORK_VRRP_PASSWORD": new})
+    assert again.rc == 0, again
+    assert again.statuses("vip") == {"hdss7-11": "changed"}
+    assert [c["summary"] for c in again.entry("hdss7-11", "vip")["changes"]] == [
+        "reload keepalived (the VIP stays where it is) and check that it answers"]
+    assert lab.ssh("hdss7-11", "ls -A /var/lib/groundwork/pending").strip() == ""
+    third = runbook("--host", "hdss7-11", "--no-verify", name="lb", env={"GROUNDWORK_VRRP_PASSWORD": new})
+    assert third.rc == 0 and third.statuses("vip") == {"hdss7-11": "ok"}, third
+
+    sealed = json.loads((reports / killed_run / "run.json").read_text())
+    assert sealed["outcome"] == "cut-short" and sealed["interrupted"] is True
+    assert [(e["host"], e["stage"]) for e in sealed["entries"]] == [("hdss7-11", "l4proxy")]  # what had ended
+    audited = subprocess.run(audit, capture_output=True, text=True, cwd=PROJECT)
+    assert audited.returncode == 0 and "OPEN" not in audited.stdout, audited.stdout + audited.stderr
+    # both proxy hosts back on the lab's own password
+    restored = runbook("--group", "proxy", "--no-verify", name="lb")
+    assert restored.rc == 0, restored

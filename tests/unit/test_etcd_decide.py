@@ -50,7 +50,8 @@ def test_members_are_named_as_the_tutorial_names_them():
 def test_the_configuration_is_the_tutorials():
     text = env_file(MEMBER, INVENTORY, LAYOUT).content.decode()
     for line in ("ETCD_NAME=etcd-server-7-21", "ETCD_DATA_DIR=/data/etcd/etcd-server",
-                 "ETCD_LISTEN_CLIENT_URLS=https://10.4.7.21:2379,http://127.0.0.1:2379",
+                 "ETCD_LISTEN_CLIENT_URLS=https://10.4.7.21:2379,https://127.0.0.1:2379",
+                 "ETCD_ADVERTISE_CLIENT_URLS=https://10.4.7.21:2379",
                  "ETCD_LISTEN_PEER_URLS=https://10.4.7.21:2380", "ETCD_CLIENT_CERT_AUTH=true",
                  "ETCD_PEER_CLIENT_CERT_AUTH=true", "ETCD_QUOTA_BACKEND_BYTES=8000000000", "ETCD_ENABLE_V2=false",
                  "ETCD_INITIAL_CLUSTER=etcd-server-7-12=https://10.4.7.12:2380,etcd-server-7-21=https://10.4.7.21:2380,"
@@ -100,9 +101,15 @@ def test_a_member_that_lost_its_data_is_removed_and_added_again_then_joins_the_e
     assert notes == ["etcd-server-7-21 had lost its data: removed from the cluster and added again"]
 
 
-def test_a_member_that_never_started_joins_its_forming_cluster_without_being_added_again():
-    plan = decide(MEMBER, INVENTORY, facts(running=False, healthy=False, data=False, cluster=FORMING), CERTS, [])
-    assert summaries(plan) == ["restart etcd and wait until the cluster is healthy"]
+def test_a_member_that_never_started_is_added_again_and_joins_the_existing_cluster():
+    """Listed since the cluster formed or was restored, but never started (its restore failed): bootstrapped
+    anew it would replay the log alone and miss the restored keys; added again, it is sent the snapshot."""
+    notes = []
+    plan = decide(MEMBER, INVENTORY, facts(running=False, healthy=False, data=False, cluster=FORMING), CERTS, notes)
+    assert summaries(plan) == ["add etcd-server-7-21 to the cluster again",
+                               "restart etcd and wait until the cluster is healthy"]
+    assert plan[0].commands[0].endswith("member remove b2") and "ETCD_INITIAL_CLUSTER_STATE=existing" in plan[0].commands[2]
+    assert notes == ["etcd-server-7-21 had never started: removed from the cluster and added again"]
 
 
 def test_certificates_issued_in_this_run_are_one_step_named_alike_in_the_dry_run_and_the_run():
@@ -146,3 +153,71 @@ def test_an_empty_etcd_group_is_refused_and_an_even_one_warned_about(tmp_path):
     hosts["hdss7-22"]["groups"].append("etcd")
     (folder / "hosts.yaml").write_text(yaml.safe_dump(hosts))
     assert any("2 members" in w and "odd" in w for w in load_inventory(folder).warnings)
+
+
+# -- a CA roll ---------------------------------------------------------------------------------------------
+
+def _ca_and_peer():
+    from cryptography import x509 as _x509
+
+    from groundwork import pki
+    settings = MEMBER.settings.ca.model_copy(update={"key_algo": "ecdsa", "key_size": 256})
+    files = pki.make_ca(settings)
+    cert = _x509.load_pem_x509_certificate(files.cert_pem)
+    key = pki.load_pair(files.cert_pem, files.key_pem)[1]
+    peer, _ = pki.issue(cert, key, "peer", "k8s-etcd", ["10.4.7.21"], settings)
+    return files.cert_pem, peer
+
+
+OLD_CA, OLD_PEER = _ca_and_peer()
+NEW_CA, NEW_PEER = _ca_and_peer()
+
+
+def on_the_old_ca() -> Facts:
+    current = facts()
+    d = MEMBER.settings.etcd.cert_dir
+    current["files"][f"{d}/ca.pem"] = on_host(OLD_CA)
+    current["files"][f"{d}/etcd-peer.pem"] = on_host(OLD_PEER)
+    return current
+
+
+def test_moving_a_member_to_a_ca_its_peers_do_not_trust_is_refused_with_the_way_to_roll_it():
+    with pytest.raises(StageError, match=r"etcd-server-7-21 would move to certificates of a CA its peers do not "
+                                         r"trust yet .* nothing was changed. Roll the CA: list the previous CA's "
+                                         r"certificate in etcd.extra_trusted_cas"):
+        decide(MEMBER, INVENTORY, on_the_old_ca(), {**CERTS, "ca.pem": NEW_CA, "etcd-peer.pem": NEW_PEER}, [])
+
+
+def test_a_roll_trusts_both_cas_first_then_moves_the_certificates_then_drops_the_old_ca():
+    d = MEMBER.settings.etcd.cert_dir
+    bundle = NEW_CA + OLD_CA
+    handed = {**CERTS, "ca.pem": bundle, "etcd-peer.pem": NEW_PEER}
+    notes = []
+    first = decide(MEMBER, INVENTORY, on_the_old_ca(), handed, notes)
+    assert summaries(first) == [f"update {d}/ca.pem", "restart etcd and wait until the cluster is healthy"]
+    assert first[0].want.content == bundle and "CA roll" in notes[-1]
+    # run again: the member trusts both, so it takes the new CA's certificates
+    trusting_both = on_the_old_ca()
+    trusting_both["files"][f"{d}/ca.pem"] = on_host(bundle)
+    second = decide(MEMBER, INVENTORY, trusting_both, {**handed, "etcd-peer.pem": NEW_PEER}, [])
+    assert f"update {d}/etcd-peer.pem" in summaries(second)
+    # the old CA dropped from the inventory: the member trusts only the new CA
+    moved = facts()
+    moved["files"][f"{d}/ca.pem"] = on_host(bundle)
+    moved["files"][f"{d}/etcd-peer.pem"] = on_host(NEW_PEER)
+    third = decide(MEMBER, INVENTORY, moved, {**CERTS, "ca.pem": NEW_CA, "etcd-peer.pem": NEW_PEER}, [])
+    assert summaries(third)[0] == f"update {d}/ca.pem"
+
+
+def test_a_member_that_never_started_is_known_by_its_peer_url():
+    """etcd lists a member that never started (a forming cluster's last one, or one whose restore failed)
+    without a name: it is still a member, joined without being added again."""
+    import json
+
+    from tasks.etcd import _cluster
+
+    listed = {"members": [{"ID": 1, "name": "etcd-server-7-12", "peerURLs": ["https://10.4.7.12:2380"],
+                           "clientURLs": ["https://10.4.7.12:2379"]},
+                          {"ID": 2, "peerURLs": ["https://10.4.7.22:2380"]}]}
+    parsed = _cluster(MEMBER, INVENTORY).parse(f"health\n[]\nmembers\n{json.dumps(listed)}\n")
+    assert parsed["members"]["etcd-server-7-22"] == listed["members"][1] and parsed["ids"]["etcd-server-7-22"] == "2"

@@ -179,3 +179,23 @@ def test_backups_are_pruned_to_the_newest_ten_without_splitting_names(local_remo
     assert len(kept) == 10
     assert sorted(p.read_text() for p in kept) == sorted(f"version {n}\n" for n in range(2, 12))
     assert decoy.read_text() == "not a backup of a b.conf\n"
+
+
+def test_files_written_by_code_are_put_back_when_the_activation_fails(local_remote, tmp_path):
+    """A certificate installed by an ActionChange goes back with the declared files: the service is not left
+    on a half-moved configuration that every rerun repeats."""
+    from groundwork.changes import ActionChange, CommandChange, PlanFailed, apply_plan
+
+    cert, made = tmp_path / "peer.pem", tmp_path / "new-key.pem"
+    cert.write_bytes(b"old certificate\n")
+
+    def install(r):
+        r.write_file(str(cert), b"new certificate\n")
+        r.write_file(str(made), b"new key\n", mode="0600")
+    plan = [ActionChange("install the certificates issued in this run", "", install),
+            CommandChange("restart the service", ["echo 'peers refuse the new CA' >&2; exit 1"], "",
+                          undo_files_on_failure=True, recover=["true"])]
+    with pytest.raises(PlanFailed) as failed:
+        apply_plan(local_remote, plan, RunContext(inventory=None, dry_run=False, masker=local_remote.masker))
+    assert cert.read_bytes() == b"old certificate\n" and not made.exists()
+    assert f"previous files restored ({cert}, {made})" in str(failed.value)
