@@ -7,7 +7,6 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from tasks.dns import zones
 
 GROUPS = None  # per check below
 RESOLVER = "cat /etc/resolv.conf; resolvectl dns 2>/dev/null; resolvectl domain 2>/dev/null; true"
@@ -80,7 +79,7 @@ def query(probe, name: str, server: str, rdtype: str = "A") -> list[str]:
 def test_every_name_answers_on_this_dns_server(host, probe, inventory):
     """every inventory FQDN and every od.com record answers with the expected address"""
     wrong = {}
-    for zone, records in zones(inventory).items():
+    for zone, records in inventory.zones().items():
         for name, address in records.items():
             fqdn = f"{name.lower()}.{zone}"
             got = query(probe, fqdn, str(host.address))
@@ -98,7 +97,7 @@ def test_zone_serials_equal_the_primary(host, probe, inventory):
         pytest.skip(f"zone serials are bind9's: the {inventory.defaults.dns.backend} backend serves every name "
                     "from each proxy host, with no primary to follow")
     primary = str(inventory.dns_primary.address)
-    for zone in zones(inventory):
+    for zone in inventory.zones():
         ours = query(probe, zone, str(host.address), "SOA")
         if host.name == inventory.dns_primary.name:
             assert ours, f"{host.name} does not answer for {zone}"

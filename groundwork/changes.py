@@ -7,6 +7,7 @@ what it did, its diff and how long it took, keeping what was done when a later c
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 import shlex
@@ -14,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from groundwork.context import RunContext
 from groundwork.facts import PENDING_DIR, FileInfo
 from groundwork.remote import CommandResult, Remote, unified_diff
-from groundwork.stages import RunContext
 
 
 class StageError(Exception):
@@ -371,8 +372,6 @@ def _check_approved(records: list[ChangeRecord], ctx: RunContext, masker, report
     now = [{k: (masker(v) if isinstance(v, str) else [masker(c) for c in v]) for k, v in r.plan_entry().items()}
            for r in records]
     if now != approved:
-        from groundwork.report import plan_difference
-
         report.notes.append(plan_difference([{"host": host, "stage": stage, **e} for e in approved],
                                             [{"host": host, "stage": stage, **e} for e in now]))
         report.refused = True
@@ -395,3 +394,16 @@ def _undo(remote: Remote, written: list[tuple[str, str | None]], recover: list[s
     except Exception as exc:  # noqa: BLE001
         return f"previous files restored ({paths}); the service did not recover: {exc}"
     return f"previous files restored ({paths})"
+
+
+def plan_text(changes: list[dict]) -> str:
+    def details(c: dict) -> str:
+        return "".join(f"  $ {command}\n" for command in c.get("commands", [])) + (
+            f"  content {c['content']}\n" if c.get("content") else "")
+    return "".join(f"## {c['host']} {c['stage']}: {c['summary']}\n{c['diff']}{details(c)}" for c in changes)
+
+
+def plan_difference(approved: list[dict], current: list[dict]) -> str:
+    return "".join(difflib.unified_diff(plan_text(approved).splitlines(keepends=True),
+                                        plan_text(current).splitlines(keepends=True),
+                                        fromfile="approved plan", tofile="plan computed now"))

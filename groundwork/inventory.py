@@ -126,6 +126,11 @@ class Inventory:
         records.update(self.defaults.dns.records)
         return records
 
+    def zones(self) -> dict[str, dict[str, IPv4Address]]:
+        """Zone name -> its records: the host zone, then the service zone."""
+        return {self.defaults.host_domain: self.host_zone_records(),
+                self.defaults.service_domain: self.service_zone_records()}
+
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys; a duplicate host name must be an error instead."""

@@ -9,7 +9,6 @@ reports folder, whose newest link is reports/.chain-head (audit.py walks it).
 
 from __future__ import annotations
 
-import difflib
 import fcntl
 import getpass
 import hashlib
@@ -144,19 +143,6 @@ def digest_key(reports_dir: Path) -> bytes:
         except FileExistsError:
             pass  # another run made it first
     return path.read_bytes()
-
-
-def plan_text(changes: list[dict]) -> str:
-    def details(c: dict) -> str:
-        return "".join(f"  $ {command}\n" for command in c.get("commands", [])) + (
-            f"  content {c['content']}\n" if c.get("content") else "")
-    return "".join(f"## {c['host']} {c['stage']}: {c['summary']}\n{c['diff']}{details(c)}" for c in changes)
-
-
-def plan_difference(approved: list[dict], current: list[dict]) -> str:
-    return "".join(difflib.unified_diff(plan_text(approved).splitlines(keepends=True),
-                                        plan_text(current).splitlines(keepends=True),
-                                        fromfile="approved plan", tofile="plan computed now"))
 
 
 class PlanError(Exception):

@@ -22,10 +22,11 @@ from nornir.plugins.runners import SerialRunner
 
 from groundwork import hostkeys
 from groundwork.changes import PlanFailed, StageReport
+from groundwork.context import RunContext
 from groundwork.hostlock import NotLocked
 from groundwork.inventory import KNOWN_GROUPS, HostModel
 from groundwork.remote import Remote
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 
 
 @dataclass

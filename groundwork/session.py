@@ -18,15 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from groundwork import hostlock
+from groundwork.changes import plan_difference
+from groundwork.context import RunContext
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Masker
 from groundwork.report import (RUNNING, RunMetadata, approved_slices, change_report_html, check_tally, digest_key,
-                               git_state, host_verification, operator_name, plan_difference, plan_digest, plan_of,
+                               git_state, host_verification, operator_name, plan_digest, plan_of,
                                seal_cut_short, start_folder, tool_versions, write_atomic, write_index,
                                write_run_folder)
 from groundwork.runlock import acquire
 from groundwork.runner import Progress, RunRecord, describe_error, new_run_id, run_stages, utc_now
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 
 
 @dataclass

@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -23,8 +23,22 @@ from groundwork.report import (change_log_html, check_tally, evidence_html, evid
                                host_verification, provenance_html)
 from groundwork.runner import describe_error
 
-if TYPE_CHECKING:
-    from groundwork.session import RunSession
+
+class RunUnderCheck(Protocol):
+    """What the verification pass is handed of its run (session.RunSession is one): the hosts, their
+    connections, secrets and masker, the run's metadata and record, its progress output."""
+
+    nr: Any
+    inventory: Any
+    targets: list[HostModel]
+    masker: Masker
+    meta: Any
+    record: Any
+    progress: Any
+    check_modules: list[str] | None
+    secrets: dict[str, str]
+
+    def end(self) -> None: ...
 
 CHECKS_DIR = Path(__file__).resolve().parents[1] / "checks"
 MAX_PARALLEL = 64  # hosts connected to and gathered from at once; each is a thread waiting on its SSH channel
@@ -154,7 +168,7 @@ class CheckResult:
 class CheckSession:
     """The pytest plugin that hands checks their hosts and connections and collects their results."""
 
-    def __init__(self, run: "RunSession"):
+    def __init__(self, run: RunUnderCheck):
         self.run = run
         self.nr = run.nr
         self.inventory = run.inventory

@@ -6,7 +6,7 @@ import sys
 import _bootstrap  # noqa: F401 - puts the project on sys.path
 
 from groundwork.cli import main
-from tasks import PIPELINE
+from tasks.pipeline import PIPELINE
 
 if __name__ == "__main__":
     sys.exit(main(PIPELINE, runbook="full", description=__doc__))

@@ -7,7 +7,7 @@ import sys
 import _bootstrap  # noqa: F401 - puts the project on sys.path
 
 from groundwork.cli import main
-from tasks import KUBERNETES
+from tasks.pipeline import KUBERNETES
 
 if __name__ == "__main__":
     sys.exit(main(KUBERNETES, runbook="kubernetes", description=__doc__))

@@ -21,12 +21,13 @@ from groundwork import facts as probes
 from groundwork import pki
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
                                 apply_plan, file_changes, value_diff, wanted_digests)
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
 from groundwork.remote import BACKUP_DIR, Remote
 from groundwork.settings import Ca
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 
 CERT, KEY, CSR, CONFIG = "ca.pem", "ca-key.pem", "ca.csr", "ca-config.json"
 

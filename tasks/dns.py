@@ -18,11 +18,12 @@ from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
                                 file_changes, journal_tail, stop_and_disable, value_diff, wait_until,
                                 wanted_digests)
+from groundwork.context import RunContext
 from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
 from groundwork.render import render
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 from tasks import dnsmasq
 
 SERIAL_LINE = re.compile(rb"^(\s*)(\d+)(\s*; serial)$", re.M)
@@ -32,17 +33,10 @@ NM_DROPIN = "/etc/NetworkManager/conf.d/90-groundwork-dns.conf"
 RESOLVER_MANAGERS = ("systemd-resolved", "NetworkManager")
 
 
-def zones(inventory: Inventory) -> dict[str, dict]:
-    """Zone name -> its records, from the inventory."""
-    settings = inventory.defaults
-    return {settings.host_domain: inventory.host_zone_records(),
-            settings.service_domain: inventory.service_zone_records()}
-
-
 def render_zone(inventory: Inventory, zone: str, serial: int) -> bytes:
     dns = inventory.defaults.dns
     return render("dns/zone.j2", zone=zone, serial=serial, ttl=dns.ttl, record_ttl=dns.record_ttl,
-                  records=zones(inventory)[zone])
+                  records=inventory.zones()[zone])
 
 
 def zone_serial(content: bytes | None) -> int | None:
@@ -79,13 +73,13 @@ def _server_probes(host: HostModel, inventory: Inventory, primary: bool) -> list
     bind_packages = sorted({p for pl in PLATFORMS.values() for p in pl.bind.packages})
     conf_files = sorted({f for pl in PLATFORMS.values() for f in (pl.bind.options_conf, pl.bind.zones_conf)})
     # Zone files are always read: their serial and content decide the next serial.
-    zone_files = [f"{pl.bind.zone_dir}/{z}.zone" for pl in PLATFORMS.values() for z in zones(inventory)]
+    zone_files = [f"{pl.bind.zone_dir}/{z}.zone" for pl in PLATFORMS.values() for z in inventory.zones()]
     named = wanted_digests(*(_named_conf_files(host, inventory, pl, primary) for pl in PLATFORMS.values()))
     services = sorted({"named", *(pl.dnsmasq.service for pl in PLATFORMS.values())})
     return [probes.os_info(), probes.packages(bind_packages), probes.services(services),
             probes.files(conf_files + zone_files, read_unless=named),
-            _soa_serials(list(zones(inventory)), str(host.address)),
-            _soa_serials(list(zones(inventory)), str(inventory.dns_primary.address))]
+            _soa_serials(list(inventory.zones()), str(host.address)),
+            _soa_serials(list(inventory.zones()), str(inventory.dns_primary.address))]
 
 
 def _named_conf_files(host: HostModel, inventory: Inventory, platform: Platform, primary: bool) -> list[DesiredFile]:
@@ -93,7 +87,7 @@ def _named_conf_files(host: HostModel, inventory: Inventory, platform: Platform,
     listen = str(host.address)
     options = render("dns/options.conf.j2", listen=listen, directory=bind.directory, includes=bind.includes,
                      forwarders=[str(f) for f in host.settings.dns.forwarders], zones_conf=bind.zones_conf)
-    zone_conf = render("dns/zones.conf.j2", primary=primary, zones=list(zones(inventory)), zone_dir=bind.zone_dir,
+    zone_conf = render("dns/zones.conf.j2", primary=primary, zones=list(inventory.zones()), zone_dir=bind.zone_dir,
                        secondaries=[str(h.address) for h in inventory.dns_secondaries],
                        primary_address=str(inventory.dns_primary.address))
     return [DesiredFile(bind.options_conf, options, group=bind.group, validate="named-checkconf {path}"),
@@ -128,7 +122,7 @@ def primary_files(host: HostModel, inventory: Inventory, facts: Facts, platform:
     bind = platform.bind
     wanted = _named_conf_files(host, inventory, platform, primary=True)
     serials: dict[str, int] = {}
-    for zone in zones(inventory):
+    for zone in inventory.zones():
         path = f"{bind.zone_dir}/{zone}.zone"
         current = facts["files"].get(path) and facts["files"][path].content
         in_service = facts[f"soa@{host.address}"].get(zone)

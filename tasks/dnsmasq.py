@@ -15,29 +15,26 @@ from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
                                 file_changes, journal_tail, stop_and_disable, value_diff, wait_until,
                                 wanted_digests)
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
 from groundwork.render import render
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 
 WAIT_SECONDS = 10
 
 
 def records(inventory: Inventory) -> list[tuple[str, str]]:
     """(FQDN, address) for every record of both zones, as dnsmasq's address=/NAME/IP lines take them."""
-    from tasks.dns import zones
-
-    return [(f"{name.lower()}.{zone}", str(address)) for zone, named in zones(inventory).items()
+    return [(f"{name.lower()}.{zone}", str(address)) for zone, named in inventory.zones().items()
             for name, address in named.items()]
 
 
 def render_conf(host: HostModel, inventory: Inventory) -> bytes:
-    from tasks.dns import zones
-
     dns = inventory.defaults.dns
     return render("dns/dnsmasq.conf.j2", listen=str(host.address), record_ttl=dns.record_ttl,
-                  forwarders=[str(f) for f in dns.forwarders], zones=list(zones(inventory)), records=records(inventory))
+                  forwarders=[str(f) for f in dns.forwarders], zones=list(inventory.zones()), records=records(inventory))
 
 
 def desired_files(host: HostModel, inventory: Inventory, platform: Platform) -> list[DesiredFile]:

@@ -14,9 +14,10 @@ import json
 from groundwork import facts as probes
 from groundwork.changes import (Change, DesiredFile, StageReport, activate_service, apply_plan, create_directories,
                                 file_changes, value_diff, wait_until, wanted_digests)
+from groundwork.context import RunContext
 from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 # docker answers within this many seconds of a restart, or the restart counts as failed.

@@ -26,13 +26,14 @@ from groundwork import pki
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
                                 apply_plan, create_directories, file_changes, journal_tail, value_diff, wait_until,
                                 wanted_digests)
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import PLATFORMS, install_missing, platform_for
 from groundwork.remote import Remote
 from groundwork.render import render
 from groundwork.runner import order_hosts
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 from tasks import ca
 
 PEER, CLIENT = "etcd-peer", "client"

@@ -18,9 +18,10 @@ import shlex
 
 from groundwork import facts as probes
 from groundwork.changes import ActionChange, StageError, StageReport, apply_plan, value_diff
+from groundwork.context import RunContext
 from groundwork.inventory import HostModel
 from groundwork.remote import Remote
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 from tasks.etcd import etcdctl, local_url, member_name, peer_url
 
 SNAPSHOT = "etcd_snapshot"  # RunContext.handoff key: {"id", "data", "status"}

@@ -12,11 +12,12 @@ import shlex
 from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageError, StageReport, apply_plan,
                                 file_changes, stop_and_disable, value_diff, wanted_digests)
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
 from groundwork.render import render
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 
 MODULES_LOAD_FILE = "/etc/modules-load.d/groundwork.conf"
 # A module built into the kernel has no /sys/module entry of its own; what it provides shows it is there.

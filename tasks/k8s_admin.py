@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from groundwork import facts as probes
 from groundwork.changes import Change, DesiredFile, StageError, StageReport, apply_plan, create_directories
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import install_missing, platform_for
 from groundwork.remote import Remote
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 from tasks.kubernetes import ADMIN, deliver, handed_pems, k8s_stage_applies, kubeconfig, mask_keys, vip_server
 
 

@@ -19,11 +19,12 @@ from pathlib import Path
 
 from groundwork import facts as probes
 from groundwork.changes import ActionChange, Change, CommandChange, StageError, StageReport, apply_plan, value_diff
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
 from groundwork.remote import Remote
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 from tasks.kubernetes import k8s_stage_applies, verified_file
 
 SERVER_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")

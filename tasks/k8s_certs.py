@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from groundwork import facts as probes
 from groundwork.changes import Change, StageError, StageReport, apply_plan
+from groundwork.context import RunContext
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Remote
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 from tasks import ca
 from tasks.kubernetes import ETCD_CLIENT, HANDOFF, all_certs, k8s_stage_applies, pem_files
 

@@ -16,11 +16,12 @@ from collections import defaultdict
 from groundwork import facts as probes
 from groundwork.changes import (Change, DesiredFile, StageReport, apply_plan,
                                 create_directories, file_changes)
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Remote
 from groundwork.render import render
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 from tasks import etcd
 from tasks.lb import BACKEND_FAIL_TIMEOUT
 from tasks.kubernetes import (ETCD_CLIENT, SA_ISSUER, cert_files, certificates_kept, control_plane_certs, deliver,

@@ -15,11 +15,12 @@ import tarfile
 
 from groundwork import facts as probes
 from groundwork.changes import ActionChange, Change, StageReport, apply_plan, value_diff
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import install_missing, platform_for
 from groundwork.remote import Remote
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 from groundwork.registry_client import curl_credentials, registry_has, registry_login
 from tasks.kubernetes import (IMAGES_HANDOFF, LABEL, image_labels, k8s_stage_applies, pause_image, verified_file,
                               workload_image)

@@ -17,11 +17,12 @@ from collections import defaultdict
 from groundwork import facts as probes
 from groundwork.changes import (ActionChange, Change, DesiredFile, StageReport, apply_plan, create_directories,
                                 file_changes, value_diff)
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Remote
 from groundwork.render import render
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 from tasks.k8s_control_plane import pod_cidr
 from groundwork.registry_client import registry_login
 from tasks.kubernetes import (IMAGES_HANDOFF, cert_files, certificates_kept, deliver, handed_pems, image_labels,

@@ -21,11 +21,12 @@ from __future__ import annotations
 from groundwork import facts as probes
 from groundwork.changes import (Change, DesiredFile, FileEdit, StageError, StageReport, activate_service,
                                 apply_plan, file_changes, journal_tail, value_diff, wait_until, wanted_digests)
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import install_missing, platform_for
 from groundwork.render import render
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 
 NGINX_CONF = "/etc/nginx/nginx.conf"
 STREAM_CONF = "/etc/nginx/stream.d/kube-apiserver.conf"

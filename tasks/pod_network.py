@@ -15,11 +15,12 @@ from __future__ import annotations
 from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, apply_plan, file_changes, value_diff,
                                 wanted_digests)
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Remote
 from groundwork.render import render
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 from tasks.k8s_control_plane import pod_cidr
 from tasks.kubernetes import k8s_stage_applies
 

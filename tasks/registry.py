@@ -24,12 +24,13 @@ from groundwork import harbor
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
                                 activate_service, apply_plan, create_directories, file_changes, journal_tail,
                                 value_diff, wait_until, wanted_digests)
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.platforms import PLATFORMS, RegistryLayout, install_missing, platform_for
 from groundwork.render import render
 from groundwork.settings import Registry
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 
 ADMIN = "admin"  # Harbor's admin user, as in the seeds
 # An unprivileged registry listening below 1024 needs this capability.

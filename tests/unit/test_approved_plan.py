@@ -8,8 +8,8 @@ import pytest
 
 from groundwork.changes import (CommandChange, DesiredFile, FileChange, PlanRefused, apply_plan, content_digest,
                                 record_of)
+from groundwork.context import RunContext
 from groundwork.remote import Masker
-from groundwork.stages import RunContext
 
 KEY = b"k" * 32
 

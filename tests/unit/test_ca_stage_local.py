@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from groundwork.changes import StageError
+from groundwork.context import RunContext
 from groundwork.inventory import load_inventory
 from groundwork.remote import Masker
-from groundwork.stages import RunContext
 from tasks import ca
 from tests.conftest import copy_seed_inventory
 

@@ -7,9 +7,9 @@ import getpass
 import os
 
 from groundwork.changes import apply_plan, create_directories, stop_and_disable, wait_until
+from groundwork.context import RunContext
 from groundwork.facts import ServiceInfo, Services
 from groundwork.remote import Masker
-from groundwork.stages import RunContext
 
 
 def test_create_directories_makes_exactly_the_names_given_and_runs_nothing_else(local_remote, tmp_path,

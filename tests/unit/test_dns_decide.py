@@ -7,7 +7,7 @@ from groundwork.facts import Facts, OsInfo, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
 from tasks.dns import (NM_DROPIN, RESOLVED_DROPIN, _named_conf_files, decide_primary, decide_resolver,
-                       decide_secondary, next_serial, primary_files, render_zone, without_serial, zone_serial, zones)
+                       decide_secondary, next_serial, primary_files, render_zone, without_serial, zone_serial)
 from tests.conftest import copy_seed_inventory
 from tests.unit.host_facts import on_host
 
@@ -41,7 +41,7 @@ def test_host_zone_holds_every_inventory_host_as_in_the_seeds():
     for line in ("dns                A    10.4.7.11", "HDSS7-21           A    10.4.7.21",
                  "HDSS7-200          A    10.4.7.200"):
         assert line in text
-    assert zones(INVENTORY)["od.com"] == {"dns": PRIMARY.address, "harbor": INVENTORY.ops_host.address}
+    assert INVENTORY.zones()["od.com"] == {"dns": PRIMARY.address, "harbor": INVENTORY.ops_host.address}
 
 
 def test_unchanged_zone_keeps_its_serial():
@@ -170,7 +170,7 @@ def test_the_primarys_serial_takes_its_date_from_the_plans_time_not_the_clock():
     from types import SimpleNamespace
 
     from groundwork.remote import Masker
-    from groundwork.stages import RunContext
+    from groundwork.context import RunContext
     from tasks.dns import run_primary
 
     facts = primary_facts({}, {"host.com": None, "od.com": None})

@@ -22,10 +22,10 @@ import pytest
 import yaml
 
 from groundwork.changes import ActionChange, CommandChange, FileChange, FileEdit, StageReport
+from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import load_inventory
 from groundwork.remote import Masker, Remote
-from groundwork.stages import RunContext
 from tests.conftest import copy_seed_inventory
 
 # Each breaks out of one kind of quoting (none, single, double) and must still run nothing: a payload with a
@@ -156,7 +156,7 @@ def carry_out_everything(remote, plan, *args, **kwargs) -> StageReport:
 
 @pytest.mark.parametrize("stub_rc", [0, 1], ids=["programs-succeed", "programs-fail"])
 def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inventory, monkeypatch, stub_rc):
-    import tasks
+    from tasks.pipeline import PIPELINE
     from groundwork import pki
     from tasks import ca, dns, docker, etcd, host_prep, lb, registry
 
@@ -176,7 +176,7 @@ def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inv
     inventory = hostile_inventory
     ctx = RunContext(inventory=inventory, dry_run=False, masker=masker, secrets=secrets)
     ran = []
-    for stage in tasks.PIPELINE:
+    for stage in PIPELINE:
         for host in inventory.hosts.values():
             if stage.applies_to(host, inventory):
                 try:

@@ -1,8 +1,8 @@
-"""The pipeline's order: stages as tasks/__init__.py lists them, hosts proxy first, then ops, then master_compute."""
+"""The pipeline's order: stages as tasks/pipeline.py lists them, hosts proxy first, then ops, then master_compute."""
 
 from groundwork.inventory import load_inventory
 from groundwork.runner import order_hosts
-from tasks import PIPELINE
+from tasks.pipeline import PIPELINE
 from tests.conftest import copy_seed_inventory
 
 

@@ -13,8 +13,8 @@ import pytest
 from groundwork import changes
 from groundwork import facts as probes
 from groundwork.changes import DesiredFile, FileChange, PlanFailed, activate_service, apply_plan
+from groundwork.context import RunContext
 from groundwork.facts import Facts, ServiceInfo, Services
-from groundwork.stages import RunContext
 from tasks.docker import DAEMON_JSON, decide, render_daemon_json
 from tests.unit.host_facts import DEBIAN, on_host
 from tests.unit.test_docker_decide import HOST

@@ -20,10 +20,10 @@ import yaml
 
 from groundwork import harbor
 from groundwork.changes import PlanFailed, StageError, apply_plan
+from groundwork.context import RunContext
 from groundwork.inventory import InventoryError, load_inventory
 from groundwork.remote import Masker
 from groundwork.settings import Harbor
-from groundwork.stages import RunContext
 from tasks import registry
 from tests.conftest import copy_seed_inventory
 

@@ -8,8 +8,8 @@ import pytest
 
 from groundwork import facts as probes
 from groundwork.changes import DesiredFile, file_changes, wanted_digests
+from groundwork.context import RunContext
 from groundwork.remote import Masker, RemoteError, unified_diff
-from groundwork.stages import RunContext
 
 
 def test_run_returns_exit_status_and_keeps_stderr_apart(local_remote):

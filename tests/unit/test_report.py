@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from groundwork.changes import ChangeRecord, StageReport
+from groundwork.changes import ChangeRecord, StageReport, plan_difference
 from groundwork.remote import Masker
 from groundwork.report import (PlanError, PlanRejected, RunMetadata, change_report_html, evidence_section_html,
-                               glance_html, load_plan, plan_difference,
+                               glance_html, load_plan,
                                plan_digest, plan_of, write_index, write_run_folder)
 from groundwork.runner import HostStageRecord, RunRecord
 

@@ -8,10 +8,11 @@ from nornir import InitNornir
 
 from groundwork import runner
 from groundwork.changes import StageError, StageReport
+from groundwork.context import RunContext
 from groundwork.inventory import load_inventory
 from groundwork.remote import Masker
 from groundwork.runner import Progress, RunRecord, run_stages
-from groundwork.stages import RunContext, Stage
+from groundwork.stages import Stage
 from tests.conftest import copy_seed_inventory
 
 
