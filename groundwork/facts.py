@@ -209,6 +209,7 @@ def files(paths: list[str], read_unless: dict[str, str] | None = None, key: str 
 # One marker per unit that a run wrote files for and has not yet activated on them (changes.apply_plan).
 PENDING_DIR = "/var/lib/groundwork/pending"
 
+
 @dataclass(frozen=True)
 class ServiceInfo:
     exists: bool

@@ -22,6 +22,7 @@ from importlib import metadata as pkg_metadata
 from pathlib import Path
 
 import groundwork
+from groundwork.changes import ChangeRecord
 from groundwork.runner import RunRecord
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -266,7 +267,7 @@ def _seal(folder: Path, document: dict, plan: dict | None, signing_key) -> None:
     """run.json with its chain link, plan.json, SHA256SUMS and its signature; the folder becomes the head."""
     from groundwork import signing
 
-    for leftover in (STARTED, JOURNAL):  # what a run keeps while it runs: run.json holds it all now
+    for leftover in (STARTED, JOURNAL, RUNNING):  # what a run keeps while it runs: run.json holds it all now
         (folder / leftover).unlink(missing_ok=True)
     with open(folder.parent / ".chain.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -319,8 +320,7 @@ def seal_cut_short(reports: Path, signing_key=None) -> list[str]:
             meta = started.pop("metadata")
             why = ("cut short: the run was killed before it ended (SIGKILL, or its controller died); its stages "
                    "below are those that ended. The next run finishes what it began.")
-            changes = [{"host": e["host"], "stage": e["stage"], **{k: c[k] for k in ("summary", "diff", "commands",
-                                                                                    "content")}}
+            changes = [{"host": e["host"], "stage": e["stage"], **ChangeRecord(**c).plan_entry()}
                        for e in entries for c in e.get("changes", [])]
             document = {"metadata": meta, "outcome": "cut-short", **started, "interrupted": True, "entries": entries,
                         "cut_short": why, "plan_digest": plan_digest(changes, meta.get("addresses"),
@@ -328,7 +328,6 @@ def seal_cut_short(reports: Path, signing_key=None) -> list[str]:
                         "checks": None}
             write_atomic(folder / "report.html", _cut_short_html(meta, entries, why))
             _seal(folder, document, None, signing_key)
-        (folder / RUNNING).unlink(missing_ok=True)
         sealed.append(folder.name)
     return sealed
 

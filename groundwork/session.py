@@ -22,7 +22,7 @@ from groundwork.changes import plan_difference
 from groundwork.context import RunContext
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Masker
-from groundwork.report import (RUNNING, RunMetadata, approved_slices, change_report_html, check_tally, digest_key,
+from groundwork.report import (RunMetadata, approved_slices, change_report_html, check_tally, digest_key,
                                git_state, host_verification, operator_name, plan_digest, plan_of,
                                seal_cut_short, start_folder, tool_versions, write_atomic, write_index,
                                write_run_folder)
@@ -156,7 +156,6 @@ class RunSession:
             if not report.exists():
                 write_atomic(report, change_report_html(self.meta, self.record, self._verdict_without_checks()))
             write_run_folder(self.folder, self.record, self.meta, self.checks, self.outcome, self.signing_key)
-            (self.folder / RUNNING).unlink(missing_ok=True)
             index = write_index(self.args.reports)
         finally:
             if self.running:
@@ -211,7 +210,7 @@ class StopSignals:
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self, on_stop):
-        self.previous = {sig: signal.signal(sig, lambda signum, frame: on_stop(signum, frame)) for sig in self.SIGNALS}
+        self.previous = {sig: signal.signal(sig, on_stop) for sig in self.SIGNALS}
 
     def at_once(self) -> None:
         for sig in self.SIGNALS:

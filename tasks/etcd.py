@@ -69,13 +69,19 @@ def peer_sans(inventory: Inventory) -> list[str]:
     return [str(h.address) for h in inventory.group_members("etcd")] + ["127.0.0.1"]
 
 
-def etcdctl(host: HostModel, endpoints: list[str] | None = None) -> str:
+def etcdctl(host: HostModel, endpoints: list[str] | None = None, timeout: str = "3s") -> str:
     """etcdctl over TLS with the client certificate this stage puts on every member."""
     e = host.settings.etcd
     endpoints = endpoints or [client_url(host)]
     return (f"ETCDCTL_API=3 etcdctl --endpoints={shlex.quote(','.join(endpoints))} "
             f"--cacert={shlex.quote(e.cert_dir + '/ca.pem')} --cert={shlex.quote(e.cert_dir + '/client.pem')} "
-            f"--key={shlex.quote(e.cert_dir + '/client-key.pem')} --command-timeout=3s")
+            f"--key={shlex.quote(e.cert_dir + '/client-key.pem')} --command-timeout={timeout}")
+
+
+def local_health(host: HostModel, key: str = "local_health") -> probes.Probe:
+    """Whether this member answers healthy on its own client port (True/False)."""
+    return probes.Probe(key, f"{etcdctl(host, [local_url(host)])} endpoint health >/dev/null 2>&1 && echo healthy; "
+                        "true", lambda text: text.strip() == "healthy")
 
 
 # -- on the ops host: the certificates ------------------------------------------------------------------
@@ -186,8 +192,7 @@ def stage_probes(host: HostModel, inventory: Inventory, certs: dict[str, bytes |
     return [probes.os_info(), probes.packages(sorted({p for names in e.packages.values() for p in names})),
             probes.services(["etcd"]), probes.files(paths, read_unless=wanted_digests(*candidates), sensitive=True),
             probes.paths_exist([e.cert_dir, e.data_dir.rsplit("/", 1)[0] or "/", f"{e.data_dir}/member", REJOIN_DROPIN]),
-            probes.Probe("local_health", f"{etcdctl(host, [local_url(host)])} endpoint health >/dev/null 2>&1 "
-                         "&& echo healthy; true", lambda text: text.strip() == "healthy"),
+            local_health(host),
             _cluster(host, inventory)]
 
 

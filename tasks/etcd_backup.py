@@ -22,7 +22,7 @@ from groundwork.context import RunContext
 from groundwork.inventory import HostModel
 from groundwork.remote import Remote
 from groundwork.stages import Stage
-from tasks.etcd import etcdctl, local_url, member_name, peer_url
+from tasks.etcd import etcdctl, local_health, local_url, member_name, peer_url
 
 SNAPSHOT = "etcd_snapshot"  # RunContext.handoff key: {"id", "data", "status"}
 SNAPSHOT_ID = re.compile(r"snapshot-\d{8}T\d{6}Z")
@@ -40,16 +40,15 @@ def run_save(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
     if SNAPSHOT in ctx.handoff:
         report.notes.append(f"the snapshot was taken from {ctx.handoff[SNAPSHOT]['member']}")
         return report
-    local = etcdctl(host, [local_url(host)])
-    healthy = remote.gather([probes.Probe("health", f"{local} endpoint health >/dev/null 2>&1 && echo ok; true",
-                                          lambda text: text.strip() == "ok")])["health"]
+    healthy = remote.gather([local_health(host)])["local_health"]
     if not healthy:
         report.notes.append(f"{member_name(host)} is not healthy: another member gives the snapshot")
         return report
     snapshot_id = ctx.plan_time.strftime("snapshot-%Y%m%dT%H%M%SZ")
+    local = etcdctl(host, [local_url(host)], timeout="30s")
 
     def save(r: Remote) -> None:
-        out = r.run(f"set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; {local} --command-timeout=30s snapshot save \"$t/s.db\" >&2; "
+        out = r.run(f"set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; {local} snapshot save \"$t/s.db\" >&2; "
                     f"ETCDCTL_API=3 etcdctl snapshot status \"$t/s.db\" -w json; base64 -w0 \"$t/s.db\"",
                     what="saving an etcd snapshot", sensitive_output=True).stdout
         status_line, _, data = out.partition("\n")

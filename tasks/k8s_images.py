@@ -20,8 +20,8 @@ from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import install_missing, platform_for
 from groundwork.remote import Remote
-from groundwork.stages import Stage
 from groundwork.registry_client import curl_credentials, registry_has, registry_login
+from groundwork.stages import Stage
 from tasks.kubernetes import (IMAGES_HANDOFF, LABEL, image_labels, k8s_stage_applies, pause_image, verified_file,
                               workload_image)
 

@@ -20,11 +20,11 @@ from groundwork.changes import (ActionChange, Change, DesiredFile, StageReport, 
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
+from groundwork.registry_client import registry_login
 from groundwork.remote import Remote
 from groundwork.render import render
 from groundwork.stages import Stage
 from tasks.k8s_control_plane import pod_cidr
-from groundwork.registry_client import registry_login
 from tasks.kubernetes import (IMAGES_HANDOFF, cert_files, certificates_kept, deliver, handed_pems, image_labels,
                               k8s_stage_applies, kubeconfig, kubelet_cert, mask_keys, node_name, pause_image,
                               restarts, service_probes, vip_server, wait_for, workload_image)

@@ -5,22 +5,12 @@ import subprocess
 import threading
 import time
 
-from tests.e2e.conftest import HOSTS, lab_command
+from tests.e2e.conftest import HOSTS, kubernetes_stopped, lab_command
 
 MEMBERS = ["hdss7-12", "hdss7-21", "hdss7-22"]
 CERTS = "--cacert /opt/etcd/certs/ca.pem --cert /opt/etcd/certs/client.pem --key /opt/etcd/certs/client-key.pem"
 EVERYONE = ",".join(f"https://{HOSTS[m]}:2379" for m in MEMBERS)
 ETCDCTL = f"ETCDCTL_API=3 etcdctl --endpoints={EVERYONE} {CERTS} --command-timeout=5s"
-
-
-# The apiservers keep their etcd connections through what these tests do to etcd (a CA roll, another client
-# port, restores): they are stopped, and the next full run starts them again as it would after a reboot.
-KUBERNETES_SERVICES = "kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
-
-
-def kubernetes_stopped(lab) -> None:
-    for host in ("hdss7-21", "hdss7-22"):
-        lab.ssh(host, f"systemctl stop {KUBERNETES_SERVICES} 2>/dev/null; true")
 
 
 def etcd_checks(run, host=None) -> dict[tuple[str, str], str]:

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import HOSTS, inventory_copy
+from tests.e2e.conftest import HOSTS, inventory_copy, kubernetes_stopped
 
 VIP, PORT = "10.4.7.10", 7443
 PROXIES = ("hdss7-11", "hdss7-12")
@@ -17,9 +17,6 @@ STAND_IN = ("apt-get install -y -qq socat >/dev/null && printf '%s\\n' '#!/bin/s
             "'printf \"HTTP/1.0 200 OK\\r\\n\\r\\nstand-in apiserver on %s\\n\" \"$(hostname -s)\"' "
             "> /usr/local/bin/gw-standin && chmod 755 /usr/local/bin/gw-standin && systemd-run --collect "
             "--unit=gw-standin-apiserver socat TCP-LISTEN:6443,fork,reuseaddr EXEC:/usr/local/bin/gw-standin")
-
-
-K8S_SERVICES = "kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
 
 
 def without_kubernetes(name: str, data: dict) -> None:
@@ -40,8 +37,7 @@ def converged(lab, runbook):
     cluster stopped; the next full run starts it again)."""
     result = runbook()
     assert result.rc == 0, result
-    for host in BACKENDS:
-        lab.ssh(host, f"systemctl stop {K8S_SERVICES} 2>/dev/null; true")
+    kubernetes_stopped(lab)
     return lab
 
 
