@@ -3,7 +3,7 @@
 import json
 from shlex import quote
 
-from tasks.etcd import client_url, etcdctl, member_name, peer_sans
+from groundwork.tasks.etcd import client_url, etcdctl, member_name, peer_sans
 
 GROUPS = ("etcd",)
 

@@ -3,7 +3,7 @@
 from shlex import quote
 
 from groundwork import facts
-from tasks.host_prep import module_marker
+from groundwork.tasks.host_prep import module_marker
 
 GROUPS = None
 HOSTNAME = "hostname; cat /etc/hostname"

@@ -12,10 +12,10 @@ from shlex import quote
 
 import pytest
 
-from tasks.k8s_node import health as node_health
-from tasks.k8s_control_plane import health as control_plane_health
-from tasks.kubernetes import node_name, vip_server, workload_image
-from tasks.pod_network import differences, live_state, wanted_state
+from groundwork.tasks.k8s_node import health as node_health
+from groundwork.tasks.k8s_control_plane import health as control_plane_health
+from groundwork.tasks.kubernetes import node_name, vip_server, workload_image
+from groundwork.tasks.pod_network import differences, live_state, wanted_state
 
 GROUPS = ("master_compute",)
 NAMESPACE = "groundwork-check"

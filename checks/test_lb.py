@@ -5,7 +5,7 @@ from shlex import quote
 import pytest
 
 from groundwork.facts import KEEPALIVED_STATE
-from tasks.lb import vip_pings
+from groundwork.tasks.lb import vip_pings
 
 GROUPS = ("proxy",)
 REQUEST = "GET /healthz HTTP/1.0\\r\\n\\r\\n"  # an apiserver answers even plain HTTP on its TLS port (400)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from datetime import datetime, timezone
@@ -33,7 +34,8 @@ from groundwork.hostlock import HostsLocked
 from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryError, Problem, load_inventory
 from groundwork.report import PlanError, PlanRejected, load_plan
 from groundwork.runlock import LockedError
-from groundwork.runner import order_hosts, utc_now
+from groundwork.record import utc_now
+from groundwork.runner import order_hosts
 from groundwork.secrets import load_secrets, require
 from groundwork.signing import load_signing_key
 from groundwork.session import RunSession
@@ -44,20 +46,26 @@ from groundwork.stages import Stage
 # A run's outcome (run.json, the index) -> its exit code; ok, changed and planned exit 0.
 EXIT_FOR_OUTCOME = {"refused": EXIT_PLAN_REFUSED, "interrupted": EXIT_INTERRUPTED, "failed": EXIT_HOST_FAILED,
                     "verification-failed": EXIT_VERIFY_FAILED, "unverified": EXIT_VERIFY_FAILED}
-PROJECT = Path(__file__).resolve().parents[1]
+CONFIG_ENV = "GROUNDWORK_CONFIG"
+
+
+def default_config() -> Path:
+    """The operator's project, never the install location: $GROUNDWORK_CONFIG, else ./config.yaml."""
+    return Path(os.environ.get(CONFIG_ENV) or "config.yaml")
 
 
 class UsageError(Exception):
     pass
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description,
+def parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description,
                                 epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid inventory, "
                                        "4 a host failed, 5 verification failed or incomplete, 6 plan refused, "
                                        "7 another run holds the inventory, 130 interrupted")
-    p.add_argument("-c", "--config", type=Path, default=PROJECT / "config.yaml", metavar="FILE",
-                   help="Nornir config file (default: config.yaml of the project)")
+    p.add_argument("-c", "--config", type=Path, default=default_config(), metavar="FILE",
+                   help=f"the project's config file (default: ${CONFIG_ENV}, else config.yaml in the working "
+                        "directory); inventory and reports are found beside it")
     p.add_argument("-i", "--inventory", type=Path, metavar="DIR",
                    help="inventory folder with hosts.yaml, groups.yaml, defaults.yaml (default: from the config)")
     p.add_argument("-g", "--group", action="append", default=[], metavar="GROUP",
@@ -82,28 +90,36 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--change-id", default="", metavar="ID",
                    help="the change ticket this run belongs to, shown in the report")
     p.add_argument("-w", "--workers", type=int, metavar="N", help="hosts worked on at once (default: from the config)")
-    p.add_argument("--reports", type=Path, default=PROJECT / "reports", metavar="DIR",
-                   help="where run folders are written")
+    p.add_argument("--reports", type=Path, metavar="DIR",
+                   help="where run folders are written (default: reports/ beside the config file)")
     return p
 
 
-def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]], runbook: str, description: str,
+def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]],
+         runbook: str | Callable[[argparse.Namespace], str], description: str,
          argv: list[str] | None = None, all_checks: bool = False,
          add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
-         secrets: frozenset[str] = frozenset()) -> int:
+         secrets: frozenset[str] = frozenset(), prog: str | None = None) -> int:
     """Run a runbook: its stages in order, then the verification pass.
 
     The pass runs the checks of the stages run (checks/test_<stage>.py), or with all_checks every check.
-    A runbook with arguments of its own adds them with add_arguments and builds its stages from them.
+    A runbook with arguments of its own adds them with add_arguments and builds its stages (and may name
+    itself) from them.
     secrets: what its checks need beyond its stages' own (verify.py runs every stage's checks).
     """
-    p = parser(description)
+    p = parser(description, prog)
     if add_arguments:
         add_arguments(p)
     args = p.parse_args(argv)
     args.gw_secrets = secrets
     if callable(stages):
-        stages = stages(args)
+        try:
+            stages = stages(args)
+        except UsageError as exc:
+            print(f"groundwork: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    if callable(runbook):
+        runbook = runbook(args)
     if args.dry_run and args.approved_plan:
         print("--dry-run and --approved-plan do not go together", file=sys.stderr)
         return EXIT_USAGE
@@ -210,6 +226,8 @@ def _last_failed_hosts(reports: Path) -> tuple[str, list[str]]:
 def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modules: list[str] | None) -> int:
     config_path = args.config.resolve()
     config = _load_config(config_path)
+    args.project = config_path.parent
+    args.reports = args.reports or args.project / "reports"
     paths = _inventory_paths(config, config_path, args.inventory)
     inventory = load_inventory(paths["host_file"].parent, **{k: str(v) for k, v in paths.items()})
     for warning in inventory.warnings:

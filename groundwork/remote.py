@@ -170,6 +170,8 @@ class Remote:
     log: list[CommandResult] = field(default_factory=list)
     default_timeout: float = 600.0
     backup_dir: str = BACKUP_DIR
+    # Told what each command is for (its `what`, else the command, masked) as it starts: the live progress.
+    on_step: Callable[[str], None] | None = None
 
     @classmethod
     def for_host(cls, host: "Host", config: "Config", masker: Masker | None = None) -> "Remote":
@@ -211,6 +213,8 @@ class Remote:
         sensitive_output: the output (a key being read) goes to the caller only, never into the log.
         """
         wrapped, handshake = self._wrap(command)
+        if self.on_step is not None:
+            self.on_step(self.masker(what or command))
         started = time.monotonic()
         rc, out, err = self._exec(wrapped, stdin, timeout or self.default_timeout, handshake)
         result = CommandResult(command=self.masker(command), rc=rc, stdout=self.masker(out.decode("utf-8", "replace")),

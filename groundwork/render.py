@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATES = Path(__file__).parent / "templates"  # package data (templates/ in the repository)
 
 
 @lru_cache(maxsize=1)

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import groundwork
 from groundwork.changes import ChangeRecord
-from groundwork.runner import RunRecord
+from groundwork.record import RunRecord
 
-PROJECT = Path(__file__).resolve().parents[1]
 TOOLS = ("groundwork", "nornir", "nornir-netmiko", "netmiko", "paramiko", "cryptography", "dnspython", "jinja2",
          "pytest", "pytest-html")
 
@@ -84,9 +83,10 @@ def provenance_html(meta: RunMetadata) -> str:
     return f'<p id="gw-provenance">{html.escape(" ".join(parts))}</p>'
 
 
-def git_state() -> tuple[str, bool]:
+def git_state(project: Path) -> tuple[str, bool]:
+    """The commit of the operator's project folder (config and inventory under change control), if it is one."""
     def git(*args: str) -> str:
-        done = subprocess.run(["git", "-C", str(PROJECT), *args], capture_output=True, text=True)
+        done = subprocess.run(["git", "-C", str(project), *args], capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
     commit = git("rev-parse", "HEAD") or "unknown (not a git checkout)"
     dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
@@ -383,13 +383,10 @@ def change_report_html(meta: RunMetadata, record: RunRecord, verdict: str) -> st
     metadata and change log as the pytest-html report, without loading pytest for nothing."""
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
                    for k, v in meta.as_table().items())
-    failed = record.failed_hosts
     title = html.escape(f"groundwork {meta.runbook} — run {meta.run_id}")
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>"
             f"<h1>{title}</h1>{provenance_html(meta)}<h2>Environment</h2><table id=\"environment\">{rows}</table>"
-            f"<p><b>{html.escape(verdict)}</b> Pipeline: {len(record.changed_hosts)} host(s) "
-            f"{'would change' if record.dry_run else 'changed'}, {len(failed)} failed"
-            f"{': ' + html.escape(', '.join(failed)) if failed else ''}.</p>"
+            f"<p><b>{html.escape(verdict)}</b> Pipeline: {html.escape(record.outcome_line())}.</p>"
             f"{change_log_html(record)}</body></html>")
 
 

@@ -27,7 +27,9 @@ from groundwork.report import (RunMetadata, approved_slices, change_report_html,
                                seal_cut_short, start_folder, tool_versions, write_atomic, write_index,
                                write_run_folder)
 from groundwork.runlock import acquire
-from groundwork.runner import Progress, RunRecord, describe_error, new_run_id, run_stages, utc_now
+from groundwork.progress import Progress
+from groundwork.record import RunRecord, new_run_id, utc_now
+from groundwork.runner import describe_error, run_stages
 from groundwork.stages import Stage
 
 
@@ -79,7 +81,7 @@ class RunSession:
             print(f"sealed {name}: a run killed before it ended, recorded as cut short", file=sys.stderr)
         folder = args.reports / record.run_id
         folder.mkdir(parents=True)
-        commit, dirty = git_state()
+        commit, dirty = git_state(args.project)
         meta = RunMetadata(run_id=record.run_id, runbook=runbook, change_id=args.change_id, operator=operator_name(),
                            started=record.started, ended=None, git_commit=commit, git_dirty=dirty,
                            inventory_digest=hashlib.sha256(inventory.digest_source).hexdigest(),

@@ -40,16 +40,16 @@ class RunUnderCheck(Protocol):
 
     def end(self) -> None: ...
 
-CHECKS_DIR = Path(__file__).resolve().parents[1] / "checks"
+CHECKS_DIR = Path(__file__).parent / "checks"  # groundwork.checks, package data beside this module
 MAX_PARALLEL = 64  # hosts connected to and gathered from at once; each is a thread waiting on its SSH channel
 
 
 def check_modules(names: list[str] | None) -> list:
-    """The check modules of a pass (None: every one), imported as pytest imports them (package checks)."""
+    """The check modules of a pass (None: every one), imported as pytest imports them (package groundwork.checks)."""
     import importlib
 
     files = sorted(CHECKS_DIR.glob("test_*.py"))
-    return [importlib.import_module(f"checks.{f.stem}") for f in files if names is None or f.name in names]
+    return [importlib.import_module(f"groundwork.checks.{f.stem}") for f in files if names is None or f.name in names]
 
 
 SESSION_KEY: "pytest.StashKey[CheckSession]" = pytest.StashKey()
@@ -269,10 +269,7 @@ class CheckSession:
     def pytest_html_results_summary(self, prefix, summary, postfix, session):
         results = [asdict(r) for r in self.results]
         verdict = verification_verdict(results, [h.name for h in self.targets])
-        stage_failed = self.record.failed_hosts
-        prefix.append(f"<p><b>{html.escape(verdict)}</b> Pipeline: {len(self.record.changed_hosts)} host(s) "
-                      f"{'would change' if self.record.dry_run else 'changed'}, {len(stage_failed)} failed"
-                      f"{': ' + html.escape(', '.join(stage_failed)) if stage_failed else ''}.</p>")
+        prefix.append(f"<p><b>{html.escape(verdict)}</b> Pipeline: {html.escape(self.record.outcome_line())}.</p>")
         prefix.append(provenance_html(self.meta))
         prefix.append(glance_html(results, [h.name for h in self.targets]))
         postfix.append(evidence_section_html(results))

@@ -88,7 +88,10 @@ def scratch_copy(root: Path) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix="gw-promises-"))
     for name in filter(None, (n.decode() for n in listed)):
         source = root / name
-        if source.is_file():
+        if source.is_symlink():  # groundwork/tasks -> ../tasks: the package maps the top-level folders
+            (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+            (scratch / name).symlink_to(os.readlink(source))
+        elif source.is_file():
             (scratch / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, scratch / name)
     return scratch
@@ -104,8 +107,7 @@ def pytest(scratch: Path, tests: tuple[str, ...]) -> subprocess.CompletedProcess
 
 def check_imports(scratch: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(scratch)}
-    done = subprocess.run([sys.executable, "-c", "import groundwork, tasks; print(groundwork.__file__, "
-                           "tasks.__file__)"], cwd=scratch, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", "import groundwork.tasks as t; print(t.__file__)"], cwd=scratch, env=env, capture_output=True, text=True)
     if done.returncode != 0 or any(not p.startswith(str(scratch)) for p in done.stdout.split()):
         raise LedgerError(f"the scratch copy does not import its own code: {done.stdout}{done.stderr}")
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Run the verification pass alone: every check on every targeted host, and the report for the change board."""
+"""Run the verification pass alone: every check on every targeted host, and the report for the change board.
+
+The same as `groundwork verify`: options, exit codes and run folders alike."""
 
 import sys
 
 import _bootstrap  # noqa: F401 - puts the project on sys.path
 
-from groundwork.cli import main
-from tasks.pipeline import PIPELINE
+from groundwork.commands import runbook
 
 if __name__ == "__main__":
-    sys.exit(main([], runbook="verify", description=__doc__, all_checks=True,
-                  secrets=frozenset().union(*(s.secrets for s in PIPELINE))))
+    sys.exit(runbook("verify"))

@@ -24,7 +24,7 @@ from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
 from groundwork.render import render
 from groundwork.stages import Stage
-from tasks import dnsmasq
+from groundwork.tasks import dnsmasq
 
 SERIAL_LINE = re.compile(rb"^(\s*)(\d+)(\s*; serial)$", re.M)
 RESOLV_CONF = "/etc/resolv.conf"

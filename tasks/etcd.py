@@ -34,7 +34,7 @@ from groundwork.remote import Remote
 from groundwork.render import render
 from groundwork.runner import order_hosts
 from groundwork.stages import Stage
-from tasks import ca
+from groundwork.tasks import ca
 
 PEER, CLIENT = "etcd-peer", "client"
 # What a member holds under cert_dir: the CA's certificate, the peer pair, the client pair (for etcdctl).

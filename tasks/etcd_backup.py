@@ -22,7 +22,7 @@ from groundwork.context import RunContext
 from groundwork.inventory import HostModel
 from groundwork.remote import Remote
 from groundwork.stages import Stage
-from tasks.etcd import etcdctl, local_health, local_url, member_name, peer_url
+from groundwork.tasks.etcd import etcdctl, local_health, local_url, member_name, peer_url
 
 SNAPSHOT = "etcd_snapshot"  # RunContext.handoff key: {"id", "data", "status"}
 SNAPSHOT_ID = re.compile(r"snapshot-\d{8}T\d{6}Z")

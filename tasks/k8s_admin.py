@@ -11,7 +11,7 @@ from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import install_missing, platform_for
 from groundwork.remote import Remote
 from groundwork.stages import Stage
-from tasks.kubernetes import ADMIN, deliver, handed_pems, k8s_stage_applies, kubeconfig, mask_keys, vip_server
+from groundwork.tasks.kubernetes import ADMIN, deliver, handed_pems, k8s_stage_applies, kubeconfig, mask_keys, vip_server
 
 
 def desired(host: HostModel, inventory: Inventory, pems: dict[str, bytes]) -> DesiredFile:

@@ -25,7 +25,7 @@ from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
 from groundwork.remote import Remote
 from groundwork.stages import Stage
-from tasks.kubernetes import k8s_stage_applies, verified_file
+from groundwork.tasks.kubernetes import k8s_stage_applies, verified_file
 
 SERVER_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 MEMBER = "kubernetes/server/bin/{}"

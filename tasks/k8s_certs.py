@@ -14,8 +14,8 @@ from groundwork.context import RunContext
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Remote
 from groundwork.stages import Stage
-from tasks import ca
-from tasks.kubernetes import ETCD_CLIENT, HANDOFF, all_certs, k8s_stage_applies, pem_files
+from groundwork.tasks import ca
+from groundwork.tasks.kubernetes import ETCD_CLIENT, HANDOFF, all_certs, k8s_stage_applies, pem_files
 
 
 def files_of(host: HostModel, inventory: Inventory) -> dict[str, str]:

@@ -22,9 +22,9 @@ from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Remote
 from groundwork.render import render
 from groundwork.stages import Stage
-from tasks import etcd
-from tasks.lb import BACKEND_FAIL_TIMEOUT
-from tasks.kubernetes import (ETCD_CLIENT, SA_ISSUER, cert_files, certificates_kept, control_plane_certs, deliver,
+from groundwork.tasks import etcd
+from groundwork.tasks.lb import BACKEND_FAIL_TIMEOUT
+from groundwork.tasks.kubernetes import (ETCD_CLIENT, SA_ISSUER, cert_files, certificates_kept, control_plane_certs, deliver,
                               handed_pems, k8s_stage_applies, kubeconfig, mask_keys, restarts, service_probes,
                               wait_for)
 

@@ -22,7 +22,7 @@ from groundwork.platforms import install_missing, platform_for
 from groundwork.remote import Remote
 from groundwork.registry_client import curl_credentials, registry_has, registry_login
 from groundwork.stages import Stage
-from tasks.kubernetes import (IMAGES_HANDOFF, LABEL, image_labels, k8s_stage_applies, pause_image, verified_file,
+from groundwork.tasks.kubernetes import (IMAGES_HANDOFF, LABEL, image_labels, k8s_stage_applies, pause_image, verified_file,
                               workload_image)
 
 BUSYBOX = "/bin/busybox"

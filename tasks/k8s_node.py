@@ -24,8 +24,8 @@ from groundwork.registry_client import registry_login
 from groundwork.remote import Remote
 from groundwork.render import render
 from groundwork.stages import Stage
-from tasks.k8s_control_plane import pod_cidr
-from tasks.kubernetes import (IMAGES_HANDOFF, cert_files, certificates_kept, deliver, handed_pems, image_labels,
+from groundwork.tasks.k8s_control_plane import pod_cidr
+from groundwork.tasks.kubernetes import (IMAGES_HANDOFF, cert_files, certificates_kept, deliver, handed_pems, image_labels,
                               k8s_stage_applies, kubeconfig, kubelet_cert, mask_keys, node_name, pause_image,
                               restarts, service_probes, vip_server, wait_for, workload_image)
 

@@ -4,7 +4,7 @@ A new stage is a module exposing its Stage objects (groundwork.stages.Stage) and
 runner needs no change. Steps run in this order; hosts of one step run in parallel.
 """
 
-from tasks import (ca, dns, docker, etcd, host_prep, k8s_admin, k8s_binaries, k8s_certs, k8s_control_plane,
+from groundwork.tasks import (ca, dns, docker, etcd, host_prep, k8s_admin, k8s_binaries, k8s_certs, k8s_control_plane,
                    k8s_images, k8s_node, lb, pod_network, registry)
 
 PIPELINE = [

@@ -21,8 +21,8 @@ from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Remote
 from groundwork.render import render
 from groundwork.stages import Stage
-from tasks.k8s_control_plane import pod_cidr
-from tasks.kubernetes import k8s_stage_applies
+from groundwork.tasks.k8s_control_plane import pod_cidr
+from groundwork.tasks.kubernetes import k8s_stage_applies
 
 SCRIPT = "/usr/local/sbin/groundwork-pod-network"
 SERVICE = "groundwork-pod-network"

@@ -12,7 +12,7 @@ import pytest
 
 from groundwork.audit import audit
 from groundwork.report import RunMetadata, provenance_html, write_run_folder
-from groundwork.runner import RunRecord
+from groundwork.record import RunRecord
 from groundwork.signing import SignatureError, load_signing_key, verify
 from tests.conftest import make_signing_key
 
@@ -169,7 +169,7 @@ def test_the_approval_flags_are_checked_before_anything_runs(tmp_path):
     import argparse
 
     from groundwork.cli import UsageError, _approval, main
-    from tasks.pipeline import PIPELINE
+    from groundwork.tasks.pipeline import PIPELINE
     assert main(PIPELINE, runbook="full", description="", argv=["--approved-by", "Li Wei"]) == 2
     plan = {"run_id": "20261201T070000Z-full", "digest": "a" * 64, "change_id": "CHG-7"}
 

@@ -9,7 +9,7 @@ from groundwork import pki
 from groundwork.changes import ActionChange, StageError
 from groundwork.facts import Facts
 from groundwork.inventory import load_inventory
-from tasks.ca import CERT, CONFIG, CSR, KEY, decide, decide_issue, paths
+from groundwork.tasks.ca import CERT, CONFIG, CSR, KEY, decide, decide_issue, paths
 from tests.conftest import copy_seed_inventory
 from tests.unit.host_facts import DEBIAN, on_host
 

@@ -10,7 +10,7 @@ from groundwork.changes import StageError
 from groundwork.context import RunContext
 from groundwork.inventory import load_inventory
 from groundwork.remote import Masker
-from tasks import ca
+from groundwork.tasks import ca
 from tests.conftest import copy_seed_inventory
 
 

@@ -29,13 +29,13 @@ def inventory(tmp_path_factory):
 
 
 def test_the_ca_key_check_fails_when_key_and_certificate_are_both_missing(inventory):
-    from checks.test_ca import test_ca_key_belongs_to_the_certificate as check
+    from groundwork.checks.test_ca import test_ca_key_belongs_to_the_certificate as check
     with pytest.raises(AssertionError, match="ca.pem has no readable public key"):
         check(inventory.ops_host, HostThatLacks({}))
 
 
 def test_the_ca_key_check_passes_when_they_belong_together(inventory):
-    from checks.test_ca import test_ca_key_belongs_to_the_certificate as check
+    from groundwork.checks.test_ca import test_ca_key_belongs_to_the_certificate as check
     key = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
     check(inventory.ops_host, HostThatLacks({"openssl x509": (0, key), "openssl pkey": (0, key)}))
 
@@ -46,19 +46,19 @@ def test_the_ca_key_check_passes_when_they_belong_together(inventory):
     "# nameserver 10.4.7.11 nameserver 10.4.7.12 search host.com\n",
 ])
 def test_the_resolver_check_fails_unless_both_servers_and_the_domain_are_there(inventory, resolv_conf):
-    from checks.test_dns import test_resolver_points_at_the_dns_servers as check
+    from groundwork.checks.test_dns import test_resolver_points_at_the_dns_servers as check
     with pytest.raises(AssertionError):
         check(inventory.hosts["hdss7-21"], HostThatLacks({"resolv.conf": (0, resolv_conf)}), inventory)
 
 
 def test_the_resolver_check_reads_systemd_resolved(inventory):
-    from checks.test_dns import test_resolver_points_at_the_dns_servers as check
+    from groundwork.checks.test_dns import test_resolver_points_at_the_dns_servers as check
     text = "nameserver 127.0.0.53\nGlobal:\nLink 2 (eth0): 10.4.7.11 10.4.7.12\nLink 2 (eth0): host.com\n"
     check(inventory.hosts["hdss7-21"], HostThatLacks({"resolv.conf": (0, text)}), inventory)
 
 
 def test_the_kernel_settings_check_fails_without_br_netfilter(inventory):
-    from checks.test_host_prep import test_kernel_settings_for_docker as check
+    from groundwork.checks.test_host_prep import test_kernel_settings_for_docker as check
     host = inventory.hosts["hdss7-21"]
     sysctl = "".join(f"{k}={v}\n" for k, v in host.settings.host_prep.sysctl.items())
     with pytest.raises(AssertionError, match="kernel modules not loaded: br_netfilter"):
@@ -73,7 +73,7 @@ def test_the_kernel_settings_check_fails_without_br_netfilter(inventory):
     ({"selinux": "running=enforcing\nconfig=disabled\n"}, "SELinux is enforcing"),
 ])
 def test_selinux_and_firewalld_check_fails_when_either_comes_back_at_boot(inventory, facts, wanted):
-    from checks.test_host_prep import test_selinux_and_firewalld_are_off as check
+    from groundwork.checks.test_host_prep import test_selinux_and_firewalld_are_off as check
     with pytest.raises(AssertionError, match=wanted):
         check(inventory.hosts["hdss7-21"], HostThatLacks({}, facts))
     off = "LoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\n"
@@ -82,7 +82,7 @@ def test_selinux_and_firewalld_check_fails_when_either_comes_back_at_boot(invent
 
 
 def test_the_mesh_check_names_each_peer_that_does_not_resolve_or_answer(inventory):
-    from checks.test_dns import mesh_script, test_other_hosts_resolve_by_fqdn_and_short_name_and_answer_ping as check
+    from groundwork.checks.test_dns import mesh_script, test_other_hosts_resolve_by_fqdn_and_short_name_and_answer_ping as check
     host = inventory.hosts["hdss7-21"]
     lines = {h.name: f"peer {h.name} fqdn={h.address} short={h.address} ping=ok"
              for h in inventory.hosts.values() if h.name != host.name}
@@ -110,7 +110,7 @@ def lb_session(inventory, states: dict[str, str]):
 
 
 def test_the_nginx_check_fails_when_nothing_or_another_program_listens(inventory):
-    from checks.test_lb import test_nginx_listens_on_the_proxy_port as check
+    from groundwork.checks.test_lb import test_nginx_listens_on_the_proxy_port as check
     host = inventory.hosts["hdss7-11"]
     with pytest.raises(AssertionError, match="nothing listens on port 7443"):
         check(host, HostThatLacks({}), lb_session(inventory, {}))
@@ -131,7 +131,7 @@ MASTER, BACKUP = ("active=active\nstate=MASTER\nholds=yes\nanswers=yes\n",
     ("active=active\nstate=BACKUP\nholds=yes\n", BACKUP, "says BACKUP but the VIP is here"),
 ])
 def test_the_vip_check_fails_without_exactly_one_consistent_holder(inventory, first, second, message):
-    from checks.test_lb import test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_it as check
+    from groundwork.checks.test_lb import test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_it as check
     states = {"hdss7-11": first, "hdss7-12": second}
     with pytest.raises(AssertionError, match=message):
         check(inventory.hosts["hdss7-11"], HostThatLacks({"keepalived": (0, first)}), inventory,
@@ -141,7 +141,7 @@ def test_the_vip_check_fails_without_exactly_one_consistent_holder(inventory, fi
 
 
 def test_the_vip_check_of_a_run_without_every_proxy_host_fails_only_when_the_vip_does_not_answer(inventory):
-    from checks.test_lb import test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_it as check
+    from groundwork.checks.test_lb import test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_it as check
     session = lb_session(inventory, {"hdss7-11": BACKUP})
     session.targets = [inventory.hosts["hdss7-11"]]  # --host hdss7-11: hdss7-12, holding the VIP, is not in it
     check(inventory.hosts["hdss7-11"], HostThatLacks({"keepalived": (0, BACKUP)}), inventory, session)
@@ -153,7 +153,7 @@ def test_the_vip_check_of_a_run_without_every_proxy_host_fails_only_when_the_vip
 
 
 def test_the_vip_reach_check_skips_without_backends_and_fails_when_the_proxy_reaches_none(inventory):
-    from checks.test_lb import test_a_connection_to_the_vip_reaches_an_apiserver as check
+    from groundwork.checks.test_lb import test_a_connection_to_the_vip_reaches_an_apiserver as check
     host, session = inventory.hosts["hdss7-11"], lb_session(inventory, {})
     closed = "backend 10.4.7.22:6443 closed\nbackend 10.4.7.21:6443 closed\n"
     # Kubernetes in the inventory: an apiserver must answer behind the VIP
@@ -179,7 +179,7 @@ def test_the_vip_reach_check_skips_without_backends_and_fails_when_the_proxy_rea
 
 def test_the_kubernetes_checks_fail_on_a_host_without_kubernetes(inventory):
     """A master with no apiserver, controller-manager, scheduler, kubelet or kube-proxy, no node and no routes."""
-    from checks import test_kubernetes as k8s
+    from groundwork.checks import test_kubernetes as k8s
     master = inventory.hosts["hdss7-21"]
     empty = HostThatLacks({})
     with pytest.raises(AssertionError, match="kube-apiserver on 10.4.7.21:6443 does not answer"):
@@ -199,7 +199,7 @@ def test_the_kubernetes_checks_fail_on_a_host_without_kubernetes(inventory):
 
 
 def test_the_admin_kubeconfig_check_fails_when_it_is_readable_by_others_or_missing(inventory):
-    from checks.test_kubernetes import test_the_admin_kubeconfig_is_private_and_reaches_the_api_through_the_vip as check
+    from groundwork.checks.test_kubernetes import test_the_admin_kubeconfig_is_private_and_reaches_the_api_through_the_vip as check
     with pytest.raises(AssertionError, match="is mode 644, not 600"):
         check(inventory.ops_host, HostThatLacks({"stat -c %a": (0, "644\n")}), inventory)
     with pytest.raises(AssertionError, match="is mode missing, not 600"):
@@ -212,7 +212,7 @@ def test_the_admin_kubeconfig_check_fails_when_it_is_readable_by_others_or_missi
 def test_the_every_node_check_fails_when_a_node_is_missing_or_not_ready(inventory):
     import json
 
-    from checks.test_kubernetes import test_every_node_is_ready as check
+    from groundwork.checks.test_kubernetes import test_every_node_is_ready as check
 
     def nodes(*items):
         return json.dumps({"items": [{"metadata": {"name": n}, "status": {"conditions": [

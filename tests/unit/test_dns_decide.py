@@ -6,7 +6,7 @@ from pathlib import Path
 from groundwork.facts import Facts, OsInfo, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
-from tasks.dns import (NM_DROPIN, RESOLVED_DROPIN, _named_conf_files, decide_primary, decide_resolver,
+from groundwork.tasks.dns import (NM_DROPIN, RESOLVED_DROPIN, _named_conf_files, decide_primary, decide_resolver,
                        decide_secondary, next_serial, primary_files, render_zone, without_serial, zone_serial)
 from tests.conftest import copy_seed_inventory
 from tests.unit.host_facts import on_host
@@ -171,7 +171,7 @@ def test_the_primarys_serial_takes_its_date_from_the_plans_time_not_the_clock():
 
     from groundwork.remote import Masker
     from groundwork.context import RunContext
-    from tasks.dns import run_primary
+    from groundwork.tasks.dns import run_primary
 
     facts = primary_facts({}, {"host.com": None, "od.com": None})
     remote = SimpleNamespace(gather=lambda probes: facts, masker=Masker(), log=[])

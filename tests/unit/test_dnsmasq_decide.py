@@ -7,7 +7,7 @@ from groundwork.changes import CommandChange
 from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
-from tasks import dns, dnsmasq
+from groundwork.tasks import dns, dnsmasq
 from tests.conftest import copy_seed_inventory
 from tests.unit.host_facts import DEBIAN as DEBIAN_OS, on_host
 

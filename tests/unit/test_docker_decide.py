@@ -6,7 +6,7 @@ from pathlib import Path
 
 from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import load_inventory
-from tasks.docker import DAEMON_JSON, daemon_config, decide, render_daemon_json
+from groundwork.tasks.docker import DAEMON_JSON, daemon_config, decide, render_daemon_json
 from tests.conftest import copy_seed_inventory
 from tests.unit.host_facts import DEBIAN, on_host
 

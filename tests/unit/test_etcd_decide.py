@@ -11,7 +11,7 @@ from groundwork.changes import StageError
 from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import InventoryError, load_inventory
 from groundwork.platforms import PLATFORMS
-from tasks.etcd import CERT_FILES, cert_files, decide, env_file, member_name
+from groundwork.tasks.etcd import CERT_FILES, cert_files, decide, env_file, member_name
 from tests.conftest import copy_seed_inventory
 from tests.unit.host_facts import DEBIAN, on_host
 
@@ -214,7 +214,7 @@ def test_a_member_that_never_started_is_known_by_its_peer_url():
     without a name: it is still a member, joined without being added again."""
     import json
 
-    from tasks.etcd import _cluster
+    from groundwork.tasks.etcd import _cluster
 
     listed = {"members": [{"ID": 1, "name": "etcd-server-7-12", "peerURLs": ["https://10.4.7.12:2380"],
                            "clientURLs": ["https://10.4.7.12:2379"]},

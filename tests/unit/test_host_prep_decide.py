@@ -9,7 +9,7 @@ from groundwork.changes import CommandChange, StageError
 from groundwork.facts import Facts, HostnameInfo, OsInfo, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
-from tasks.host_prep import desired_files, decide
+from groundwork.tasks.host_prep import desired_files, decide
 from tests.conftest import copy_seed_inventory
 from tests.unit.host_facts import CENTOS, DEBIAN, on_host
 

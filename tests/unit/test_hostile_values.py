@@ -156,9 +156,9 @@ def carry_out_everything(remote, plan, *args, **kwargs) -> StageReport:
 
 @pytest.mark.parametrize("stub_rc", [0, 1], ids=["programs-succeed", "programs-fail"])
 def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inventory, monkeypatch, stub_rc):
-    from tasks.pipeline import PIPELINE
+    from groundwork.tasks.pipeline import PIPELINE
     from groundwork import pki
-    from tasks import ca, dns, docker, etcd, host_prep, lb, registry
+    from groundwork.tasks import ca, dns, docker, etcd, host_prep, lb, registry
 
     for module in (ca, dns, docker, etcd, host_prep, lb, registry):
         monkeypatch.setattr(module, "apply_plan", carry_out_everything)
@@ -220,7 +220,8 @@ def run_every_check(sandbox, inventory, secrets, masker, remote_for, monkeypatch
     import dns.query
     from groundwork import verify
     from groundwork.report import RunMetadata
-    from groundwork.runner import Progress, RunRecord
+    from groundwork.progress import Progress
+    from groundwork.record import RunRecord
 
     def no_network(*args, **kwargs):  # the DNS checks ask from this machine: no query leaves it here
         raise OSError("no network in this test")

@@ -17,11 +17,11 @@ from groundwork import pki
 from groundwork.changes import StageError
 from groundwork.inventory import load_inventory
 from groundwork.settings import Ca, Kubernetes
-from tasks import k8s_certs
-from tasks.k8s_binaries import SERVER_BINARIES, install_script, tarball_digests
+from groundwork.tasks import k8s_certs
+from groundwork.tasks.k8s_binaries import SERVER_BINARIES, install_script, tarball_digests
 from groundwork.registry_client import curl_credentials
-from tasks.kubernetes import expected_sha256, verified_file
-from tasks.pod_network import differences, wanted_state
+from groundwork.tasks.kubernetes import expected_sha256, verified_file
+from groundwork.tasks.pod_network import differences, wanted_state
 from tests.conftest import copy_seed_inventory
 
 INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))

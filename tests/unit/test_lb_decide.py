@@ -9,7 +9,7 @@ import yaml
 from groundwork.changes import FileEdit
 from groundwork.facts import Facts, ServiceInfo, Services, interfaces
 from groundwork.inventory import InventoryError, load_inventory
-from tasks.lb import (CHECK_SCRIPT, INCLUDE, KEEPALIVED_CONF, NGINX_CONF, STREAM_CONF, decide_proxy, decide_vip,
+from groundwork.tasks.lb import (CHECK_SCRIPT, INCLUDE, KEEPALIVED_CONF, NGINX_CONF, STREAM_CONF, decide_proxy, decide_vip,
                       stream_file, vip_files, with_stream_include)
 from groundwork.render import render
 from tests.conftest import copy_seed_inventory

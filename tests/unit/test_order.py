@@ -2,7 +2,7 @@
 
 from groundwork.inventory import load_inventory
 from groundwork.runner import order_hosts
-from tasks.pipeline import PIPELINE
+from groundwork.tasks.pipeline import PIPELINE
 from tests.conftest import copy_seed_inventory
 
 

@@ -15,7 +15,7 @@ from groundwork import facts as probes
 from groundwork.changes import DesiredFile, FileChange, PlanFailed, activate_service, apply_plan
 from groundwork.context import RunContext
 from groundwork.facts import Facts, ServiceInfo, Services
-from tasks.docker import DAEMON_JSON, decide, render_daemon_json
+from groundwork.tasks.docker import DAEMON_JSON, decide, render_daemon_json
 from tests.unit.host_facts import DEBIAN, on_host
 from tests.unit.test_docker_decide import HOST
 

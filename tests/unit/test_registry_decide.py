@@ -10,7 +10,7 @@ from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
 from groundwork.settings import Harbor
-from tasks.registry import _harbor_yml_changes, decide, desired_files, harbor_home
+from groundwork.tasks.registry import _harbor_yml_changes, decide, desired_files, harbor_home
 from tests.conftest import copy_seed_inventory
 from tests.unit.host_facts import DEBIAN, on_host
 

@@ -24,7 +24,7 @@ from groundwork.context import RunContext
 from groundwork.inventory import InventoryError, load_inventory
 from groundwork.remote import Masker
 from groundwork.settings import Harbor
-from tasks import registry
+from groundwork.tasks import registry
 from tests.conftest import copy_seed_inventory
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"

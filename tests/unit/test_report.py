@@ -13,7 +13,7 @@ from groundwork.remote import Masker
 from groundwork.report import (PlanError, PlanRejected, RunMetadata, change_report_html, evidence_section_html,
                                glance_html, load_plan,
                                plan_digest, plan_of, write_index, write_run_folder)
-from groundwork.runner import HostStageRecord, RunRecord
+from groundwork.record import HostStageRecord, RunRecord
 
 
 def record(dry_run=True, diff="-a\n+b\n", run_id="20261123T120000Z-full") -> RunRecord:

@@ -74,7 +74,7 @@ def test_the_checks_quote_the_registry_password_for_curl():
     """A `"` in the password stays inside curl's quoted value: no option is added, the check does not break."""
     from types import SimpleNamespace
 
-    from checks import test_registry
+    from groundwork.checks import test_registry
 
     host = SimpleNamespace(name="hdss7-200", groups=("ops",))
     registry = SimpleNamespace(name="harbor.od.com", project="public")

@@ -8,7 +8,7 @@ import os
 import subprocess
 
 from groundwork.platforms import PLATFORMS
-from tasks.registry import _htpasswd_change
+from groundwork.tasks.registry import _htpasswd_change
 
 PASSWORD = "s3cret pw with 'quotes' and $(id)"
 

@@ -11,7 +11,9 @@ from groundwork.changes import StageError, StageReport
 from groundwork.context import RunContext
 from groundwork.inventory import load_inventory
 from groundwork.remote import Masker
-from groundwork.runner import Progress, RunRecord, run_stages
+from groundwork.progress import Progress
+from groundwork.record import RunRecord
+from groundwork.runner import run_stages
 from groundwork.stages import Stage
 from tests.conftest import copy_seed_inventory
 

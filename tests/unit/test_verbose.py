@@ -6,7 +6,8 @@ from nornir.core.task import AggregatedResult, MultiResult, Result
 
 from groundwork.changes import ChangeRecord, StageReport
 from groundwork.remote import CommandResult
-from groundwork.runner import Progress, RunRecord
+from groundwork.progress import Progress
+from groundwork.record import RunRecord
 
 
 def test_verbose_prints_each_hosts_diff_notes_and_commands_with_exit_status(capsys):

@@ -3,7 +3,7 @@
 from groundwork.cli import EXIT_FOR_OUTCOME
 from groundwork.session import run_outcome
 from groundwork.report import write_index, write_run_folder
-from groundwork.runner import RunRecord
+from groundwork.record import RunRecord
 from groundwork.verify import verification_verdict
 from tests.unit.test_report import meta, record
 

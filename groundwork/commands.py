@@ -1,0 +1,221 @@
+"""The `groundwork` command: one verb per runbook, each onto cli.main with the same options and exit codes.
+
+    groundwork run [STAGE...]      every stage in pipeline order, or the named ones (still in pipeline order)
+    groundwork verify              the verification pass alone
+    groundwork audit               check a reports folder's checksums, signatures and hash chain
+    groundwork issue-cert NAME     a certificate from the CA on the ops host
+    groundwork replace-ca          a new CA (the old one kept aside)
+    groundwork etcd-backup         an etcd snapshot kept on the ops host
+    groundwork etcd-restore        every member restored from a kept snapshot
+
+`python runbooks/NAME.py` is the same verb (runbook()); its run folders carry the runbook's name either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import groundwork
+from groundwork import audit_command, cli
+from groundwork.pki import PROFILE_USAGES
+from groundwork.stages import Stage
+from groundwork.tasks import ca, dns, docker, etcd, etcd_backup, host_prep, lb, registry
+from groundwork.tasks.pipeline import KUBERNETES, PIPELINE
+
+# `groundwork run PART`: the parts a runbook of its own runs, by that runbook's name.
+PARTS: dict[str, list[Stage]] = {
+    "host_prep": [host_prep.STAGE], "dns": dns.STAGES, "ca": [ca.STAGE], "docker": [docker.STAGE],
+    "registry": [registry.STAGE], "etcd": etcd.STAGES, "lb": lb.STAGES, "kubernetes": KUBERNETES,
+}
+
+
+@dataclass(frozen=True)
+class Verb:
+    help: str  # one line for `groundwork --help`
+    description: str  # the verb's own --help
+    runbook: str | Callable[[argparse.Namespace], str]  # the run folder's name, as runbooks/<runbook>.py names it
+    stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]] = field(default_factory=list)
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    all_checks: bool = False
+    secrets: frozenset[str] = frozenset()
+
+
+# -- run ------------------------------------------------------------------------------------------------------
+
+STAGE_NAMES = list(PARTS) + [s.name for s in PIPELINE if s.name not in PARTS]
+
+
+def _stage_name(value: str) -> str:
+    # a type, not choices=: argparse checks an empty nargs="*" default against choices on Python 3.11
+    if value not in STAGE_NAMES:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a stage (choose from {', '.join(STAGE_NAMES)})")
+    return value
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stage", nargs="*", type=_stage_name, metavar="STAGE",
+                        help=f"run only these (default: every stage): {', '.join(STAGE_NAMES)}")
+
+
+def _stages_named(args: argparse.Namespace) -> list[Stage]:
+    wanted = {id(s) for name in args.stage for s in PARTS.get(name) or [s for s in PIPELINE if s.name == name]}
+    return [s for s in PIPELINE if id(s) in wanted] if args.stage else list(PIPELINE)
+
+
+def _runbook_of_run(args: argparse.Namespace) -> str:
+    """`run` alone is the full runbook; `run dns` is the dns runbook's run; anything else is a `run`."""
+    parts = set(args.stage)
+    return "full" if not parts else args.stage[0] if len(parts) == 1 and args.stage[0] in PARTS else "run"
+
+
+# -- issue-cert -----------------------------------------------------------------------------------------------
+
+def _file_stem(value: str) -> str:
+    """NAME becomes NAME.pem beside the CA: a path of its own (a /, a leading dot) would put it elsewhere."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: a file name stem of letters, digits and . _ - (no /)")
+    if ca.lands_on_ca(value):
+        raise argparse.ArgumentTypeError(f"{value!r}: its files would be written over the CA's own "
+                                         f"{' and '.join(ca.lands_on_ca(value))}; choose another name")
+    return value
+
+
+def _san(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    label = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    if not re.fullmatch(rf"(\*\.)?{label}(\.{label})*", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: an IP address or a DNS name")
+    return value
+
+
+def _common_name(value: str) -> str:
+    if not value or len(value) > 64 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise argparse.ArgumentTypeError(f"{value!r}: one line of 1 to 64 characters")
+    return value
+
+
+def _issue_cert_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", type=_file_stem, help="file name stem: NAME.pem, NAME-key.pem")
+    parser.add_argument("--profile", required=True, choices=sorted(PROFILE_USAGES), help="signing profile")
+    parser.add_argument("--cn", type=_common_name, help="common name (default: NAME)")
+    parser.add_argument("--san", type=_san, action="append", default=[], help="host name or IP address; repeatable")
+
+
+# -- replace-ca, etcd-restore ---------------------------------------------------------------------------------
+
+def _replace_ca_stages(args: argparse.Namespace) -> list[Stage]:
+    if not (args.confirm_replace_ca or args.dry_run):
+        raise cli.UsageError("replacing the CA needs --confirm-replace-ca (or look first with --dry-run)")
+    return [ca.REPLACE]
+
+
+def _snapshot_id(value: str) -> str:
+    if not etcd_backup.SNAPSHOT_ID.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r}: a snapshot id as etcd-backup names it "
+                                         "(snapshot-YYYYMMDDTHHMMSSZ)")
+    return value
+
+
+def _etcd_restore_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--snapshot", required=True, type=_snapshot_id, metavar="ID",
+                        help="the snapshot to restore (snapshot-YYYYMMDDTHHMMSSZ, from etcd-backup's report)")
+    parser.add_argument("--confirm", action="store_true", required=True,
+                        help="required: every member's data is replaced by the snapshot's")
+
+
+VERBS: dict[str, Verb] = {
+    "run": Verb("run every stage in pipeline order, or only the named ones",
+                "Run every stage in pipeline order (proxy hosts, then the ops host, then master_compute hosts), "
+                "or only the named stages, still in pipeline order; then the verification pass of those stages.",
+                _runbook_of_run, _stages_named, _run_arguments),
+    "verify": Verb("the verification pass alone, with its report",
+                   "Run the verification pass alone: every check on every targeted host, and the report for the "
+                   "change board.", "verify", all_checks=True, secrets=frozenset().union(*(s.secrets for s in PIPELINE))),
+    "issue-cert": Verb("issue a certificate from the CA on the ops host",
+                       "Issue a certificate from the CA on the ops host, as `cfssl gencert -profile=PROFILE` does: "
+                       "NAME.pem and NAME-key.pem (0600) under /opt/certs. A current certificate with the same CN, "
+                       "SANs and profile is kept; one of that name issued with other settings is never written over, "
+                       "and no NAME may land on the CA's own files.", "issue_cert",
+                       lambda a: [ca.issue_stage(a.name, a.profile, a.cn or a.name, a.san)], _issue_cert_arguments),
+    "replace-ca": Verb("replace the certificate authority (needs --confirm-replace-ca)",
+                       "Replace the certificate authority on the ops host: the old ca.pem, ca-key.pem and ca.csr move "
+                       "to /opt/certs/replaced-<UTC time>/, then a new CA is made. Every certificate the old CA signed "
+                       "stops being trusted by anything that trusts only the new one. Needs --confirm-replace-ca (see "
+                       "the plan first with --dry-run).", "replace_ca", _replace_ca_stages,
+                       lambda p: p.add_argument("--confirm-replace-ca", action="store_true",
+                                                help="yes, replace the CA")),
+    "etcd-backup": Verb("an etcd snapshot, checked and kept on the ops host",
+                        "Back up the etcd cluster: a snapshot from the first healthy member, checked with `snapshot "
+                        "status`, kept on the ops host under etcd.backup_dir as snapshot-<UTC time>.db with its "
+                        ".sha256 (the newest etcd.backups_kept).", "etcd_backup", [etcd_backup.SAVE, etcd_backup.STORE]),
+    "etcd-restore": Verb("restore every etcd member from a kept snapshot (needs --confirm)",
+                         "Restore every etcd member from a snapshot kept on the ops host (etcd-backup), after checking "
+                         "its SHA-256: each member is stopped, its data directory kept aside as "
+                         "DATA_DIR.before-SNAPSHOT, restored, and the members start again as a new cluster holding the "
+                         "snapshot's keys. Everything written after the snapshot is lost, which is why --confirm is "
+                         "required.", "etcd_restore",
+                         lambda a: [etcd.CERTS, etcd_backup.fetch_stage(a.snapshot), etcd_backup.RESTORE,
+                                    etcd.MEMBERS], _etcd_restore_arguments),
+}
+AUDIT_HELP = "check a reports folder's checksums, signatures and hash chain"
+# runbooks/NAME.py -> the verb and the arguments it stands for
+RUNBOOKS: dict[str, tuple[str, ...]] = {"full": ("run",), **{part: ("run", part) for part in PARTS},
+                                        **{v.runbook: (name,) for name, v in VERBS.items() if name != "run"},
+                                        "audit": ("audit",)}
+
+
+def run_verb(name: str, argv: list[str], prog: str | None) -> int:
+    """prog: how --help and usage errors name the command (None: the script's own name, for a runbook)."""
+    if name == "audit":
+        return audit_command.main(argv, prog=prog)
+    verb = VERBS[name]
+    return cli.main(verb.stages, runbook=verb.runbook, description=verb.description, argv=argv,
+                    all_checks=verb.all_checks, add_arguments=verb.add_arguments, secrets=verb.secrets,
+                    prog=prog)
+
+
+def runbook(name: str, argv: list[str] | None = None) -> int:
+    """`python runbooks/NAME.py ARGS`: the verb it stands for, with its fixed arguments first."""
+    verb, *fixed = RUNBOOKS[name]
+    return run_verb(verb, [*fixed, *(sys.argv[1:] if argv is None else argv)], prog=None)
+
+
+def usage() -> str:
+    lines = ["usage: groundwork VERB [options]   (groundwork VERB --help for a verb's options)", "",
+             "Builds, checks and documents the infrastructure a self-built Kubernetes platform stands on.",
+             "The project (config.yaml, inventory/, reports/) is the working directory, or --config FILE, or "
+             f"${cli.CONFIG_ENV}.", "", "verbs:"]
+    helps = {**{name: v.help for name, v in VERBS.items()}, "audit": AUDIT_HELP}
+    lines += [f"  {name:<14} {text}" for name, text in helps.items()]
+    lines += ["", "exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid inventory, 4 a host failed, "
+              "5 verification failed or incomplete, 6 plan refused, 7 another run holds the inventory, 130 interrupted"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return cli.EXIT_OK if argv else cli.EXIT_USAGE
+    if argv[0] == "--version":
+        print(f"groundwork {groundwork.__version__}")
+        return cli.EXIT_OK
+    if argv[0] not in VERBS and argv[0] != "audit":
+        print(f"groundwork: unknown verb {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    return run_verb(argv[0], argv[1:], prog=f"groundwork {argv[0]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
