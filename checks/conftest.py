@@ -22,7 +22,8 @@ def pytest_generate_tests(metafunc):
 def probe(request, host):
     session = request.config.stash[SESSION_KEY]
     request.node.gw_evidence = []
-    return session.probe_for(host, request.node.gw_evidence)
+    request.node.gw_undeclared = []
+    return session.probe_for(host, request.node.gw_evidence, request.module.__name__, request.node.gw_undeclared)
 
 
 @pytest.fixture

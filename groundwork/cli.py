@@ -247,27 +247,18 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     require(secrets, set(args.gw_secrets).union(*(s.secrets for s in running)), f"the {runbook} runbook")
     run = RunSession.prepare(runbook=runbook, args=args, stages=stages, check_modules=check_modules,
                              inventory=inventory, inventory_dir=paths["host_file"].parent, targets=targets,
-                             secrets=secrets, nr=_nornir(config, paths, args.workers, inventory), approved=approved,
+                             secrets=secrets, nr=_nornir(config, args.workers, inventory), approved=approved,
                              approval=approval, signing_key=signing_key)
     return EXIT_FOR_OUTCOME.get(run.run(), EXIT_OK)
 
 
-def _nornir(config: dict, paths: dict[str, Path], workers: int | None, inventory: Inventory):
+def _nornir(config: dict, workers: int | None, inventory: Inventory):
     from nornir import InitNornir
-    from nornir.core.inventory import ConnectionOptions
+
+    from groundwork.nornir_inventory import PLUGIN
 
     runner = dict(config.get("runner") or {"plugin": "threaded"})
     if workers:
         runner["options"] = {**(runner.get("options") or {}), "num_workers": workers}
-    nr = InitNornir(runner=runner,
-                    inventory={"plugin": "SimpleInventory", "options": {k: str(v) for k, v in paths.items()}},
-                    logging=config.get("logging") or {"enabled": False})
-    # Each host's extras merged key by key with the host key policy pinned (inventory.load_inventory), in
-    # place of Nornir's nearest-level-wins extras.
-    for name, host in inventory.hosts.items():
-        options = nr.inventory.hosts[name].connection_options
-        if "netmiko" in options:  # the host's own port, user and so on stay
-            options["netmiko"].extras = dict(host.ssh_extras)
-        else:
-            options["netmiko"] = ConnectionOptions(extras=dict(host.ssh_extras))
-    return nr
+    return InitNornir(runner=runner, inventory={"plugin": PLUGIN, "options": {"model": inventory}},
+                      logging=config.get("logging") or {"enabled": False})

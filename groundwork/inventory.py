@@ -68,6 +68,11 @@ class HostModel:
     docker_bip: IPv4Interface | None  # docker0's address, the seeds' 172.7.NN.1/24; None where docker never runs
     # netmiko's extras for this host: defaults, groups and host merged key by key, host key policy pinned
     ssh_extras: dict = field(default_factory=dict, compare=False)
+    # How to log in, the nearest level's value as Nornir resolves it (host, then its groups in order, then
+    # defaults); Nornir's hosts are built from these (nornir_inventory.py), not from the files a second time.
+    ssh_user: str | None = None
+    ssh_port: int | None = None
+    platform: str = "linux"
 
     def in_group(self, group: str) -> bool:
         return group in self.groups
@@ -460,8 +465,28 @@ def _load_host(name: str, entry: Any, groups: dict[str, dict], defaults_entry: d
         return None
     if bip is not None and bip.network.overlaps(net):
         problems.append(Problem(file, name, "data.docker.bip", f"docker bip {bip} overlaps the host network {net}"))
+    login = _login(levels)
     return HostModel(name=name, address=address, groups=tuple(host_groups), settings=settings,
-                     fqdn=f"{name}.{settings.host_domain}", docker_bip=bip, ssh_extras=extras)
+                     fqdn=f"{name}.{settings.host_domain}", docker_bip=bip, ssh_extras=extras,
+                     ssh_user=login["username"], ssh_port=login["port"], platform=login["platform"] or "linux")
+
+
+def _login(levels: list[dict]) -> dict[str, Any]:
+    """username, port and platform as Nornir resolves netmiko's connection parameters (levels: defaults first,
+    host last): the nearest connection_options.netmiko value of any level, else the nearest level's own."""
+    def nearest(key: str, netmiko: bool) -> Any:
+        for level in reversed(levels):
+            options = level.get("connection_options") if isinstance(level.get("connection_options"), dict) else {}
+            where = (options.get("netmiko") if isinstance(options.get("netmiko"), dict) else {}) if netmiko else level
+            if where.get(key) is not None:
+                return where[key]
+        return None
+    found = {}
+    for key in ("username", "port", "platform"):
+        found[key] = nearest(key, netmiko=True)
+        if found[key] is None:
+            found[key] = nearest(key, netmiko=False)
+    return found
 
 
 def _check_platform_wide(data: dict, file: str, where: str, problems: list[Problem]) -> None:

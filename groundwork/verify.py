@@ -131,14 +131,22 @@ class GatheredLooks:
 class HostProbe:
     """What a check uses to look at its host; everything it runs becomes evidence."""
 
-    def __init__(self, remote: Remote, evidence: list[Evidence], gathered: GatheredLooks | None = None):
+    def __init__(self, remote: Remote, evidence: list[Evidence], gathered: GatheredLooks | None = None,
+                 declared: set[tuple[str, bytes]] | None = None, undeclared: list[str] | None = None):
         self._remote = remote
         self.evidence = evidence
         self._gathered = gathered
+        # What the check's module declares in evidence(): the one list the gather runs and the checks read.
+        # A command outside it still runs (the check stays right), and is named in `undeclared`: the batch
+        # lost it, and the check's result says so (run.json, the terminal).
+        self._declared = declared
+        self.undeclared = undeclared if undeclared is not None else []
 
     def run(self, command: str, stdin: bytes = b"") -> CommandResult:
         """Run a command on the host (a secret goes on stdin, never in the command). A command its module
         listed in evidence() was run for every host at once before the checks; its result is taken from there."""
+        if self._declared is not None and (command, stdin) not in self._declared:
+            self.undeclared.append(self._remote.masker(command))
         result = self._gathered.take(command, stdin) if self._gathered else None
         if result is None:
             result = self._remote.run(command, check=False, stdin=stdin)
@@ -163,6 +171,8 @@ class CheckResult:
     duration: float
     message: str = ""
     evidence: list[Evidence] = field(default_factory=list)
+    # commands the check ran that its module's evidence() does not declare (run outside the gathered batch)
+    undeclared: list[str] = field(default_factory=list)
 
 
 class CheckSession:
@@ -183,15 +193,18 @@ class CheckSession:
         self._remotes: dict[str, Remote] = {}
         self._unreachable: dict[str, str] = {}
         self._gathered: dict[str, GatheredLooks] = {}
+        self._declared: dict[tuple[str, str], set[tuple[str, bytes]]] = {}  # (host, module) -> its looks
 
     # -- for checks/conftest.py -----------------------------------------------------------------------
 
-    def probe_for(self, host: HostModel, evidence: list[Evidence]) -> HostProbe:
+    def probe_for(self, host: HostModel, evidence: list[Evidence], module: str = "",
+                  undeclared: list[str] | None = None) -> HostProbe:
         if host.name not in self._remotes and host.name not in self._unreachable:
             self._connect(host)
         if host.name in self._unreachable:
             pytest.fail(self._unreachable[host.name], pytrace=False)
-        return HostProbe(self._remotes[host.name], evidence, self._gathered.get(host.name))
+        return HostProbe(self._remotes[host.name], evidence, self._gathered.get(host.name),
+                         self._declared.get((host.name, module)), undeclared)
 
     def _connect(self, host: HostModel) -> None:
         try:
@@ -216,9 +229,11 @@ class CheckSession:
             for host in self.targets:
                 if listing and host.name in looks and (groups is None or any(g in host.groups for g in groups)):
                     try:
-                        looks[host.name] += [Look.of(item) for item in listing(host, self)]
+                        declared = [Look.of(item) for item in listing(host, self)]
                     except Exception:  # noqa: BLE001 - nothing gathered for it: its checks run their own commands
                         continue
+                    looks[host.name] += declared
+                    self._declared[(host.name, module.__name__)] = {(lk.command, lk.stdin) for lk in declared}
         results: dict[str, list[CommandResult | None]] = {name: [None] * len(ls) for name, ls in looks.items()}
 
         def run_wave(name: str, wave: int) -> None:
@@ -291,6 +306,7 @@ class CheckSession:
         report.gw_host = host.name if isinstance(host, HostModel) else ""  # "" : no targeted host in its groups
         report.gw_title = (item.function.__doc__ or item.name).strip().splitlines()[0]
         evidence = getattr(item, "gw_evidence", [])
+        report.gw_undeclared = list(getattr(item, "gw_undeclared", []))
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             from pytest_html import extras
             report.extras = [*getattr(report, "extras", []), extras.html(evidence_html([asdict(e) for e in evidence]))]
@@ -322,8 +338,12 @@ class CheckSession:
             message = str(report.longrepr[2]).removeprefix("Skipped: ")
         result = CheckResult(check=report.nodeid.split("[")[0], title=report.gw_title, host=report.gw_host,
                              outcome=outcome, duration=report.duration, message=message,
-                             evidence=getattr(report, "gw_evidence", []))
+                             evidence=getattr(report, "gw_evidence", []),
+                             undeclared=getattr(report, "gw_undeclared", []))
         self.results.append(result)
+        for command in result.undeclared:
+            self.progress.say(f"  NOTE  {result.host:<12} {result.check} ran a command its module's evidence() "
+                              f"does not declare, outside the gathered batch: {command}")
         if outcome != "passed":  # failures at once; passes are tallied per host at the end
             line = f"  {'SKIP' if outcome == 'skipped' else 'FAIL':<5} {result.host:<12} {result.title}"
             self.progress.say(self.progress.paint(line + (f"\n        {message}" if message else ""),

@@ -4,7 +4,6 @@ the next host's turn assumes the one before ended well."""
 import io
 from types import SimpleNamespace
 
-from nornir import InitNornir
 
 from groundwork import runner
 from groundwork.changes import StageError, StageReport
@@ -12,6 +11,7 @@ from groundwork.context import RunContext
 from groundwork.inventory import load_inventory
 from groundwork.remote import Masker
 from groundwork.progress import Progress
+from groundwork.cli import _nornir
 from groundwork.record import RunRecord
 from groundwork.runner import run_stages
 from groundwork.stages import Stage
@@ -21,10 +21,7 @@ from tests.conftest import copy_seed_inventory
 def stage_run_on(tmp_path, monkeypatch, failing: str, stop_at_failure: bool = True, host_locks=None):
     folder = copy_seed_inventory(tmp_path)
     inventory = load_inventory(folder)
-    nr = InitNornir(runner={"plugin": "threaded", "options": {"num_workers": 5}},
-                    inventory={"plugin": "SimpleInventory", "options": {
-                        "host_file": str(folder / "hosts.yaml"), "group_file": str(folder / "groups.yaml"),
-                        "defaults_file": str(folder / "defaults.yaml")}}, logging={"enabled": False})
+    nr = _nornir({"runner": {"plugin": "threaded", "options": {"num_workers": 5}}}, None, inventory)
     # No SSH: the stage's run is a stand-in; the remote only has to carry a command log.
     monkeypatch.setattr(runner.Remote, "for_task",
                         classmethod(lambda cls, task, masker=None: SimpleNamespace(log=[], masker=Masker())))
