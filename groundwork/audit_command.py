@@ -1,5 +1,6 @@
 """`groundwork audit`: check a reports folder long after its runs: every run folder's checksums and signature,
-and the hash chain that links each run to the one before it. Names the first folder that was altered, removed or inserted.
+and the hash chain that links each run to the one before it. Names the first folder that was altered, removed
+or inserted.
 
 Give it the operator's public key from your own copy (--key; the change ticket, the key's owner), never one
 taken from the controller under audit, and the head an earlier audit printed (--expect-head), so that runs
@@ -35,7 +36,8 @@ def trusted_key(args) -> str | None:
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--reports", type=Path, metavar="DIR", help="the reports folder (default: reports/ beside the config)")
+    p.add_argument("--reports", type=Path, metavar="DIR",
+                   help="the reports folder (default: reports/ beside the config)")
     p.add_argument("--key", type=Path, metavar="PUBFILE",
                    help="the public key (.pub) every run must be signed with (default: the configured signing key's)")
     p.add_argument("-c", "--config", type=Path, default=default_config(), metavar="FILE",

@@ -139,7 +139,8 @@ VERBS: dict[str, Verb] = {
                 _runbook_of_run, _stages_named, _run_arguments),
     "verify": Verb("the verification pass alone, with its report",
                    "Run the verification pass alone: every check on every targeted host, and the report for the "
-                   "change board.", "verify", all_checks=True, secrets=frozenset().union(*(s.secrets for s in PIPELINE))),
+                   "change board.", "verify", all_checks=True,
+                   secrets=frozenset().union(*(s.secrets for s in PIPELINE))),
     "issue-cert": Verb("issue a certificate from the CA on the ops host",
                        "Issue a certificate from the CA on the ops host, as `cfssl gencert -profile=PROFILE` does: "
                        "NAME.pem and NAME-key.pem (0600) under /opt/certs. A current certificate with the same CN, "
@@ -156,7 +157,8 @@ VERBS: dict[str, Verb] = {
     "etcd-backup": Verb("an etcd snapshot, checked and kept on the ops host",
                         "Back up the etcd cluster: a snapshot from the first healthy member, checked with `snapshot "
                         "status`, kept on the ops host under etcd.backup_dir as snapshot-<UTC time>.db with its "
-                        ".sha256 (the newest etcd.backups_kept).", "etcd_backup", [etcd_backup.SAVE, etcd_backup.STORE]),
+                        ".sha256 (the newest etcd.backups_kept).", "etcd_backup",
+                        [etcd_backup.SAVE, etcd_backup.STORE]),
     "etcd-restore": Verb("restore every etcd member from a kept snapshot (needs --confirm)",
                          "Restore every etcd member from a snapshot kept on the ops host (etcd-backup), after checking "
                          "its SHA-256: each member is stopped, its data directory kept aside as "

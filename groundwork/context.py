@@ -39,5 +39,10 @@ class RunContext:
     # The run's locks on its hosts (hostlock.HostLocks): no stage works on a host this run has not locked.
     host_locks: "HostLocks | None" = None
 
+    def family(self, host: str) -> str | None:
+        """The host's OS family ('debian', 'el'), read with its lock before any stage; None when not known."""
+        os = self.host_locks.os.get(host) if self.host_locks is not None else None
+        return os.family if os is not None else None
+
     def for_step(self, host: str, stage: str) -> "RunContext":
         return replace(self, step=(host, stage))

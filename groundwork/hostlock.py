@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from nornir.core.task import Result, Task
 
+from groundwork.facts import OsInfo, os_info
 from groundwork.remote import Held, Masker, Remote
 
 LOCK_FILE = "/run/groundwork.lock"
@@ -40,7 +41,12 @@ def lock_command(holder: dict, path: str = LOCK_FILE) -> str:
     return (f"exec 9>>{q} || exit 70; "
             f"if ! flock -n 9; then echo {BUSY}; cat {q}; exit {BUSY_EXIT}; fi; "
             f"printf '%s\\n' {shlex.quote(json.dumps(holder, sort_keys=True))} > {q}; "
-            f"echo {HELD}; exec cat > /dev/null")
+            f"{{ {os_info().script}; }} 2>/dev/null; echo {HELD}; exec cat > /dev/null")
+
+
+def os_of_lock_output(stdout: str) -> OsInfo:
+    """The host's OS as the lock command printed it before HELD: the stages know it before their first gather."""
+    return os_info().parse(stdout.split(HELD, 1)[0])
 
 
 def describe_holder(text: str) -> str:
@@ -60,6 +66,7 @@ class HostLocks:
     held: dict[str, Held] = field(default_factory=dict)
     busy: dict[str, str] = field(default_factory=dict)  # host -> who holds it
     unreachable: dict[str, str] = field(default_factory=dict)  # host -> the error, for its first stage
+    os: dict[str, OsInfo] = field(default_factory=dict)  # host -> its OS, read with the lock
 
     def release(self) -> None:
         for lock in self.held.values():
@@ -90,6 +97,7 @@ def acquire(nr, hosts: list[str], holder: dict, masker: Masker, describe_error) 
             return Result(host=task.host)
         if lock.channel is not None:
             locks.held[name] = lock
+            locks.os[name] = os_of_lock_output(lock.stdout)
         elif lock.rc == BUSY_EXIT and BUSY in lock.stdout:
             locks.busy[name] = describe_holder(lock.stdout.split(BUSY, 1)[1])
         else:

@@ -70,6 +70,18 @@ class Platform:
         return self.install.format(packages=" ".join(shlex.quote(p) for p in packages))
 
 
+def candidate_platforms(family: str | None) -> list["Platform"]:
+    """The platforms a host may be on: its own when the run knows its OS family (read with the host's lock),
+    else every one (the gather then tells)."""
+    return [PLATFORMS[family]] if family in PLATFORMS else list(PLATFORMS.values())
+
+
+def candidate_packages(by_family: dict[str, list[str]], family: str | None) -> list[str]:
+    """The package names a stage probes for: its host's family's when known, else every family's."""
+    families = [family] if family in PLATFORMS else list(by_family)
+    return sorted({p for f in families for p in by_family.get(f, [])})
+
+
 PLATFORMS = {
     "debian": Platform("debian", "/etc/apt/sources.list.d/{name}.list", "host_prep/apt-source.list.j2",
                        refresh_index="apt-get update -qq",

@@ -16,7 +16,7 @@ import select
 import shlex
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 if TYPE_CHECKING:
     import paramiko
@@ -172,6 +172,8 @@ class Remote:
     backup_dir: str = BACKUP_DIR
     # Told what each command is for (its `what`, else the command, masked) as it starts: the live progress.
     on_step: Callable[[str], None] | None = None
+    # Facts the run knows already (the OS, read with the host's lock): a gather takes them from here.
+    known: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def for_host(cls, host: "Host", config: "Config", masker: Masker | None = None) -> "Remote":
@@ -385,6 +387,10 @@ class Remote:
         from groundwork.facts import gather_input, gather_script, parse_gathered
 
         probes = list(probes)
+        known = {p.key: self.known[p.key] for p in probes if p.key in self.known}
+        probes = [p for p in probes if p.key not in known]
         out = self.run(gather_script(probes), stdin=gather_input(probes), what="gathering facts",
                        sensitive_output=sensitive or any(p.sensitive for p in probes)).stdout
-        return parse_gathered(probes, out)
+        facts = parse_gathered(probes, out)
+        facts.update(known)
+        return facts

@@ -19,8 +19,8 @@ import shlex
 
 from groundwork import facts as probes
 from groundwork import pki
-from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
-                                apply_plan, file_changes, value_diff, wanted_digests)
+from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport, apply_plan,
+                                file_changes, value_diff, wanted_digests)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel

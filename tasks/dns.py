@@ -15,13 +15,11 @@ import re
 import shlex
 
 from groundwork import facts as probes
-from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
-                                file_changes, journal_tail, stop_and_disable, value_diff, wait_until,
-                                wanted_digests)
-from groundwork.context import RunContext
+from groundwork.changes import (Change, CommandChange, DesiredFile, activate_service, file_changes, journal_tail,
+                                stop_and_disable, value_diff, wait_until, wanted_digests)
 from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import HostModel, Inventory
-from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
+from groundwork.platforms import PLATFORMS, Platform, candidate_platforms, install_missing, platform_for
 from groundwork.render import render
 from groundwork.stages import Stage
 from groundwork.tasks import dnsmasq
@@ -69,12 +67,14 @@ def _soa_serials(zone_names: list[str], server: str) -> probes.Probe:
     return probes.Probe(f"soa@{server}", script, parse)
 
 
-def _server_probes(host: HostModel, inventory: Inventory, primary: bool) -> list[probes.Probe]:
-    bind_packages = sorted({p for pl in PLATFORMS.values() for p in pl.bind.packages})
-    conf_files = sorted({f for pl in PLATFORMS.values() for f in (pl.bind.options_conf, pl.bind.zones_conf)})
+def _server_probes(host: HostModel, inventory: Inventory, primary: bool,
+                   family: str | None = None) -> list[probes.Probe]:
+    platforms = candidate_platforms(family)
+    bind_packages = sorted({p for pl in platforms for p in pl.bind.packages})
+    conf_files = sorted({f for pl in platforms for f in (pl.bind.options_conf, pl.bind.zones_conf)})
     # Zone files are always read: their serial and content decide the next serial.
-    zone_files = [f"{pl.bind.zone_dir}/{z}.zone" for pl in PLATFORMS.values() for z in inventory.zones()]
-    named = wanted_digests(*(_named_conf_files(host, inventory, pl, primary) for pl in PLATFORMS.values()))
+    zone_files = [f"{pl.bind.zone_dir}/{z}.zone" for pl in platforms for z in inventory.zones()]
+    named = wanted_digests(*(_named_conf_files(host, inventory, pl, primary) for pl in platforms))
     services = sorted({"named", *(pl.dnsmasq.service for pl in PLATFORMS.values())})
     return [probes.os_info(), probes.packages(bind_packages), probes.services(services),
             probes.files(conf_files + zone_files, read_unless=named),
@@ -154,19 +154,6 @@ def decide_primary(host: HostModel, inventory: Inventory, facts: Facts, today: s
     return _plan_server(host, facts, platform, wanted, serials)
 
 
-def run_primary(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    facts = remote.gather(_server_probes(host, ctx.inventory, primary=True))
-    today = ctx.plan_time.strftime("%Y%m%d")
-    report = StageReport()
-    return apply_plan(remote, decide_primary(host, ctx.inventory, facts, today, report.notes), ctx, report)
-
-
-def run_secondary(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    facts = remote.gather(_server_probes(host, ctx.inventory, primary=False))
-    report = StageReport()
-    return apply_plan(remote, decide_secondary(host, ctx.inventory, facts, report.notes), ctx, report)
-
-
 def decide_secondary(host: HostModel, inventory: Inventory, facts: Facts, notes: list[str]) -> list[Change]:
     """Follow the primary's serials: configure and start named, or ask for the zones the host is behind on."""
     platform = platform_for(facts["os"])
@@ -194,18 +181,18 @@ def decide_secondary(host: HostModel, inventory: Inventory, facts: Facts, notes:
     return plan
 
 
-def run_resolver(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    """Point the host's resolver at the DNS servers, the way its OS manages the resolver."""
-    servers = [str(h.address) for h in ctx.inventory.group_members("proxy")]
-    search = host.settings.host_domain
+def dns_servers(inventory: Inventory) -> list[str]:
+    return [str(h.address) for h in inventory.group_members("proxy")]
+
+
+def resolver_probes(servers: list[str], search: str) -> list[probes.Probe]:
+    """The resolver managers, and the resolver's files unless as wanted (the host's resolver is pointed at the DNS
+    servers the way its OS manages it)."""
     # Every file a resolver manager may want, for the digests: the managers are known only from the gather.
     candidates = resolver_files(servers, search, Services()) + resolver_files(
         servers, search, Services({m: ServiceInfo(True, "active", "enabled") for m in RESOLVER_MANAGERS}))
-    facts = remote.gather([probes.services(list(RESOLVER_MANAGERS)),
-                           probes.files([RESOLV_CONF, RESOLVED_DROPIN, NM_DROPIN],
-                                        read_unless=wanted_digests(candidates))])
-    report = StageReport(notes=[f"resolves through {', '.join(servers)}, search {search}"])
-    return apply_plan(remote, decide_resolver(host, servers, facts), ctx, report)
+    return [probes.services(list(RESOLVER_MANAGERS)),
+            probes.files([RESOLV_CONF, RESOLVED_DROPIN, NM_DROPIN], read_unless=wanted_digests(candidates))]
 
 
 
@@ -243,10 +230,18 @@ def _is_secondary(host: HostModel, inventory: Inventory) -> bool:
     return inventory.defaults.dns.backend == "bind9" and host.name != inventory.dns_primary.name
 
 
-PRIMARY = Stage(name="dns_primary", title="bind9 primary", groups=("proxy",), run=run_primary,
-                select=_is_primary, checks="test_dns.py")
-SECONDARIES = Stage(name="dns_secondary", title="bind9 secondaries", groups=("proxy",), run=run_secondary,
-                    select=_is_secondary, checks="test_dns.py")
-RESOLVERS = Stage(name="resolver", title="resolvers through the DNS servers", groups=None, run=run_resolver,
-                  checks="test_dns.py")
+PRIMARY = Stage(name="dns_primary", title="bind9 primary", groups=("proxy",), select=_is_primary, checks="test_dns.py",
+                probes=lambda host, ctx: _server_probes(host, ctx.inventory, True, ctx.family(host.name)),
+                # a zone's new serial takes the plan's date
+                decide=lambda host, facts, ctx, notes: decide_primary(host, ctx.inventory, facts,
+                                                                      ctx.plan_time.strftime("%Y%m%d"), notes))
+SECONDARIES = Stage(name="dns_secondary", title="bind9 secondaries", groups=("proxy",), select=_is_secondary,
+                    checks="test_dns.py",
+                    probes=lambda host, ctx: _server_probes(host, ctx.inventory, False, ctx.family(host.name)),
+                    decide=lambda host, facts, ctx, notes: decide_secondary(host, ctx.inventory, facts, notes))
+RESOLVERS = Stage(name="resolver", title="resolvers through the DNS servers", groups=None, checks="test_dns.py",
+                  probes=lambda host, ctx: resolver_probes(dns_servers(ctx.inventory), host.settings.host_domain),
+                  decide=lambda host, facts, ctx, notes: decide_resolver(host, dns_servers(ctx.inventory), facts),
+                  notes=lambda host, ctx: [f"resolves through {', '.join(dns_servers(ctx.inventory))}, search "
+                                           f"{host.settings.host_domain}"])
 STAGES = [PRIMARY, SECONDARIES, dnsmasq.STAGE, RESOLVERS]

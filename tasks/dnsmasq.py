@@ -13,8 +13,7 @@ import shlex
 
 from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
-                                file_changes, journal_tail, stop_and_disable, value_diff, wait_until,
-                                wanted_digests)
+                                file_changes, journal_tail, stop_and_disable, value_diff, wait_until, wanted_digests)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
@@ -83,5 +82,8 @@ def _backend_is_dnsmasq(host: HostModel, inventory: Inventory) -> bool:
     return inventory.defaults.dns.backend == "dnsmasq"
 
 
-STAGE = Stage(name="dnsmasq", title="dnsmasq on every proxy host", groups=("proxy",), run=run,
-              select=_backend_is_dnsmasq, checks="test_dns.py")
+STAGE = Stage(name="dnsmasq", title="dnsmasq on every proxy host", groups=("proxy",),
+              select=_backend_is_dnsmasq, checks="test_dns.py",
+              probes=lambda host, ctx: server_probes(host, ctx.inventory),
+              decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts),
+              notes=lambda host, ctx: [f"dnsmasq serves {len(records(ctx.inventory))} names on {host.address}"])

@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 
 from groundwork import facts as probes
-from groundwork.changes import (Change, DesiredFile, StageReport, activate_service, apply_plan, create_directories,
-                                file_changes, value_diff, wait_until, wanted_digests)
-from groundwork.context import RunContext
+from groundwork.changes import (Change, DesiredFile, activate_service, create_directories, file_changes, value_diff,
+                                wait_until, wanted_digests)
 from groundwork.inventory import HostModel
-from groundwork.platforms import install_missing, platform_for
+from groundwork.platforms import candidate_packages, install_missing, platform_for
 from groundwork.stages import Stage
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -50,8 +49,8 @@ def desired_files(host: HostModel) -> list[DesiredFile]:
     return [DesiredFile(DAEMON_JSON, render_daemon_json(host))]
 
 
-def stage_probes(host: HostModel) -> list[probes.Probe]:
-    packages = sorted({p for names in host.settings.docker.packages.values() for p in names})
+def stage_probes(host: HostModel, family: str | None = None) -> list[probes.Probe]:
+    packages = candidate_packages(host.settings.docker.packages, family)
     return [probes.os_info(), probes.packages(packages), probes.services(["docker"]),
             probes.files([DAEMON_JSON], read_unless=wanted_digests(desired_files(host))),
             probes.paths_exist([host.settings.docker.data_root, "/etc/docker"])]
@@ -76,14 +75,15 @@ def decide(host: HostModel, facts) -> list[Change]:
     return plan
 
 
-def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    facts = remote.gather(stage_probes(host))
-    report = StageReport(notes=[f"bip {host.docker_bip}, data-root {host.settings.docker.data_root}"])
+def notes(host: HostModel) -> list[str]:
+    said = [f"bip {host.docker_bip}, data-root {host.settings.docker.data_root}"]
     strangers = host.settings.insecure_registries[1:]
     if strangers:
-        report.notes.append(f"docker trusts {', '.join(strangers)} over plain http, as the inventory asks: no TLS, "
-                            "so anyone on the path to them can serve this host images")
-    return apply_plan(remote, decide(host, facts), ctx, report)
+        said.append(f"docker trusts {', '.join(strangers)} over plain http, as the inventory asks: no TLS, "
+                    "so anyone on the path to them can serve this host images")
+    return said
 
 
-STAGE = Stage(name="docker", title="docker with the seeds' daemon.json", groups=("master_compute", "ops"), run=run)
+STAGE = Stage(name="docker", title="docker with the seeds' daemon.json", groups=("master_compute", "ops"),
+              probes=lambda host, ctx: stage_probes(host, ctx.family(host.name)),
+              decide=lambda host, facts, ctx, said: decide(host, facts), notes=lambda host, ctx: notes(host))

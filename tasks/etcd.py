@@ -23,13 +23,12 @@ import shlex
 
 from groundwork import facts as probes
 from groundwork import pki
-from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
-                                apply_plan, create_directories, file_changes, journal_tail, value_diff, wait_until,
-                                wanted_digests)
+from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport, apply_plan,
+                                create_directories, file_changes, journal_tail, value_diff, wait_until, wanted_digests)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
-from groundwork.platforms import PLATFORMS, install_missing, platform_for
+from groundwork.platforms import candidate_packages, candidate_platforms, install_missing, platform_for
 from groundwork.remote import Remote
 from groundwork.render import render
 from groundwork.runner import order_hosts
@@ -183,13 +182,14 @@ def _cluster(host: HostModel, inventory: Inventory) -> probes.Probe:
     return probes.Probe("cluster", script, parse)
 
 
-def stage_probes(host: HostModel, inventory: Inventory, certs: dict[str, bytes | None]) -> list[probes.Probe]:
+def stage_probes(host: HostModel, inventory: Inventory, certs: dict[str, bytes | None],
+                 family: str | None = None) -> list[probes.Probe]:
     e = host.settings.etcd
-    layouts = [pl.etcd for pl in PLATFORMS.values()]
+    layouts = [pl.etcd for pl in candidate_platforms(family)]
     candidates = [[env_file(host, inventory, layout), *cert_files(host, certs, layout.user)] for layout in layouts]
     paths = sorted({w.path for files in candidates for w in files}
                    | {f"{e.cert_dir}/{n}" for n in CERT_FILES} | {layout.env_file for layout in layouts})
-    return [probes.os_info(), probes.packages(sorted({p for names in e.packages.values() for p in names})),
+    return [probes.os_info(), probes.packages(candidate_packages(e.packages, family)),
             probes.services(["etcd"]), probes.files(paths, read_unless=wanted_digests(*candidates), sensitive=True),
             probes.paths_exist([e.cert_dir, e.data_dir.rsplit("/", 1)[0] or "/", f"{e.data_dir}/member", REJOIN_DROPIN]),
             local_health(host),
@@ -332,7 +332,7 @@ def _activation(host: HostModel, inventory: Inventory, service: str, wait_for_cl
 
 def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
     certs = ctx.handoff.get(HANDOFF)
-    facts = remote.gather(stage_probes(host, ctx.inventory, certs or {}))
+    facts = remote.gather(stage_probes(host, ctx.inventory, certs or {}, ctx.family(host.name)))
     for name, is_key in CERT_FILES.items():
         if is_key and certs and certs.get(name):
             remote.masker.add(certs[name].decode(errors="replace"))

@@ -10,12 +10,11 @@ from __future__ import annotations
 import shlex
 
 from groundwork import facts as probes
-from groundwork.changes import (Change, CommandChange, DesiredFile, StageError, StageReport, apply_plan,
-                                file_changes, stop_and_disable, value_diff, wanted_digests)
-from groundwork.context import RunContext
+from groundwork.changes import (Change, CommandChange, DesiredFile, StageError, file_changes, stop_and_disable,
+                                value_diff, wanted_digests)
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
-from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
+from groundwork.platforms import Platform, candidate_packages, candidate_platforms, install_missing, platform_for
 from groundwork.render import render
 from groundwork.stages import Stage
 
@@ -28,14 +27,14 @@ def module_marker(module: str) -> str:
     return MODULE_PRESENT_WHEN.get(module, f"/sys/module/{module}")
 
 
-def stage_probes(host: HostModel) -> list[probes.Probe]:
+def stage_probes(host: HostModel, family: str | None = None) -> list[probes.Probe]:
     prep = host.settings.host_prep
-    packages = sorted({p for names in prep.base_packages.values() for p in names})
+    packages = candidate_packages(prep.base_packages, family)
     files = [prep.sysctl_file, MODULES_LOAD_FILE]
     if prep.package_repo:
-        files += [p.repo_file.format(name=prep.package_repo.name) for p in PLATFORMS.values()]
+        files += [p.repo_file.format(name=prep.package_repo.name) for p in candidate_platforms(family)]
     module_markers = [module_marker(m) for m in prep.kernel_modules]
-    wanted = wanted_digests(*(desired_files(host, pl) for pl in PLATFORMS.values()))
+    wanted = wanted_digests(*(desired_files(host, pl) for pl in candidate_platforms(family)))
     return [probes.os_info(), probes.hostname(), probes.selinux(), probes.services(["firewalld"]),
             probes.packages(packages), probes.files(files, read_unless=wanted), probes.sysctl(sorted(prep.sysctl)),
             probes.paths_exist(module_markers), probes.commands(["hostnamectl"])]
@@ -141,10 +140,6 @@ def kernel_changes(host: HostModel, facts: Facts) -> list[Change]:
     return plan
 
 
-def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    facts = remote.gather(stage_probes(host))
-    report = StageReport()
-    return apply_plan(remote, decide(host, facts, report.notes), ctx, report)
-
-
-STAGE = Stage(name="host_prep", title="host preparation", groups=None, run=run)
+STAGE = Stage(name="host_prep", title="host preparation", groups=None,
+              probes=lambda host, ctx: stage_probes(host, ctx.family(host.name)),
+              decide=lambda host, facts, ctx, notes: decide(host, facts, notes))

@@ -8,10 +8,11 @@ from groundwork.changes import Change, DesiredFile, StageError, StageReport, app
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
-from groundwork.platforms import install_missing, platform_for
+from groundwork.platforms import candidate_packages, install_missing, platform_for
 from groundwork.remote import Remote
 from groundwork.stages import Stage
-from groundwork.tasks.kubernetes import ADMIN, deliver, handed_pems, k8s_stage_applies, kubeconfig, mask_keys, vip_server
+from groundwork.tasks.kubernetes import (ADMIN, deliver, handed_pems, k8s_stage_applies, kubeconfig, mask_keys,
+                                         vip_server)
 
 
 def desired(host: HostModel, inventory: Inventory, pems: dict[str, bytes]) -> DesiredFile:
@@ -42,7 +43,8 @@ def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
     if pems:
         mask_keys(remote, pems)
     k = host.settings.kubernetes
-    facts = remote.gather([probes.os_info(), probes.packages(sorted({p for v in k.kubectl_packages.values() for p in v})),
+    kubectl = candidate_packages(k.kubectl_packages, ctx.family(host.name))
+    facts = remote.gather([probes.os_info(), probes.packages(kubectl),
                            probes.files([k.admin_kubeconfig], read_unless={}, sensitive=True),
                            probes.paths_exist([k.admin_kubeconfig.rsplit("/", 1)[0] or "/"])])
     report = StageReport(notes=[f"kubectl --kubeconfig {k.admin_kubeconfig} reaches {vip_server(ctx.inventory)}"])

@@ -22,7 +22,7 @@ from groundwork.changes import ActionChange, Change, CommandChange, StageError, 
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
-from groundwork.platforms import install_missing, platform_for
+from groundwork.platforms import candidate_packages, install_missing, platform_for
 from groundwork.remote import Remote
 from groundwork.stages import Stage
 from groundwork.tasks.kubernetes import k8s_stage_applies, verified_file
@@ -82,7 +82,7 @@ def _ledger(bin_dir: str) -> str:
     return f"{bin_dir}/.groundwork-sha256"
 
 
-def stage_probes(host: HostModel) -> list[probes.Probe]:
+def stage_probes(host: HostModel, family: str | None = None) -> list[probes.Probe]:
     k = host.settings.kubernetes
     ledger = shlex.quote(_ledger(k.bin_dir))
     each = " ".join(shlex.quote(f"{k.bin_dir}/{b}") for b in SERVER_BINARIES)
@@ -94,7 +94,7 @@ def stage_probes(host: HostModel) -> list[probes.Probe]:
         """binary -> (its SHA-256, whether the ledger had it)"""
         return {w[1].rsplit("/", 1)[-1]: (w[0], w[2] == "known") for w in map(str.split, text.splitlines())
                 if len(w) == 3}
-    packages = {p for lists in (k.kubectl_packages, k.node_packages) for v in lists.values() for p in v}
+    packages = {p for lists in (k.kubectl_packages, k.node_packages) for p in candidate_packages(lists, family)}
     return [probes.os_info(), probes.packages(sorted(packages)), probes.Probe("binaries", script, parse)]
 
 
@@ -144,7 +144,7 @@ def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
     k = ctx.inventory.defaults.kubernetes
     tarball, sha256 = verified_file(k, "server_tarball")
     wanted = tarball_digests(str(tarball), sha256)
-    facts = remote.gather(stage_probes(host))
+    facts = remote.gather(stage_probes(host, ctx.family(host.name)))
     report = StageReport(notes=[f"server binaries from {tarball} (sha256:{sha256[:16]}...)"])
     return apply_plan(remote, decide(host, facts, wanted, str(tarball), sha256), ctx, report)
 

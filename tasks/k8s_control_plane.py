@@ -14,8 +14,7 @@ import shlex
 from collections import defaultdict
 
 from groundwork import facts as probes
-from groundwork.changes import (Change, DesiredFile, StageReport, apply_plan,
-                                create_directories, file_changes)
+from groundwork.changes import (Change, DesiredFile, StageReport, apply_plan, create_directories, file_changes)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
@@ -24,9 +23,9 @@ from groundwork.render import render
 from groundwork.stages import Stage
 from groundwork.tasks import etcd
 from groundwork.tasks.lb import BACKEND_FAIL_TIMEOUT
-from groundwork.tasks.kubernetes import (ETCD_CLIENT, SA_ISSUER, cert_files, certificates_kept, control_plane_certs, deliver,
-                              handed_pems, k8s_stage_applies, kubeconfig, mask_keys, restarts, service_probes,
-                              wait_for)
+from groundwork.tasks.kubernetes import (ETCD_CLIENT, SA_ISSUER, cert_files, certificates_kept, control_plane_certs,
+                                         deliver, handed_pems, k8s_stage_applies, kubeconfig, mask_keys, restarts,
+                                         service_probes, wait_for)
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 AUDIT_DIR = "/data/logs/kubernetes/kube-apiserver"

@@ -18,12 +18,12 @@ from groundwork.changes import ActionChange, Change, StageReport, apply_plan, va
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
-from groundwork.platforms import install_missing, platform_for
-from groundwork.remote import Remote
+from groundwork.platforms import candidate_packages, install_missing, platform_for
 from groundwork.registry_client import curl_credentials, registry_has, registry_login
+from groundwork.remote import Remote
 from groundwork.stages import Stage
-from groundwork.tasks.kubernetes import (IMAGES_HANDOFF, LABEL, image_labels, k8s_stage_applies, pause_image, verified_file,
-                              workload_image)
+from groundwork.tasks.kubernetes import (IMAGES_HANDOFF, LABEL, image_labels, k8s_stage_applies, pause_image,
+                                         verified_file, workload_image)
 
 BUSYBOX = "/bin/busybox"
 WORKLOAD_PACKAGES = {"debian": ["busybox-static"], "el": ["busybox"]}
@@ -36,9 +36,9 @@ def _in_registry(registry: str, images: list[str], password: str) -> probes.Prob
                         input=curl_credentials(password) * len(images), sensitive=True)
 
 
-def stage_probes(inventory: Inventory, password: str) -> list[probes.Probe]:
+def stage_probes(inventory: Inventory, password: str, family: str | None = None) -> list[probes.Probe]:
     images = [pause_image(inventory), workload_image(inventory)]
-    return [probes.os_info(), probes.packages(sorted({p for v in WORKLOAD_PACKAGES.values() for p in v})),
+    return [probes.os_info(), probes.packages(candidate_packages(WORKLOAD_PACKAGES, family)),
             probes.Probe("busybox", f"sha256sum {BUSYBOX} 2>/dev/null | cut -c1-64", lambda t: t.strip() or None),
             image_labels(images), _in_registry(inventory.defaults.registry.name, images, password)]
 
@@ -94,7 +94,7 @@ def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
     password = ctx.secrets["registry_password"]
     k = ctx.inventory.defaults.kubernetes
     pause_sha = verified_file(k, "pause_binary")[1]
-    facts = remote.gather(stage_probes(ctx.inventory, password))
+    facts = remote.gather(stage_probes(ctx.inventory, password, ctx.family(host.name)))
     report = StageReport(notes=[f"images: {pause_image(ctx.inventory)}, {workload_image(ctx.inventory)}"])
     apply_plan(remote, decide(host, ctx.inventory, facts, pause_sha, password), ctx, report)
     # What the nodes should have: the workload's label is known only when busybox was there before this run.

@@ -19,12 +19,12 @@ changes its file does not move the VIP either.
 from __future__ import annotations
 
 from groundwork import facts as probes
-from groundwork.changes import (Change, DesiredFile, FileEdit, StageError, StageReport, activate_service,
-                                apply_plan, file_changes, journal_tail, value_diff, wait_until, wanted_digests)
+from groundwork.changes import (Change, DesiredFile, FileEdit, StageError, StageReport, activate_service, apply_plan,
+                                file_changes, journal_tail, value_diff, wait_until, wanted_digests)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
-from groundwork.platforms import install_missing, platform_for
+from groundwork.platforms import candidate_packages, install_missing, platform_for
 from groundwork.render import render
 from groundwork.stages import Stage
 
@@ -63,8 +63,8 @@ def stream_file(inventory: Inventory) -> DesiredFile:
                                            fail_timeout=BACKEND_FAIL_TIMEOUT))
 
 
-def proxy_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:
-    packages = sorted({p for names in host.settings.lb.nginx_packages.values() for p in names})
+def proxy_probes(host: HostModel, inventory: Inventory, family: str | None = None) -> list[probes.Probe]:
+    packages = candidate_packages(host.settings.lb.nginx_packages, family)
     return [probes.os_info(), probes.packages(packages), probes.services(["nginx"]),
             probes.files([STREAM_CONF], read_unless=wanted_digests([stream_file(inventory)])),
             # read whole: its new content is the old one with a line added
@@ -95,13 +95,9 @@ def decide_proxy(host: HostModel, facts: Facts, inventory: Inventory) -> list[Ch
     return plan
 
 
-def run_proxy(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    inventory = ctx.inventory
+def proxy_notes(inventory: Inventory) -> list[str]:
     lb = inventory.defaults.lb
-    facts = remote.gather(proxy_probes(host, inventory))
-    backends = ", ".join(f"{b}:{lb.backend_port}" for b in inventory.lb_backends)
-    report = StageReport(notes=[f"port {lb.port} -> {backends}"])
-    return apply_plan(remote, decide_proxy(host, facts, inventory), ctx, report)
+    return [f"port {lb.port} -> {', '.join(f'{b}:{lb.backend_port}' for b in inventory.lb_backends)}"]
 
 
 # -- vip: keepalived ------------------------------------------------------------------------------------
@@ -128,8 +124,8 @@ def vip_answers(inventory: Inventory) -> probes.Probe:
                         lambda text: text.strip() == "yes")
 
 
-def vip_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:
-    packages = sorted({p for names in host.settings.lb.keepalived_packages.values() for p in names})
+def vip_probes(host: HostModel, inventory: Inventory, family: str | None = None) -> list[probes.Probe]:
+    packages = candidate_packages(host.settings.lb.keepalived_packages, family)
     return [probes.os_info(), probes.packages(packages), probes.services(["keepalived"]), probes.interfaces(),
             probes.keepalived_state(), vip_answers(inventory),
             probes.files([CHECK_SCRIPT], read_unless=wanted_digests([DesiredFile(CHECK_SCRIPT,
@@ -172,7 +168,7 @@ def decide_vip(host: HostModel, facts: Facts, inventory: Inventory, password: st
 
 def run_vip(remote, host: HostModel, ctx: RunContext) -> StageReport:
     inventory = ctx.inventory
-    facts = remote.gather(vip_probes(host, inventory))
+    facts = remote.gather(vip_probes(host, inventory, ctx.family(host.name)))
     report = StageReport(notes=[f"VIP {inventory.lb_vip}, router id {inventory.defaults.lb.router_id}, priority "
                                 f"{inventory.vrrp_priority(host)}, nopreempt"])
     report = apply_plan(remote, decide_vip(host, facts, inventory, ctx.secrets["vrrp_password"]), ctx, report)
@@ -187,8 +183,10 @@ def run_vip(remote, host: HostModel, ctx: RunContext) -> StageReport:
     return report
 
 
-PROXY = Stage(name="l4proxy", title="nginx stream proxy to the apiservers", groups=("proxy",), run=run_proxy,
-              checks="test_lb.py")
+PROXY = Stage(name="l4proxy", title="nginx stream proxy to the apiservers", groups=("proxy",), checks="test_lb.py",
+              probes=lambda host, ctx: proxy_probes(host, ctx.inventory, ctx.family(host.name)),
+              decide=lambda host, facts, ctx, notes: decide_proxy(host, facts, ctx.inventory),
+              notes=lambda host, ctx: proxy_notes(ctx.inventory))
 VIP = Stage(name="vip", title="keepalived VIP in front of the L4 proxy", groups=("proxy",), run=run_vip,
             checks="test_lb.py", secrets=frozenset({"vrrp_password"}),
             select=lambda host, inventory: inventory.defaults.lb.vrrp, serial=True, stop_at_failure=False)

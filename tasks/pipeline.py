@@ -5,7 +5,7 @@ runner needs no change. Steps run in this order; hosts of one step run in parall
 """
 
 from groundwork.tasks import (ca, dns, docker, etcd, host_prep, k8s_admin, k8s_binaries, k8s_certs, k8s_control_plane,
-                   k8s_images, k8s_node, lb, pod_network, registry)
+                              k8s_images, k8s_node, lb, pod_network, registry)
 
 PIPELINE = [
     host_prep.STAGE,    # every host

@@ -13,12 +13,9 @@ the live routes or rules differ from it.
 from __future__ import annotations
 
 from groundwork import facts as probes
-from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, apply_plan, file_changes, value_diff,
-                                wanted_digests)
-from groundwork.context import RunContext
+from groundwork.changes import Change, CommandChange, DesiredFile, file_changes, value_diff, wanted_digests
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
-from groundwork.remote import Remote
 from groundwork.render import render
 from groundwork.stages import Stage
 from groundwork.tasks.k8s_control_plane import pod_cidr
@@ -84,13 +81,14 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, notes: list[str]
     return plan
 
 
-def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
-    files = desired(host, ctx.inventory)
-    facts = remote.gather([probes.files([f.path for f in files], read_unless=wanted_digests(files)),
-                           probes.services([SERVICE]), live_state()])
-    report = StageReport(notes=[f"pods on {host.docker_bip.network} (docker0)"])
-    return apply_plan(remote, decide(host, ctx.inventory, facts, report.notes), ctx, report)
+def stage_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:
+    files = desired(host, inventory)
+    return [probes.files([f.path for f in files], read_unless=wanted_digests(files)), probes.services([SERVICE]),
+            live_state()]
 
 
 STAGE = Stage(name="pod_network", title="routes between the nodes' pod subnets (host-gw)", groups=("master_compute",),
-              run=run, select=k8s_stage_applies, checks="test_kubernetes.py")
+              select=k8s_stage_applies, checks="test_kubernetes.py",
+              probes=lambda host, ctx: stage_probes(host, ctx.inventory),
+              decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts, notes),
+              notes=lambda host, ctx: [f"pods on {host.docker_bip.network} (docker0)"])

@@ -79,7 +79,7 @@ def test_issued_peer_certificate_verifies_and_is_kept_when_current(local_remote,
     host, ctx = ops
     ca.run(local_remote, host, ctx)
     stage = ca.issue_stage("etcd-peer", "peer", "etcd-peer", ["10.4.7.12", "hdss7-12.host.com"])
-    report = stage.run(local_remote, host, ctx)
+    report = stage.execute(local_remote, host, ctx)
     assert [c.summary for c in report.changes] == ["issue etcd-peer.pem (peer)"]
     certs = tmp_path / "certs"
     done = subprocess.run(["openssl", "verify", "-CAfile", str(certs / "ca.pem"), str(certs / "etcd-peer.pem")],

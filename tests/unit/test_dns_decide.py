@@ -171,11 +171,11 @@ def test_the_primarys_serial_takes_its_date_from_the_plans_time_not_the_clock():
 
     from groundwork.remote import Masker
     from groundwork.context import RunContext
-    from groundwork.tasks.dns import run_primary
+    from groundwork.tasks.dns import PRIMARY as STAGE
 
     facts = primary_facts({}, {"host.com": None, "od.com": None})
     remote = SimpleNamespace(gather=lambda probes: facts, masker=Masker(), log=[])
     ctx = RunContext(inventory=INVENTORY, dry_run=True, masker=Masker(),
                      plan_time=datetime(2026, 12, 2, 23, 59, tzinfo=timezone.utc)).for_step(PRIMARY.name, "dns_primary")
-    report = run_primary(remote, PRIMARY, ctx)
+    report = STAGE.execute(remote, PRIMARY, ctx)
     assert "host.com (serial 2026120201)" in report.notes[0], report.notes

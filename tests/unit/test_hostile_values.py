@@ -157,10 +157,10 @@ def carry_out_everything(remote, plan, *args, **kwargs) -> StageReport:
 @pytest.mark.parametrize("stub_rc", [0, 1], ids=["programs-succeed", "programs-fail"])
 def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inventory, monkeypatch, stub_rc):
     from groundwork.tasks.pipeline import PIPELINE
-    from groundwork import pki
-    from groundwork.tasks import ca, dns, docker, etcd, host_prep, lb, registry
+    from groundwork import pki, stages
+    from groundwork.tasks import ca, etcd, lb, registry
 
-    for module in (ca, dns, docker, etcd, host_prep, lb, registry):
+    for module in (stages, ca, etcd, lb, registry):  # stages: the runner's apply for every declared stage
         monkeypatch.setattr(module, "apply_plan", carry_out_everything)
     ca_files = pki.make_ca(hostile_inventory.defaults.ca)
     # The VRRP password is refused unless plain (secrets.VRRP_PASSWORD): the most it may hold.
@@ -180,7 +180,7 @@ def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inv
         for host in inventory.hosts.values():
             if stage.applies_to(host, inventory):
                 try:
-                    stage.run(remote_for(host), host, ctx)
+                    stage.execute(remote_for(host), host, ctx)
                     ran.append((stage.name, host.name))
                 except Exception as exc:  # noqa: BLE001 - said below
                     ran.append((stage.name, host.name, repr(exc)))

@@ -20,10 +20,18 @@ def hold(path, holder=HOLDER) -> subprocess.Popen:
     return proc
 
 
+def held(proc: subprocess.Popen) -> str:
+    """What the lock command said up to and including its HELD line (the host's OS comes first)."""
+    lines = []
+    while not lines or lines[-1].strip() not in (HELD, ""):
+        lines.append(proc.stdout.readline())
+    return "".join(lines)
+
+
 def test_a_second_taker_is_refused_at_once_with_the_holder_named_until_the_first_lets_go(tmp_path):
     path = tmp_path / "groundwork.lock"
     first = hold(path)
-    assert first.stdout.readline().strip() == HELD
+    assert held(first).endswith(HELD + "\n")
     second = hold(path, {**HOLDER, "user": "bob"})
     out, _ = second.communicate(timeout=5)
     assert second.returncode == BUSY_EXIT and out.startswith(BUSY), out
@@ -34,7 +42,7 @@ def test_a_second_taker_is_refused_at_once_with_the_holder_named_until_the_first
     first.stdin.close()  # the run lets go: stdin closes
     first.wait(timeout=5)
     third = hold(path, {**HOLDER, "user": "bob"})
-    assert third.stdout.readline().strip() == HELD
+    assert held(third).endswith(HELD + "\n")
     assert json.loads(path.read_text())["user"] == "bob"
     third.stdin.close()
     third.wait(timeout=5)
@@ -43,11 +51,11 @@ def test_a_second_taker_is_refused_at_once_with_the_holder_named_until_the_first
 def test_a_holder_killed_outright_leaves_no_lock_behind(tmp_path):
     path = tmp_path / "groundwork.lock"
     first = hold(path)
-    assert first.stdout.readline().strip() == HELD
+    assert held(first).endswith(HELD + "\n")
     first.send_signal(signal.SIGKILL)  # what the host sees when sshd ends a dead session's processes
     first.wait(timeout=5)
     again = hold(path)
-    assert again.stdout.readline().strip() == HELD
+    assert held(again).endswith(HELD + "\n")
     again.stdin.close()
     again.wait(timeout=5)
 
@@ -56,7 +64,7 @@ def test_holder_values_with_quotes_stay_data(tmp_path):
     path = tmp_path / "groundwork.lock"
     odd = {**HOLDER, "user": "o'brien $(touch pwned) \"x\"; `id`"}
     first = hold(path, odd)
-    assert first.stdout.readline().strip() == HELD
+    assert held(first).endswith(HELD + "\n")
     assert json.loads(path.read_text())["user"] == odd["user"] and not (tmp_path / "pwned").exists()
     first.stdin.close()
     first.wait(timeout=5)
@@ -68,3 +76,16 @@ def test_a_host_that_could_not_be_locked_is_never_worked_on():
         locks.check("hdss7-22")
     with pytest.raises(NotLocked, match="not locked for this run"):
         locks.check("hdss7-21")
+
+
+def test_the_lock_says_the_hosts_os_before_any_stage_gathers(tmp_path):
+    """The OS family is known once per host, from the lock taken before the first stage."""
+    from groundwork.facts import os_info
+    from groundwork.hostlock import os_of_lock_output
+
+    first = hold(tmp_path / "groundwork.lock")
+    found = os_of_lock_output(held(first))
+    first.stdin.close()
+    first.wait(timeout=5)
+    here = subprocess.run(["sh", "-c", os_info().script], capture_output=True, text=True).stdout
+    assert found == os_info().parse(here) and found.family == "debian" and found.kernel  # this machine's own

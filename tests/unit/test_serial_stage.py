@@ -34,7 +34,7 @@ def stage_run_on(tmp_path, monkeypatch, failing: str, stop_at_failure: bool = Tr
         return StageReport(notes=["restarted"])
     members = [h for h in inventory.hosts.values() if "etcd" in h.groups]
     record = RunRecord("r", "etcd", False, [h.name for h in members], "now")
-    run_stages(nr, [Stage("etcd", "members", ("etcd",), run, serial=True, stop_at_failure=stop_at_failure)],
+    run_stages(nr, [Stage("etcd", "members", ("etcd",), run=run, serial=True, stop_at_failure=stop_at_failure)],
                RunContext(inventory=inventory, dry_run=False, masker=Masker(), host_locks=host_locks), members, record,
                Progress(record, False, out=io.StringIO()))
     return ran, {e.host: (e.status, e.error) for e in record.entries}
