@@ -16,7 +16,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from groundwork.report import CHAIN_HEAD, SIGNATURE, STARTED, SUMS, chain_head, read_sums, summed_files
+from groundwork.chain import CHAIN_HEAD, SIGNATURE, SUMS, chain_head, read_sums, summed_files
+
+from groundwork.run_folder import STARTED
 from groundwork.signing import SignatureError, verify
 
 

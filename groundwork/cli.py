@@ -32,7 +32,7 @@ import yaml
 
 from groundwork.hostlock import HostsLocked
 from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryError, Problem, load_inventory
-from groundwork.report import PlanError, PlanRejected, load_plan
+from groundwork.approval import PlanError, PlanRejected, load_plan
 from groundwork.runlock import LockedError
 from groundwork.record import utc_now
 from groundwork.runner import order_hosts

@@ -22,10 +22,12 @@ from groundwork.changes import plan_difference
 from groundwork.context import RunContext
 from groundwork.inventory import HostModel, Inventory
 from groundwork.remote import Masker
-from groundwork.report import (RunMetadata, approved_slices, change_report_html, check_tally, digest_key,
-                               git_state, host_verification, operator_name, plan_digest, plan_of,
-                               seal_cut_short, start_folder, tool_versions, write_atomic, write_index,
-                               write_run_folder)
+from groundwork.approval import approved_slices, digest_key, plan_digest, plan_of
+from groundwork.chain import write_atomic
+from groundwork.index import write_index
+from groundwork.provenance import RunMetadata, git_state, operator_name, tool_versions
+from groundwork.report_html import change_report_html, check_tally, host_verification
+from groundwork.run_folder import seal_cut_short, start_folder, write_run_folder
 from groundwork.runlock import acquire
 from groundwork.progress import Progress
 from groundwork.record import RunRecord, new_run_id, utc_now
@@ -55,7 +57,7 @@ class RunSession:
     outcome: str = "interrupted"  # until the run gets to decide one
     checks: list[dict] | None = None
     signing_key: Any = None  # signing.SigningKey; None: the folder is written unsigned
-    running: Any = None  # the folder's lock held while the run lives (report.start_folder)
+    running: Any = None  # the folder's lock held while the run lives (run_folder.start_folder)
 
     @classmethod
     def prepare(cls, *, runbook: str, args: argparse.Namespace, stages: list[Stage], check_modules: list[str] | None,

@@ -19,8 +19,8 @@ import pytest
 from groundwork.facts import Probe, on_own_stdin
 from groundwork.inventory import HostModel
 from groundwork.remote import CommandResult, Masker, Remote
-from groundwork.report import (change_log_html, check_tally, evidence_html, evidence_section_html, glance_html,
-                               host_verification, provenance_html)
+from groundwork.report_html import (change_log_html, check_tally, evidence_html, evidence_section_html, glance_html,
+                                    host_verification, provenance_html)
 from groundwork.runner import describe_error
 
 

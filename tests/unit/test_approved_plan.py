@@ -59,7 +59,7 @@ def test_a_sensitive_file_whose_content_changed_after_approval_is_refused_though
         local_remote, tmp_path):
     """A sensitive file's diff never shows its content, so two plans writing different secrets read alike:
     only the content's (keyed) digest tells them apart, in each host's slice and in the whole plan's digest."""
-    from groundwork.report import plan_digest
+    from groundwork.approval import plan_digest
 
     target = tmp_path / "harbor.yml"
     target.write_bytes(b"password: old\n")

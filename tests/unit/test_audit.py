@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from groundwork.audit import audit
-from groundwork.report import RunMetadata, provenance_html, write_run_folder
+from groundwork.provenance import RunMetadata
+from groundwork.report_html import provenance_html
+from groundwork.run_folder import write_run_folder
 from groundwork.record import RunRecord
 from groundwork.signing import SignatureError, load_signing_key, verify
 from tests.conftest import make_signing_key

@@ -219,7 +219,7 @@ def run_every_check(sandbox, inventory, secrets, masker, remote_for, monkeypatch
     """The verification pass itself (pytest and every module under checks/), over sandbox remotes."""
     import dns.query
     from groundwork import verify
-    from groundwork.report import RunMetadata
+    from groundwork.provenance import RunMetadata
     from groundwork.progress import Progress
     from groundwork.record import RunRecord
 

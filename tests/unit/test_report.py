@@ -10,9 +10,11 @@ import pytest
 
 from groundwork.changes import ChangeRecord, StageReport, plan_difference
 from groundwork.remote import Masker
-from groundwork.report import (PlanError, PlanRejected, RunMetadata, change_report_html, evidence_section_html,
-                               glance_html, load_plan,
-                               plan_digest, plan_of, write_index, write_run_folder)
+from groundwork.approval import PlanError, PlanRejected, load_plan, plan_digest, plan_of
+from groundwork.index import write_index
+from groundwork.provenance import RunMetadata
+from groundwork.report_html import change_report_html, evidence_section_html, glance_html
+from groundwork.run_folder import write_run_folder
 from groundwork.record import HostStageRecord, RunRecord
 
 

@@ -2,7 +2,8 @@
 
 from groundwork.cli import EXIT_FOR_OUTCOME
 from groundwork.session import run_outcome
-from groundwork.report import write_index, write_run_folder
+from groundwork.index import write_index
+from groundwork.run_folder import write_run_folder
 from groundwork.record import RunRecord
 from groundwork.verify import verification_verdict
 from tests.unit.test_report import meta, record
