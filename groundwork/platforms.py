@@ -1,4 +1,6 @@
-"""Everything that differs between Debian-family and EL hosts, in one place."""
+"""What differs between Debian-family and EL hosts for every stage: the package manager and where a package
+repository is declared. What differs for one stage only (bind9's files, etcd's, the registry's) is a table beside
+that stage: dns.BIND, dnsmasq.DNSMASQ, etcd.ETCD, registry.REGISTRY."""
 
 from __future__ import annotations
 
@@ -14,57 +16,12 @@ class UnsupportedHost(Exception):
 
 
 @dataclass(frozen=True)
-class BindLayout:
-    packages: tuple[str, ...]
-    main_conf: str  # the file named reads first; checked whole with named-checkconf -z
-    options_conf: str  # where the options block goes (the whole named.conf on EL)
-    zones_conf: str  # where groundwork's zone statements go
-    zone_dir: str
-    group: str  # named's group, which must read the zone files
-    directory: str  # named's working directory (options { directory })
-    # Files named.conf includes besides groundwork's zones, where the options file is the whole named.conf (EL).
-    includes: tuple[str, ...] = ()
-    service: str = "named"
-
-
-@dataclass(frozen=True)
-class RegistryLayout:
-    """The registry component Harbor embeds (distribution), and what the harbor backend needs of the OS."""
-    packages: tuple[str, ...]  # the registry, and htpasswd to make its bcrypt entries
-    service: str
-    config: str
-    htpasswd: str
-    group: str  # the registry's group, which must read htpasswd
-    compose_packages: tuple[str, ...]  # for Harbor's install.sh
-    front_packages: tuple[str, ...] = ("nginx", "curl")
-
-
-@dataclass(frozen=True)
-class DnsmasqLayout:
-    packages: tuple[str, ...] = ("dnsmasq",)
-    # Both families read /etc/dnsmasq.d (Debian's CONFIG_DIR, EL's conf-dir).
-    conf: str = "/etc/dnsmasq.d/groundwork.conf"
-    service: str = "dnsmasq"
-
-
-@dataclass(frozen=True)
-class EtcdLayout:
-    env_file: str  # the ETCD_* variables etcd's unit reads
-    service: str = "etcd"
-    user: str = "etcd"
-
-
-@dataclass(frozen=True)
 class Platform:
     family: str  # key into settings that differ by family (base_packages)
     repo_file: str  # where a package repository is declared; {name} is the repository's name
     repo_template: str
     refresh_index: str  # fetch the package lists again
     install: str  # install packages, without questions; {packages} are the names
-    bind: BindLayout
-    registry: RegistryLayout
-    etcd: EtcdLayout
-    dnsmasq: DnsmasqLayout = DnsmasqLayout()
 
     def install_command(self, packages: list[str]) -> str:
         return self.install.format(packages=" ".join(shlex.quote(p) for p in packages))
@@ -85,25 +42,9 @@ def candidate_packages(by_family: dict[str, list[str]], family: str | None) -> l
 PLATFORMS = {
     "debian": Platform("debian", "/etc/apt/sources.list.d/{name}.list", "host_prep/apt-source.list.j2",
                        refresh_index="apt-get update -qq",
-                       install="apt-get install -y -qq --no-install-recommends {packages}",
-                       bind=BindLayout(("bind9", "bind9-utils", "bind9-dnsutils"), "/etc/bind/named.conf",
-                                       "/etc/bind/named.conf.options", "/etc/bind/named.conf.local",
-                                       "/var/lib/bind", "bind", directory="/var/cache/bind"),
-                       registry=RegistryLayout(("docker-registry", "apache2-utils"), "docker-registry",
-                                               "/etc/docker/registry/config.yml", "/etc/docker/registry/htpasswd",
-                                               "docker-registry", ("docker-compose",)),
-                       etcd=EtcdLayout("/etc/default/etcd")),
+                       install="apt-get install -y -qq --no-install-recommends {packages}"),
     "el": Platform("el", "/etc/yum.repos.d/{name}.repo", "host_prep/yum.repo.j2",
-                   refresh_index="yum makecache -q", install="yum install -y -q {packages}",
-                   bind=BindLayout(("bind", "bind-utils"), "/etc/named.conf", "/etc/named.conf",
-                                   "/etc/named.groundwork.zones", "/var/named", "named", directory="/var/named",
-                                   includes=("/etc/named.rfc1912.zones", "/etc/named.root.key")),
-                   # EL's distribution package (not exercised in the lab, which is Debian)
-                   registry=RegistryLayout(("docker-distribution", "httpd-tools"), "docker-distribution",
-                                           "/etc/docker-distribution/registry/config.yml",
-                                           "/etc/docker-distribution/registry/htpasswd", "root",
-                                           ("docker-compose-plugin",)),
-                   etcd=EtcdLayout("/etc/etcd/etcd.conf")),
+                   refresh_index="yum makecache -q", install="yum install -y -q {packages}"),
 }
 
 

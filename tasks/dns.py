@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import dataclass
 
 from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, activate_service, file_changes, journal_tail,
                                 stop_and_disable, value_diff, wait_until, wanted_digests)
 from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import HostModel, Inventory
-from groundwork.platforms import PLATFORMS, Platform, candidate_platforms, install_missing, platform_for
+from groundwork.platforms import Platform, candidate_platforms, install_missing, platform_for
 from groundwork.render import render
 from groundwork.stages import Stage
 from groundwork.tasks import dnsmasq
@@ -29,6 +30,31 @@ RESOLV_CONF = "/etc/resolv.conf"
 RESOLVED_DROPIN = "/etc/systemd/resolved.conf.d/groundwork.conf"
 NM_DROPIN = "/etc/NetworkManager/conf.d/90-groundwork-dns.conf"
 RESOLVER_MANAGERS = ("systemd-resolved", "NetworkManager")
+
+
+@dataclass(frozen=True)
+class BindLayout:
+    packages: tuple[str, ...]
+    main_conf: str  # the file named reads first; checked whole with named-checkconf -z
+    options_conf: str  # where the options block goes (the whole named.conf on EL)
+    zones_conf: str  # where groundwork's zone statements go
+    zone_dir: str
+    group: str  # named's group, which must read the zone files
+    directory: str  # named's working directory (options { directory })
+    # Files named.conf includes besides groundwork's zones, where the options file is the whole named.conf (EL).
+    includes: tuple[str, ...] = ()
+    service: str = "named"
+
+
+# What differs for bind9 between the families.
+BIND = {
+    "debian": BindLayout(("bind9", "bind9-utils", "bind9-dnsutils"), "/etc/bind/named.conf",
+                         "/etc/bind/named.conf.options", "/etc/bind/named.conf.local", "/var/lib/bind", "bind",
+                         directory="/var/cache/bind"),
+    "el": BindLayout(("bind", "bind-utils"), "/etc/named.conf", "/etc/named.conf", "/etc/named.groundwork.zones",
+                     "/var/named", "named", directory="/var/named",
+                     includes=("/etc/named.rfc1912.zones", "/etc/named.root.key")),
+}
 
 
 def render_zone(inventory: Inventory, zone: str, serial: int) -> bytes:
@@ -70,12 +96,12 @@ def _soa_serials(zone_names: list[str], server: str) -> probes.Probe:
 def _server_probes(host: HostModel, inventory: Inventory, primary: bool,
                    family: str | None = None) -> list[probes.Probe]:
     platforms = candidate_platforms(family)
-    bind_packages = sorted({p for pl in platforms for p in pl.bind.packages})
-    conf_files = sorted({f for pl in platforms for f in (pl.bind.options_conf, pl.bind.zones_conf)})
+    bind_packages = sorted({p for pl in platforms for p in BIND[pl.family].packages})
+    conf_files = sorted({f for pl in platforms for f in (BIND[pl.family].options_conf, BIND[pl.family].zones_conf)})
     # Zone files are always read: their serial and content decide the next serial.
-    zone_files = [f"{pl.bind.zone_dir}/{z}.zone" for pl in platforms for z in inventory.zones()]
+    zone_files = [f"{BIND[pl.family].zone_dir}/{z}.zone" for pl in platforms for z in inventory.zones()]
     named = wanted_digests(*(_named_conf_files(host, inventory, pl, primary) for pl in platforms))
-    services = sorted({"named", *(pl.dnsmasq.service for pl in PLATFORMS.values())})
+    services = sorted({"named", *(d.service for d in dnsmasq.DNSMASQ.values())})
     return [probes.os_info(), probes.packages(bind_packages), probes.services(services),
             probes.files(conf_files + zone_files, read_unless=named),
             _soa_serials(list(inventory.zones()), str(host.address)),
@@ -83,7 +109,7 @@ def _server_probes(host: HostModel, inventory: Inventory, primary: bool,
 
 
 def _named_conf_files(host: HostModel, inventory: Inventory, platform: Platform, primary: bool) -> list[DesiredFile]:
-    bind = platform.bind
+    bind = BIND[platform.family]
     listen = str(host.address)
     options = render("dns/options.conf.j2", listen=listen, directory=bind.directory, includes=bind.includes,
                      forwarders=[str(f) for f in host.settings.dns.forwarders], zones_conf=bind.zones_conf)
@@ -97,7 +123,7 @@ def _named_conf_files(host: HostModel, inventory: Inventory, platform: Platform,
 def _activation(host: HostModel, platform: Platform, facts: Facts, wait_for: dict[str, int],
                 actions: list[str] | None = None, summary: str = "") -> CommandChange:
     """Check the whole configuration, then reload (or start) named, then wait until it serves the serials."""
-    bind = platform.bind
+    bind = BIND[platform.family]
     # Not running when the facts were gathered: the package install may have started it on its defaults since.
     reload = facts["services"].running(bind.service)
     address = shlex.quote(str(host.address))
@@ -119,7 +145,7 @@ def _activation(host: HostModel, platform: Platform, facts: Facts, wait_for: dic
 def primary_files(host: HostModel, inventory: Inventory, facts: Facts, platform: Platform,
                   today: str) -> tuple[list[DesiredFile], dict[str, int]]:
     """The primary's files, zone serials raised only where content changed, and those serials."""
-    bind = platform.bind
+    bind = BIND[platform.family]
     wanted = _named_conf_files(host, inventory, platform, primary=True)
     serials: dict[str, int] = {}
     for zone in inventory.zones():
@@ -137,11 +163,11 @@ def primary_files(host: HostModel, inventory: Inventory, facts: Facts, platform:
 
 
 def _plan_server(host, facts, platform, desired: list[DesiredFile], wait_for) -> list[Change]:
-    plan = stop_and_disable(facts["services"], platform.dnsmasq.service, "the dns backend is bind9")
-    plan += install_missing(platform, list(platform.bind.packages), facts["packages"])
+    plan = stop_and_disable(facts["services"], dnsmasq.DNSMASQ[platform.family].service, "the dns backend is bind9")
+    plan += install_missing(platform, list(BIND[platform.family].packages), facts["packages"])
     plan += file_changes(desired, facts["files"])
     serving = all(facts[f"soa@{host.address}"].get(z) == s for z, s in wait_for.items())
-    if plan or not facts["services"].settled(platform.bind.service) or not serving:
+    if plan or not facts["services"].settled(BIND[platform.family].service) or not serving:
         plan.append(_activation(host, platform, facts, wait_for))
     return plan
 
@@ -169,7 +195,7 @@ def decide_secondary(host: HostModel, inventory: Inventory, facts: Facts, notes:
                      + ", ".join(f"{z} (serial {s})" for z, s in wait_for.items()))
     plan = _plan_server(host, facts, platform, desired, wait_for)
     stale = [z for z, s in wait_for.items() if facts[f"soa@{host.address}"].get(z) not in (None, s)]
-    if stale and len(plan) == 1 and facts["services"].running(platform.bind.service):
+    if stale and len(plan) == 1 and facts["services"].running(BIND[platform.family].service):
         # Running and configured, only behind the primary: ask for those zones now, rather than reloading
         # and waiting for the next refresh.
         transfer = _activation(host, platform, facts, {z: wait_for[z] for z in stale},

@@ -10,6 +10,7 @@ the same to dnsmasq when the backend goes back).
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 from groundwork import facts as probes
 from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
@@ -22,6 +23,19 @@ from groundwork.render import render
 from groundwork.stages import Stage
 
 WAIT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class DnsmasqLayout:
+    packages: tuple[str, ...] = ("dnsmasq",)
+    # Both families read /etc/dnsmasq.d (Debian's CONFIG_DIR, EL's conf-dir).
+    conf: str = "/etc/dnsmasq.d/groundwork.conf"
+    service: str = "dnsmasq"
+
+
+# Both families read /etc/dnsmasq.d (Debian's CONFIG_DIR, EL's conf-dir): one layout.
+DNSMASQ = {"debian": DnsmasqLayout(), "el": DnsmasqLayout()}
+NAMED = "named"  # bind9's unit on both families, stopped while dnsmasq serves
 
 
 def records(inventory: Inventory) -> list[tuple[str, str]]:
@@ -37,12 +51,12 @@ def render_conf(host: HostModel, inventory: Inventory) -> bytes:
 
 
 def desired_files(host: HostModel, inventory: Inventory, platform: Platform) -> list[DesiredFile]:
-    return [DesiredFile(platform.dnsmasq.conf, render_conf(host, inventory),
+    return [DesiredFile(DNSMASQ[platform.family].conf, render_conf(host, inventory),
                         validate="dnsmasq --test --conf-file={path}")]
 
 
 def server_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:
-    layouts = [pl.dnsmasq for pl in PLATFORMS.values()]
+    layouts = list(DNSMASQ.values())
     wanted = wanted_digests(*(desired_files(host, inventory, pl) for pl in PLATFORMS.values()))
     return [probes.os_info(), probes.packages(sorted({p for d in layouts for p in d.packages})),
             probes.services(sorted({"named", *(d.service for d in layouts)})),
@@ -51,10 +65,10 @@ def server_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:
 
 def decide(host: HostModel, inventory: Inventory, facts: Facts) -> list[Change]:
     platform = platform_for(facts["os"])
-    d = platform.dnsmasq
+    d = DNSMASQ[platform.family]
     changes = file_changes(desired_files(host, inventory, platform), facts["files"])
     # named first: the two never fight over port 53
-    plan = stop_and_disable(facts["services"], platform.bind.service, "the dns backend is dnsmasq")
+    plan = stop_and_disable(facts["services"], NAMED, "the dns backend is dnsmasq")
     plan += install_missing(platform, list(d.packages), facts["packages"]) + list(changes)
     if plan or not facts["services"].settled(d.service):
         plan.append(_activation(host, inventory, d.service))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from dataclasses import dataclass
 
 from groundwork import facts as probes
 from groundwork import pki
@@ -42,6 +43,16 @@ CERT_FILES = {"ca.pem": False, f"{PEER}.pem": False, f"{PEER}-key.pem": True, f"
 HANDOFF = "etcd_certs"  # RunContext.handoff key: the PEMs the ops host's step read, for the members' step
 REJOIN_DROPIN = "/run/systemd/system/etcd.service.d/groundwork-rejoin.conf"
 WAIT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class EtcdLayout:
+    env_file: str  # the ETCD_* variables etcd's unit reads
+    service: str = "etcd"
+    user: str = "etcd"
+
+
+ETCD = {"debian": EtcdLayout("/etc/default/etcd"), "el": EtcdLayout("/etc/etcd/etcd.conf")}
 
 
 def member_name(host: HostModel) -> str:
@@ -185,7 +196,7 @@ def _cluster(host: HostModel, inventory: Inventory) -> probes.Probe:
 def stage_probes(host: HostModel, inventory: Inventory, certs: dict[str, bytes | None],
                  family: str | None = None) -> list[probes.Probe]:
     e = host.settings.etcd
-    layouts = [pl.etcd for pl in candidate_platforms(family)]
+    layouts = [ETCD[pl.family] for pl in candidate_platforms(family)]
     candidates = [[env_file(host, inventory, layout), *cert_files(host, certs, layout.user)] for layout in layouts]
     paths = sorted({w.path for files in candidates for w in files}
                    | {f"{e.cert_dir}/{n}" for n in CERT_FILES} | {layout.env_file for layout in layouts})
@@ -201,7 +212,7 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, certs: dict[str,
     """Install etcd, its certificates and configuration, then (re)start it the way the cluster allows."""
     e = host.settings.etcd
     platform = platform_for(facts["os"])
-    layout = platform.etcd
+    layout = ETCD[platform.family]
     if certs is None:  # the CA's host is not in this run (--host, --group, --rerun-failed)
         ops = inventory.ops_host.name
         if any(facts["files"].get(f"{e.cert_dir}/{n}") is None for n in CERT_FILES):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import shlex
+from dataclasses import dataclass
 
 from groundwork import facts as probes
 from groundwork import harbor
@@ -27,7 +28,7 @@ from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
-from groundwork.platforms import PLATFORMS, RegistryLayout, install_missing, platform_for
+from groundwork.platforms import install_missing, platform_for
 from groundwork.render import render
 from groundwork.settings import Registry
 from groundwork.stages import Stage
@@ -35,6 +36,28 @@ from groundwork.stages import Stage
 ADMIN = "admin"  # Harbor's admin user, as in the seeds
 # An unprivileged registry listening below 1024 needs this capability.
 DROPIN = b"# Managed by groundwork (registry)\n[Service]\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n"
+
+
+@dataclass(frozen=True)
+class RegistryLayout:
+    """The registry component Harbor embeds (distribution), and what the harbor backend needs of the OS."""
+    packages: tuple[str, ...]  # the registry, and htpasswd to make its bcrypt entries
+    service: str
+    config: str
+    htpasswd: str
+    group: str  # the registry's group, which must read htpasswd
+    compose_packages: tuple[str, ...]  # for Harbor's install.sh
+    front_packages: tuple[str, ...] = ("nginx", "curl")
+
+
+REGISTRY = {
+    "debian": RegistryLayout(("docker-registry", "apache2-utils"), "docker-registry", "/etc/docker/registry/config.yml",
+                             "/etc/docker/registry/htpasswd", "docker-registry", ("docker-compose",)),
+    # EL's distribution package (not exercised in the lab, which is Debian)
+    "el": RegistryLayout(("docker-distribution", "httpd-tools"), "docker-distribution",
+                         "/etc/docker-distribution/registry/config.yml", "/etc/docker-distribution/registry/htpasswd",
+                         "root", ("docker-compose-plugin",)),
+}
 INSTALL_TIMEOUT = 1800.0  # install.sh loads about 2 GB of images before starting them
 
 
@@ -64,7 +87,7 @@ def desired_files(reg: Registry, layout: RegistryLayout) -> list[DesiredFile]:
 
 def stage_probes(host: HostModel, password: str) -> list[probes.Probe]:
     reg = host.settings.registry
-    layouts = [pl.registry for pl in PLATFORMS.values()]
+    layouts = list(REGISTRY.values())
     candidates = [desired_files(reg, layout) for layout in layouts]
     found = [probes.os_info(),
              probes.packages(sorted({p for r in layouts
@@ -83,7 +106,7 @@ def decide(host: HostModel, facts: Facts, password: str) -> list[Change]:
     """Install what is missing, the backend, then nginx in front of it, reloaded only when it changed."""
     reg = host.settings.registry
     platform = platform_for(facts["os"])
-    layout = platform.registry
+    layout = REGISTRY[platform.family]
     wanted = [*(layout.compose_packages if reg.backend == "harbor" else layout.packages), *layout.front_packages]
     missing = [p for p in wanted if facts["packages"].get(p) is None]
     plan: list[Change] = install_missing(platform, missing, facts["packages"])

@@ -6,7 +6,7 @@ from pathlib import Path
 from groundwork.facts import Facts, OsInfo, ServiceInfo, Services
 from groundwork.inventory import load_inventory
 from groundwork.platforms import PLATFORMS
-from groundwork.tasks.dns import (NM_DROPIN, RESOLVED_DROPIN, _named_conf_files, decide_primary, decide_resolver,
+from groundwork.tasks.dns import (BIND, NM_DROPIN, RESOLVED_DROPIN, _named_conf_files, decide_primary, decide_resolver,
                        decide_secondary, next_serial, primary_files, render_zone, without_serial, zone_serial)
 from tests.conftest import copy_seed_inventory
 from tests.unit.host_facts import on_host
@@ -22,7 +22,7 @@ def primary_facts(zone_files: dict, in_service: dict, named_files: bool = False)
     if named_files:
         files.update({w.path: on_host(w.content, group="bind")
                       for w in _named_conf_files(PRIMARY, INVENTORY, DEBIAN, primary=True)})
-    return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), packages={p: "1" for p in DEBIAN.bind.packages},
+    return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), packages={p: "1" for p in BIND["debian"].packages},
                  files=files, services=Services({"named": ServiceInfo(True, "active", "enabled")}),
                  **{f"soa@{PRIMARY.address}": in_service})
 
@@ -104,7 +104,7 @@ SECONDARY = INVENTORY.hosts["hdss7-12"]
 def secondary_facts(primary: dict, here: dict, named=ServiceInfo(True, "active", "enabled")) -> Facts:
     files = {w.path: on_host(w.content, group="bind")
              for w in _named_conf_files(SECONDARY, INVENTORY, DEBIAN, primary=False)}
-    return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), packages={p: "1" for p in DEBIAN.bind.packages},
+    return Facts(os=OsInfo("debian", (), "12", "Debian 12", "6.1.0"), packages={p: "1" for p in BIND["debian"].packages},
                  files=files, services=Services({"named": named}),
                  **{f"soa@{PRIMARY.address}": primary, f"soa@{SECONDARY.address}": here})
 

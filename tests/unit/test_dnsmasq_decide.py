@@ -14,12 +14,13 @@ from tests.unit.host_facts import DEBIAN as DEBIAN_OS, on_host
 INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
 HOST = INVENTORY.hosts["hdss7-12"]
 DEBIAN = PLATFORMS["debian"]
+CONF = dnsmasq.DNSMASQ["debian"].conf
 RUNNING = ServiceInfo(True, "active", "enabled")
 STOPPED = ServiceInfo(True, "inactive", "disabled")
 
 
 def facts(services: dict, installed: bool, configured: bool = True) -> Facts:
-    conf = {DEBIAN.dnsmasq.conf: on_host(dnsmasq.render_conf(HOST, INVENTORY))} if configured else {}
+    conf = {CONF: on_host(dnsmasq.render_conf(HOST, INVENTORY))} if configured else {}
     return Facts(os=DEBIAN_OS, files=conf, packages={"dnsmasq": "2.89-1" if installed else None},
                  services=Services(services))
 
@@ -37,7 +38,7 @@ def test_the_configuration_serves_every_name_of_both_zones_on_this_hosts_address
 def test_a_bind9_host_gets_named_stopped_first_then_dnsmasq_installed_configured_and_started():
     plan = dnsmasq.decide(HOST, INVENTORY, facts({"named": RUNNING}, installed=False, configured=False))
     assert [c.summary for c in plan] == ["stop and disable named (the dns backend is dnsmasq)", "install dnsmasq",
-                                         f"create {DEBIAN.dnsmasq.conf}", "restart dnsmasq and wait until it answers"]
+                                         f"create {CONF}", "restart dnsmasq and wait until it answers"]
     assert plan[0].commands == ["systemctl disable --now named"]
     restart = plan[-1]
     assert isinstance(restart, CommandChange) and restart.undo_files_on_failure

@@ -10,14 +10,14 @@ import yaml
 from groundwork.changes import StageError
 from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import InventoryError, load_inventory
-from groundwork.platforms import PLATFORMS
+from groundwork.tasks import etcd
 from groundwork.tasks.etcd import CERT_FILES, cert_files, decide, env_file, member_name
 from tests.conftest import copy_seed_inventory
 from tests.unit.host_facts import DEBIAN, on_host
 
 INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
 MEMBER = INVENTORY.hosts["hdss7-21"]
-LAYOUT = PLATFORMS["debian"].etcd
+LAYOUT = etcd.ETCD["debian"]
 CERTS = {name: f"-----BEGIN {name}-----\n".encode() for name in CERT_FILES}
 NO_CLUSTER = {"healthy_others": 0, "others": 2, "members": {}, "ids": {}}
 HEALTHY = {"healthy_others": 2, "others": 2,

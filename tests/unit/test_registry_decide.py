@@ -8,8 +8,8 @@ import pytest
 from groundwork import harbor
 from groundwork.facts import Facts, ServiceInfo, Services
 from groundwork.inventory import load_inventory
-from groundwork.platforms import PLATFORMS
 from groundwork.settings import Harbor
+from groundwork.tasks import registry
 from groundwork.tasks.registry import _harbor_yml_changes, decide, desired_files, harbor_home
 from tests.conftest import copy_seed_inventory
 from tests.unit.host_facts import DEBIAN, on_host
@@ -17,7 +17,7 @@ from tests.unit.host_facts import DEBIAN, on_host
 INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
 OPS = INVENTORY.ops_host
 REG = OPS.settings.registry
-LAYOUT = PLATFORMS["debian"].registry
+LAYOUT = registry.REGISTRY["debian"]
 RUNNING = ServiceInfo(True, "active", "enabled")
 
 

@@ -7,14 +7,14 @@ import grp
 import os
 import subprocess
 
-from groundwork.platforms import PLATFORMS
+from groundwork.tasks import registry
 from groundwork.tasks.registry import _htpasswd_change
 
 PASSWORD = "s3cret pw with 'quotes' and $(id)"
 
 
 def test_the_registry_password_reaches_htpasswd_on_stdin_and_the_file_verifies(local_remote, tmp_path):
-    layout = dataclasses.replace(PLATFORMS["debian"].registry, htpasswd=str(tmp_path / "htpasswd"),
+    layout = dataclasses.replace(registry.REGISTRY["debian"], htpasswd=str(tmp_path / "htpasswd"),
                                  group=grp.getgrgid(os.getgid()).gr_name)
     _htpasswd_change(layout, PASSWORD, exists=False).action(local_remote)
     assert local_remote.executed and not any("s3cret" in command for command in local_remote.executed)
