@@ -27,6 +27,8 @@ class Stage:
     probes: Callable[["HostModel", RunContext], list["Probe"]] | None = None
     decide: Callable[["HostModel", "Facts", RunContext, list[str]], list[Change]] | None = None
     notes: Callable[["HostModel", RunContext], list[str]] | None = None  # said before the plan, in the record
+    # Secret texts the gather read (a key): masked from then on wherever they could turn up (an error, a diff).
+    read_secrets: Callable[["HostModel", "Facts"], list[str]] | None = None
     # Or a run of its own, when gather-decide-apply is not its flow.
     run: Callable[["Remote", "HostModel", RunContext], "StageReport"] | None = None
     # Narrows the hosts of its groups further (the DNS primary, the secondaries).
@@ -47,6 +49,8 @@ class Stage:
         if self.run is not None:
             return self.run(remote, host, ctx)
         facts = remote.gather(self.probes(host, ctx))
+        for secret in self.read_secrets(host, facts) if self.read_secrets else []:
+            remote.masker.add(secret)
         report = StageReport(notes=list(self.notes(host, ctx)) if self.notes else [])
         return apply_plan(remote, self.decide(host, facts, ctx, report.notes), ctx, report)
 

@@ -106,18 +106,17 @@ def decide(host: HostModel, facts: Facts, notes: list[str]) -> list[Change]:
     return plan + file_changes(wanted, current)
 
 
+def key_read(ca: Ca, facts: Facts) -> list[str]:
+    """The CA key's text, when the gather read it: masked wherever it could turn up (an error message, a diff)."""
+    key = facts["ca_files"].get(paths(ca)[KEY])
+    return [key.content.decode(errors="replace")] if key is not None else []
+
+
 def _gather(remote: Remote, ca: Ca) -> Facts:
     facts = remote.gather(stage_probes(ca))
-    key = facts["ca_files"].get(paths(ca)[KEY])
-    if key is not None:  # masked wherever the key's text could turn up: an error message, a diff
-        remote.masker.add(key.content.decode(errors="replace"))
+    for secret in key_read(ca, facts):
+        remote.masker.add(secret)
     return facts
-
-
-def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
-    facts = _gather(remote, host.settings.ca)
-    report = StageReport()
-    return apply_plan(remote, decide(host, facts, report.notes), ctx, report)
 
 
 def run_replace(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
@@ -137,7 +136,10 @@ def run_replace(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport
     return apply_plan(remote, plan, ctx, StageReport(notes=[f"old CA kept in {keep}"] if old else []))
 
 
-STAGE = Stage(name="ca", title="certificate authority", groups=("ops",), run=run)
+STAGE = Stage(name="ca", title="certificate authority", groups=("ops",),
+              probes=lambda host, ctx: stage_probes(host.settings.ca),
+              read_secrets=lambda host, facts: key_read(host.settings.ca, facts),
+              decide=lambda host, facts, ctx, notes: decide(host, facts, notes))
 REPLACE = Stage(name="replace_ca", title="replace the certificate authority", groups=("ops",), run=run_replace,
                 checks="test_ca.py")
 
