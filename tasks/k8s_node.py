@@ -62,12 +62,17 @@ def desired(host: HostModel, inventory: Inventory, pems: dict[str, bytes]) -> di
 
 
 def node_ready(host: HostModel) -> str:
-    """The node is Ready, as the kubelet's own credentials read it through the VIP (the Node authorizer lets a
-    kubelet read its own node)."""
+    """The node is Ready as its kubelet reported it since the kubelet last started, read with the kubelet's own
+    credentials through the VIP (the Node authorizer lets a kubelet read its own node). A Ready left standing
+    from before the restart does not count: with the controller-manager stopped too, nothing marked it stale,
+    and the restarted kubelet's first report may still be NotReady."""
     k = host.settings.kubernetes
-    ready = '{.status.conditions[?(@.type=="Ready")].status}'
-    return (f"[ \"$(kubectl --kubeconfig {shlex.quote(k.conf_dir + '/kubelet.kubeconfig')} --request-timeout=5s "
-            f"get node {shlex.quote(node_name(host))} -o jsonpath={shlex.quote(ready)} 2>/dev/null)\" = True ]")
+    fields = ('{.status.conditions[?(@.type=="Ready")].status} '
+              '{.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}')
+    return ("( started=$(date -d \"$(systemctl show -p ActiveEnterTimestamp --value kubelet)\" +%s) && "
+            f"set -- $(kubectl --kubeconfig {shlex.quote(k.conf_dir + '/kubelet.kubeconfig')} --request-timeout=5s "
+            f"get node {shlex.quote(node_name(host))} -o jsonpath={shlex.quote(fields)} 2>/dev/null) && "
+            "[ \"$1\" = True ] && [ \"$(date -d \"$2\" +%s)\" -ge \"$started\" ] )")
 
 
 def health(service: str) -> str:

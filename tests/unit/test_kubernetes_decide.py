@@ -206,3 +206,29 @@ def test_a_registry_login_leaves_no_credential_on_the_host(tmp_path):
     assert len(used) == 1 and not Path(used.pop()).exists()  # the login and the pull shared it; it is gone
     assert not (home / ".docker").exists()
     assert b"s3cret" not in subprocess.run(["grep", "-r", "s3cret", str(tmp_path)], capture_output=True).stdout
+
+
+@pytest.mark.parametrize("status, heartbeat_after_start, ready", [
+    ("True", 5, True), ("True", -60, False), ("False", 5, False), ("", 0, False)],
+    ids=["reported-since-start", "stale-from-before-the-restart", "not-ready", "node-unreadable"])
+def test_the_wait_for_ready_takes_only_what_the_kubelet_reported_since_it_started(tmp_path, status,
+                                                                                  heartbeat_after_start, ready):
+    """The node's Ready from before a restart (nothing marked it stale while the controller-manager was down
+    too) does not end the wait: the verification then found the restarted kubelet's NotReady."""
+    import datetime
+
+    from groundwork.tasks.k8s_node import node_ready
+
+    host = load_inventory(copy_seed_inventory(tmp_path)).hosts["hdss7-21"]
+    started = datetime.datetime(2026, 12, 3, 21, 5, 54, tzinfo=datetime.timezone.utc)
+    beat = (started + datetime.timedelta(seconds=heartbeat_after_start)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text("#!/bin/sh\necho 'Thu 2026-12-03 21:05:54 UTC'\n")
+    # a stand-in kubectl: the node's Ready condition, with its heartbeat when the jsonpath asks for it
+    (bin_dir / "kubectl").write_text(f"#!/bin/sh\n[ -n '{status}' ] || exit 1\ncase \"$*\" in *lastHeartbeatTime*) "
+                                     f"echo '{status} {beat}';; *) echo '{status}';; esac\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    done = subprocess.run(["sh", "-c", node_ready(host)], env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert (done.returncode == 0) is ready
