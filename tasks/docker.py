@@ -17,6 +17,7 @@ from groundwork.changes import (Change, DesiredFile, activate_service, create_di
 from groundwork.inventory import HostModel
 from groundwork.platforms import candidate_packages, install_missing, platform_for
 from groundwork.stages import Stage
+from groundwork.tasks.kubernetes import SERVICE_WAIT_SECONDS, klog_errors, node_name, node_ready
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 # docker answers within this many seconds of a restart, or the restart counts as failed.
@@ -51,9 +52,19 @@ def desired_files(host: HostModel) -> list[DesiredFile]:
 
 def stage_probes(host: HostModel, family: str | None = None) -> list[probes.Probe]:
     packages = candidate_packages(host.settings.docker.packages, family)
-    return [probes.os_info(), probes.packages(packages), probes.services(["docker"]),
+    return [probes.os_info(), probes.packages(packages), probes.services(["docker", "kubelet"]),
             probes.files([DAEMON_JSON], read_unless=wanted_digests(desired_files(host))),
             probes.paths_exist([host.settings.docker.data_root, "/etc/docker"])]
+
+
+def _node_ready_again(host: HostModel, facts) -> list[str]:
+    """Where the kubelet runs on docker, a restart of docker makes the node NotReady for a while: the stage
+    ends once the kubelet reports it Ready again, so that nothing after it (the verification) finds it not."""
+    if not facts["services"].running("kubelet"):
+        return []
+    return [wait_until(node_ready(host, since="docker"), SERVICE_WAIT_SECONDS,
+                       f"the node {node_name(host)} is not Ready again after docker restarted",
+                       diagnose=klog_errors("kubelet"))]
 
 
 def decide(host: HostModel, facts) -> list[Change]:
@@ -71,7 +82,7 @@ def decide(host: HostModel, facts) -> list[Change]:
             value_diff("docker", "running on the previous configuration" if running else "not running",
                        "running on the configuration above"),
             start=f"systemctl enable docker >/dev/null 2>&1; systemctl restart docker || {{ {DOCKER_ERRORS}; exit 1; }}",
-            waits=[WAIT_FOR_DOCKER], recover=["systemctl reset-failed docker; systemctl restart docker", WAIT_FOR_DOCKER]))
+            waits=[WAIT_FOR_DOCKER, *_node_ready_again(host, facts)], recover=["systemctl reset-failed docker; systemctl restart docker", WAIT_FOR_DOCKER]))
     return plan
 
 

@@ -27,7 +27,7 @@ from groundwork.stages import Stage
 from groundwork.tasks.k8s_control_plane import pod_cidr
 from groundwork.tasks.kubernetes import (IMAGES_HANDOFF, cert_files, certificates_kept, deliver, handed_pems,
                                          image_labels, k8s_stage_applies, kubeconfig, kubelet_cert, mask_keys,
-                                         node_name, pause_image, restarts, service_probes, vip_server, wait_for,
+                                         node_name, node_ready, pause_image, restarts, service_probes, vip_server, wait_for,
                                          workload_image)
 
 SERVICES = ("kubelet", "kube-proxy")
@@ -59,20 +59,6 @@ def desired(host: HostModel, inventory: Inventory, pems: dict[str, bytes]) -> di
                                    render("kubernetes/kube-proxy-config.yaml.j2", **values)),
                        DesiredFile("/etc/systemd/system/kube-proxy.service",
                                    render("kubernetes/kube-proxy.service.j2", **values))]}
-
-
-def node_ready(host: HostModel) -> str:
-    """The node is Ready as its kubelet reported it since the kubelet last started, read with the kubelet's own
-    credentials through the VIP (the Node authorizer lets a kubelet read its own node). A Ready left standing
-    from before the restart does not count: with the controller-manager stopped too, nothing marked it stale,
-    and the restarted kubelet's first report may still be NotReady."""
-    k = host.settings.kubernetes
-    fields = ('{.status.conditions[?(@.type=="Ready")].status} '
-              '{.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}')
-    return ("( started=$(date -d \"$(systemctl show -p ActiveEnterTimestamp --value kubelet)\" +%s) && "
-            f"set -- $(kubectl --kubeconfig {shlex.quote(k.conf_dir + '/kubelet.kubeconfig')} --request-timeout=5s "
-            f"get node {shlex.quote(node_name(host))} -o jsonpath={shlex.quote(fields)} 2>/dev/null) && "
-            "[ \"$1\" = True ] && [ \"$(date -d \"$2\" +%s)\" -ge \"$started\" ] )")
 
 
 def health(service: str) -> str:

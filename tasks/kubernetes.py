@@ -54,6 +54,21 @@ def node_name(host: HostModel) -> str:
     return host.fqdn
 
 
+def node_ready(host: HostModel, since: str = "kubelet") -> str:
+    """The node is Ready as its kubelet reported it since the unit `since` last started (the kubelet, or the
+    container runtime it depends on), read with the kubelet's own credentials through the VIP (the Node
+    authorizer lets a kubelet read its own node). A Ready reported before that restart does not count: with
+    the controller-manager stopped too nothing marked it stale, and the kubelet's first report after the
+    restart may still be NotReady."""
+    k = host.settings.kubernetes
+    fields = ('{.status.conditions[?(@.type=="Ready")].status} '
+              '{.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}')
+    return (f"( started=$(date -d \"$(systemctl show -p ActiveEnterTimestamp --value {shlex.quote(since)})\" +%s) && "
+            f"set -- $(kubectl --kubeconfig {shlex.quote(k.conf_dir + '/kubelet.kubeconfig')} --request-timeout=5s "
+            f"get node {shlex.quote(node_name(host))} -o jsonpath={shlex.quote(fields)} 2>/dev/null) && "
+            "[ \"$1\" = True ] && [ \"$(date -d \"$2\" +%s)\" -ge \"$started\" ] )")
+
+
 def apiserver_sans(inventory: Inventory) -> list[str]:
     k = inventory.defaults.kubernetes
     names = ["kubernetes", "kubernetes.default", "kubernetes.default.svc", f"kubernetes.default.svc.{k.cluster_domain}"]

@@ -57,3 +57,16 @@ def test_plain_http_to_the_platforms_registry_only_unless_the_inventory_asks():
     host = HOST.__class__(**{**HOST.__dict__, "settings": HOST.settings.model_copy(update={
         "docker": HOST.settings.docker.model_copy(update={"insecure_registries": seeds})})})
     assert daemon_config(host)["insecure-registries"] == ["harbor.od.com", "registry.access.redhat.com", "quay.io"]
+
+
+def test_a_restart_under_a_running_kubelet_waits_until_the_node_reports_ready_again():
+    """Restarting docker makes a node NotReady for a while: where the kubelet runs, the stage ends only once
+    the kubelet reported it Ready since docker came back (the verification read it NotReady otherwise)."""
+    bare = decide(HOST, facts(daemon_json=on_host(b"{}\n")))[-1]
+    with_kubelet = facts(daemon_json=on_host(b"{}\n"))
+    with_kubelet["services"] = Services({"docker": ServiceInfo(True, "active", "enabled"),
+                                         "kubelet": ServiceInfo(True, "active", "enabled")})
+    waited = decide(HOST, with_kubelet)[-1]
+    ready = "ActiveEnterTimestamp --value docker"
+    assert not any(ready in c for c in bare.commands)
+    assert any(ready in c and "get node hdss7-21.host.com" in c for c in waited.commands)

@@ -217,7 +217,7 @@ def test_the_wait_for_ready_takes_only_what_the_kubelet_reported_since_it_starte
     too) does not end the wait: the verification then found the restarted kubelet's NotReady."""
     import datetime
 
-    from groundwork.tasks.k8s_node import node_ready
+    from groundwork.tasks.kubernetes import node_ready
 
     host = load_inventory(copy_seed_inventory(tmp_path)).hosts["hdss7-21"]
     started = datetime.datetime(2026, 12, 3, 21, 5, 54, tzinfo=datetime.timezone.utc)
