@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from groundwork.facts import OsInfo
     from groundwork.hostlock import HostLocks
     from groundwork.inventory import Inventory
     from groundwork.remote import Masker
@@ -39,9 +40,13 @@ class RunContext:
     # The run's locks on its hosts (hostlock.HostLocks): no stage works on a host this run has not locked.
     host_locks: "HostLocks | None" = None
 
+    def os_of(self, host: str) -> "OsInfo | None":
+        """The host's OS, read with its lock before any stage; None when not known."""
+        return self.host_locks.os.get(host) if self.host_locks is not None else None
+
     def family(self, host: str) -> str | None:
-        """The host's OS family ('debian', 'el'), read with its lock before any stage; None when not known."""
-        os = self.host_locks.os.get(host) if self.host_locks is not None else None
+        """The host's OS family ('debian', 'el'), or None when not known."""
+        os = self.os_of(host)
         return os.family if os is not None else None
 
     def for_step(self, host: str, stage: str) -> "RunContext":

@@ -87,8 +87,8 @@ def _stage_task(task: Task, stage: Stage, ctx: RunContext, recorder: "StageRecor
             ctx.host_locks.check(host.name)
         remote = Remote.for_task(task, ctx.masker)
         remote.on_step = lambda what: recorder.progress.doing(host.name, what)
-        if ctx.host_locks is not None and host.name in ctx.host_locks.os:
-            remote.known["os"] = ctx.host_locks.os[host.name]
+        if (os := ctx.os_of(host.name)) is not None:
+            remote.known["os"] = os
         report = stage.execute(remote, host, ctx.for_step(host.name, stage.name)).mask(ctx.masker)
         report.commands = remote.log
         return Result(host=task.host, changed=report.changed, diff=report.diff, result=report,

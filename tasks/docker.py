@@ -17,7 +17,7 @@ from groundwork.changes import (Change, DesiredFile, activate_service, create_di
 from groundwork.inventory import HostModel
 from groundwork.platforms import candidate_packages, install_missing, platform_for
 from groundwork.stages import Stage
-from groundwork.tasks.kubernetes import SERVICE_WAIT_SECONDS, klog_errors, node_name, node_ready
+from groundwork.tasks.kubernetes import node_name, node_ready, wait_for
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 # docker answers within this many seconds of a restart, or the restart counts as failed.
@@ -62,9 +62,8 @@ def _node_ready_again(host: HostModel, facts) -> list[str]:
     ends once the kubelet reports it Ready again, so that nothing after it (the verification) finds it not."""
     if not facts["services"].running("kubelet"):
         return []
-    return [wait_until(node_ready(host, since="docker"), SERVICE_WAIT_SECONDS,
-                       f"the node {node_name(host)} is not Ready again after docker restarted",
-                       diagnose=klog_errors("kubelet"))]
+    return [wait_for("kubelet", node_ready(host, since="docker"),
+                     f"the node {node_name(host)} is not Ready again after docker restarted")]
 
 
 def decide(host: HostModel, facts) -> list[Change]:
@@ -82,7 +81,8 @@ def decide(host: HostModel, facts) -> list[Change]:
             value_diff("docker", "running on the previous configuration" if running else "not running",
                        "running on the configuration above"),
             start=f"systemctl enable docker >/dev/null 2>&1; systemctl restart docker || {{ {DOCKER_ERRORS}; exit 1; }}",
-            waits=[WAIT_FOR_DOCKER, *_node_ready_again(host, facts)], recover=["systemctl reset-failed docker; systemctl restart docker", WAIT_FOR_DOCKER]))
+            waits=[WAIT_FOR_DOCKER, *_node_ready_again(host, facts)],
+            recover=["systemctl reset-failed docker; systemctl restart docker", WAIT_FOR_DOCKER]))
     return plan
 
 

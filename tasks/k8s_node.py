@@ -27,8 +27,8 @@ from groundwork.stages import Stage
 from groundwork.tasks.k8s_control_plane import pod_cidr
 from groundwork.tasks.kubernetes import (IMAGES_HANDOFF, cert_files, certificates_kept, deliver, handed_pems,
                                          image_labels, k8s_stage_applies, kubeconfig, kubelet_cert, mask_keys,
-                                         node_name, node_ready, pause_image, restarts, service_probes, vip_server, wait_for,
-                                         workload_image)
+                                         node_name, node_ready, pause_image, restarts, service_probes, vip_server,
+                                         wait_for, workload_image)
 
 SERVICES = ("kubelet", "kube-proxy")
 ROOT_DIR = "/data/kubelet"  # the tutorial's --root-dir
