@@ -67,6 +67,11 @@ def key_pem(key) -> bytes:
                              serialization.NoEncryption())
 
 
+def key_texts(pems) -> list[str]:
+    """The private keys among PEMs by name or path (NAME-key.pem): the texts to mask wherever they could turn up."""
+    return [pem.decode(errors="replace") for name, pem in pems.items() if name.endswith("-key.pem") and pem]
+
+
 def make_ca(settings: Ca, now: datetime | None = None) -> CaFiles:
     """A self-signed CA as `cfssl gencert -initca ca-csr.json` makes it: ca.pem, ca-key.pem, ca.csr."""
     now = now or datetime.now(timezone.utc)

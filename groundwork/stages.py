@@ -1,7 +1,7 @@
-"""What a stage is: its name, its hosts, and either its declaration (probes, a pure decide, notes), which the
-runner carries out the same way for every such stage (gather, decide, apply), or a run of its own for a stage
-whose flow is not that (one that reads back what it issued, or hands a later stage what it saved). What a stage
-is handed is groundwork/context.py's."""
+"""What a stage is: its name, its hosts, and its declaration (probes, a pure decide, notes, the secrets it is
+handed or reads, what it hands the stages after it), which the runner carries out the same way for every stage:
+mask what it was handed, gather, decide, apply, settle, hand off. What a stage is handed is
+groundwork/context.py's."""
 
 from __future__ import annotations
 
@@ -24,13 +24,19 @@ class Stage:
     groups: tuple[str, ...] | None  # the groups whose hosts it runs on; None for every host
     # Declared: what to read on the host (one round trip), and the plan from what was read (pure: no host
     # access; it may add notes for the run record). The runner gathers, decides and applies.
-    probes: Callable[["HostModel", RunContext], list["Probe"]] | None = None
-    decide: Callable[["HostModel", "Facts", RunContext, list[str]], list[Change]] | None = None
+    probes: Callable[["HostModel", RunContext], list["Probe"]]
+    decide: Callable[["HostModel", "Facts", RunContext, list[str]], list[Change]]
     notes: Callable[["HostModel", RunContext], list[str]] | None = None  # said before the plan, in the record
+    # Secret texts an earlier stage handed it (ctx.handoff: keys it issued), masked before its gather.
+    handed_secrets: Callable[["HostModel", RunContext], list[str]] | None = None
     # Secret texts the gather read (a key): masked from then on wherever they could turn up (an error, a diff).
-    read_secrets: Callable[["HostModel", "Facts"], list[str]] | None = None
-    # Or a run of its own, when gather-decide-apply is not its flow.
-    run: Callable[["Remote", "HostModel", RunContext], "StageReport"] | None = None
+    read_secrets: Callable[["HostModel", "Facts", RunContext], list[str]] | None = None
+    # What it hands the stages after it, in memory for this run (ctx.handoff), from what it read before its
+    # plan and after it (read again when the plan changed the host; the same facts in a dry run or a no-op).
+    hand_off: Callable[["HostModel", "Facts", "Facts", RunContext], dict] | None = None
+    # A wait after the plan that is no change of groundwork's (keepalived out of FAULT once its check passes
+    # again): (what, script, note) or None; never in a dry run.
+    settle: Callable[["HostModel", "Facts", RunContext], tuple[str, str, str] | None] | None = None
     # Narrows the hosts of its groups further (the DNS primary, the secondaries).
     select: Callable[["HostModel", "Inventory"], bool] | None = None
     checks: str = ""  # its module under checks/; default test_<name>.py
@@ -40,19 +46,30 @@ class Stage:
     # the hosts after it still get their turn (keepalived: the next proxy host then takes the VIP).
     stop_at_failure: bool = True
 
-    def __post_init__(self) -> None:
-        if (self.run is None) == (self.probes is None or self.decide is None):
-            raise TypeError(f"stage {self.name}: declare probes and decide, or give a run, not both")
-
     def execute(self, remote: "Remote", host: "HostModel", ctx: RunContext) -> StageReport:
-        """What the runner does for one host: the stage's own run, or gather, decide and apply."""
-        if self.run is not None:
-            return self.run(remote, host, ctx)
-        facts = remote.gather(self.probes(host, ctx))
-        for secret in self.read_secrets(host, facts) if self.read_secrets else []:
-            remote.masker.add(secret)
+        """What the runner does for one host."""
+        for handed in self.handed_secrets(host, ctx) if self.handed_secrets else []:
+            remote.masker.add(handed)
+        wanted = self.probes(host, ctx)
+        facts = self._gather(remote, host, wanted, ctx)
         report = StageReport(notes=list(self.notes(host, ctx)) if self.notes else [])
-        return apply_plan(remote, self.decide(host, facts, ctx, report.notes), ctx, report)
+        apply_plan(remote, self.decide(host, facts, ctx, report.notes), ctx, report)
+        if self.settle is not None and not ctx.dry_run and (step := self.settle(host, facts, ctx)) is not None:
+            what, script, note = step
+            remote.run(script, what=what)
+            report.notes.append(note)
+        if self.hand_off is not None:
+            after = self._gather(remote, host, wanted, ctx) if report.changed and not ctx.dry_run else facts
+            ctx.handoff.update(self.hand_off(host, facts, after, ctx))
+        return report
+
+    def _gather(self, remote: "Remote", host: "HostModel", wanted: list["Probe"], ctx: RunContext) -> "Facts":
+        from groundwork.facts import Facts
+
+        facts = remote.gather(wanted) if wanted else Facts()  # nothing to read: no round trip
+        for secret in self.read_secrets(host, facts, ctx) if self.read_secrets else []:
+            remote.masker.add(secret)
+        return facts
 
     @property
     def check_module(self) -> str:

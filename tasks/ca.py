@@ -19,7 +19,7 @@ import shlex
 
 from groundwork import facts as probes
 from groundwork import pki
-from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport, apply_plan,
+from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError,
                                 file_changes, value_diff, wanted_digests)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
@@ -112,53 +112,45 @@ def key_read(ca: Ca, facts: Facts) -> list[str]:
     return [key.content.decode(errors="replace")] if key is not None else []
 
 
-def _gather(remote: Remote, ca: Ca) -> Facts:
-    facts = remote.gather(stage_probes(ca))
-    for secret in key_read(ca, facts):
-        remote.masker.add(secret)
-    return facts
-
-
-def run_replace(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+def decide_replace(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]) -> list[Change]:
     """Replace the CA on purpose: the old files move to a dated folder beside them, then a new CA is made."""
     ca = host.settings.ca
     p = paths(ca)
-    facts = _gather(remote, ca)
     old = [name for name in (CERT, KEY, CSR) if facts["ca_files"].get(p[name]) is not None]
     keep = f"{ca.dir}/replaced-{ctx.plan_time.strftime('%Y%m%dT%H%M%SZ')}"
     plan: list[Change] = install_missing(platform_for(facts["os"]), ["openssl"], facts["packages"])
     if old:
+        notes.append(f"old CA kept in {keep}")
         moves = " && ".join(f"mv {shlex.quote(p[n])} {shlex.quote(keep)}/" for n in old)
         plan.append(CommandChange(f"keep the old CA in {keep}", [f"mkdir -m 700 {shlex.quote(keep)} && {moves}"],
                                   "".join(value_diff(p[n], "present", f"moved to {keep}/{n}") for n in old)))
     plan.append(ActionChange(f"create the CA {ca.cn} in {ca.dir}", describe_new_ca(ca),
                              lambda r: write_ca(r, ca, pki.make_ca(ca))))
-    return apply_plan(remote, plan, ctx, StageReport(notes=[f"old CA kept in {keep}"] if old else []))
+    return plan
 
 
 STAGE = Stage(name="ca", title="certificate authority", groups=("ops",),
               probes=lambda host, ctx: stage_probes(host.settings.ca),
-              read_secrets=lambda host, facts: key_read(host.settings.ca, facts),
+              read_secrets=lambda host, facts, ctx: key_read(host.settings.ca, facts),
               decide=lambda host, facts, ctx, notes: decide(host, facts, notes))
-REPLACE = Stage(name="replace_ca", title="replace the certificate authority", groups=("ops",), run=run_replace,
-                checks="test_ca.py")
+REPLACE = Stage(name="replace_ca", title="replace the certificate authority", groups=("ops",), checks="test_ca.py",
+                probes=lambda host, ctx: stage_probes(host.settings.ca),
+                read_secrets=lambda host, facts, ctx: key_read(host.settings.ca, facts), decide=decide_replace)
 
 
 def issue_stage(name: str, profile: str, cn: str, sans: list[str]) -> Stage:
     """A stage that issues NAME.pem and NAME-key.pem under the CA's folder, as `cfssl gencert -profile` does.
     It never writes over a certificate of that name issued with other settings (another stage's, say)."""
 
-    def run_issue(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+    def wanted(host: HostModel) -> list[str]:
         p = paths(host.settings.ca)
-        leaf_cert = f"{host.settings.ca.dir}/{name}.pem"
-        found = remote.gather([probes.contents([p[CERT], p[KEY], p[CONFIG], leaf_cert], sensitive=True)])["contents"]
-        if found[p[KEY]] is not None:
-            remote.masker.add(found[p[KEY]].decode(errors="replace"))
-        report = StageReport()
-        return apply_plan(remote, decide_issue(host, found, name, profile, cn, sans, report.notes), ctx, report)
+        return [p[CERT], p[KEY], p[CONFIG], f"{host.settings.ca.dir}/{name}.pem"]
 
-    return Stage(name="issue_cert", title=f"issue {name} with profile {profile}", groups=("ops",), run=run_issue,
-                 checks="test_ca.py")
+    return Stage(name="issue_cert", title=f"issue {name} with profile {profile}", groups=("ops",), checks="test_ca.py",
+                 probes=lambda host, ctx: [probes.contents(wanted(host), sensitive=True)],
+                 read_secrets=lambda host, facts, ctx: pki.key_texts(facts["contents"]),
+                 decide=lambda host, facts, ctx, notes: decide_issue(host, facts["contents"], name, profile, cn,
+                                                                     sans, notes))
 
 
 def decide_issue(host: HostModel, found: dict[str, bytes | None], name: str, profile: str, cn: str,

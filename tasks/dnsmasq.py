@@ -13,9 +13,8 @@ import shlex
 from dataclasses import dataclass
 
 from groundwork import facts as probes
-from groundwork.changes import (Change, CommandChange, DesiredFile, StageReport, activate_service, apply_plan,
+from groundwork.changes import (Change, CommandChange, DesiredFile, activate_service,
                                 file_changes, journal_tail, stop_and_disable, value_diff, wait_until, wanted_digests)
-from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import PLATFORMS, Platform, install_missing, platform_for
@@ -84,12 +83,6 @@ def _activation(host: HostModel, inventory: Inventory, service: str) -> CommandC
     return activate_service(service, "restart dnsmasq and wait until it answers",
                             value_diff("dnsmasq", "previous configuration", "serving the names above"), waits=[wait],
                             recover=[f"systemctl restart {shlex.quote(service)}"])
-
-
-def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    facts = remote.gather(server_probes(host, ctx.inventory))
-    report = StageReport(notes=[f"dnsmasq serves {len(records(ctx.inventory))} names on {host.address}"])
-    return apply_plan(remote, decide(host, ctx.inventory, facts), ctx, report)
 
 
 def _backend_is_dnsmasq(host: HostModel, inventory: Inventory) -> bool:

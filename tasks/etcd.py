@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from groundwork import facts as probes
 from groundwork import pki
-from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport, apply_plan,
+from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError,
                                 create_directories, file_changes, journal_tail, value_diff, wait_until, wanted_digests)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
@@ -103,37 +103,40 @@ def cert_paths(host: HostModel) -> dict[str, str]:
             f"{CLIENT}.pem": f"{d}/{CLIENT}.pem", f"{CLIENT}-key.pem": f"{d}/{CLIENT}-key.pem"}
 
 
-def run_certs(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+def certs_wanted(host: HostModel) -> list[str]:
+    """What the certificates' step reads on the ops host: the CA, what it issued for etcd, the extra CAs."""
     ca_paths = ca.paths(host.settings.ca)
-    extra = host.settings.etcd.extra_trusted_cas
-    wanted = [ca_paths[ca.CERT], ca_paths[ca.KEY], ca_paths[ca.CONFIG], *cert_paths(host).values(), *extra]
-    found = remote.gather([probes.contents(wanted, sensitive=True)])["contents"]
-    extra_pems = []
-    for path in extra:
-        certs = pki.certificates_in(found.get(path))
-        if not certs:
+    return [ca_paths[ca.CERT], ca_paths[ca.KEY], ca_paths[ca.CONFIG], *cert_paths(host).values(),
+            *host.settings.etcd.extra_trusted_cas]
+
+
+def extra_cas(host: HostModel, found: dict[str, bytes | None]) -> list[bytes]:
+    """The CAs the members trust beside groundwork's during a roll (etcd.extra_trusted_cas), each checked."""
+    for path in host.settings.etcd.extra_trusted_cas:
+        if not pki.certificates_in(found.get(path)):
             raise StageError(f"etcd.extra_trusted_cas: {path} on {host.name} is missing or holds no certificate")
-        extra_pems.append(found[path])
-    for key in (ca_paths[ca.KEY], cert_paths(host)[f"{PEER}-key.pem"], cert_paths(host)[f"{CLIENT}-key.pem"]):
-        if found.get(key):
-            remote.masker.add(found[key].decode(errors="replace"))
-    report = StageReport()
-    plan = decide_certs(host, ctx.inventory, found, report.notes)
-    apply_plan(remote, plan, ctx, report)
-    if plan and not ctx.dry_run:  # read back what was just issued, for the members' step
-        found = remote.gather([probes.contents(list(cert_paths(host).values()), sensitive=True)])["contents"]
-        for name, is_key in CERT_FILES.items():
-            if is_key and found.get(cert_paths(host)[name]):
-                remote.masker.add(found[cert_paths(host)[name]].decode(errors="replace"))
-    # In memory only, for this run: never written to this machine's disk. "fresh": issued in this run (or, in
-    # a dry run, to be), so that the members' plans describe them the same way in both.
+    return [found[path] for path in host.settings.etcd.extra_trusted_cas]
+
+
+def decide_certs_step(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]) -> list[Change]:
+    if extra_cas(host, facts["contents"]):
+        notes.append(f"the members also trust {', '.join(host.settings.etcd.extra_trusted_cas)} "
+                     "(etcd.extra_trusted_cas): a CA roll")
+    return decide_certs(host, ctx.inventory, facts["contents"], notes)
+
+
+def hand_certs(host: HostModel, before: Facts, after: Facts, ctx: RunContext) -> dict:
+    """The PEMs for the members' step, read back after issuing: in memory only, for this run, never written to
+    this machine's disk. "fresh": issued in this run (or, in a dry run, to be), so that the members' plans
+    describe them the same way in both."""
+    found = after["contents"]
     handed = {name: found.get(path) for name, path in cert_paths(host).items()}
-    if extra_pems and handed["ca.pem"]:
+    extra = extra_cas(host, found)
+    if extra and handed["ca.pem"]:
         # The CA first (the issuer of every certificate handed over), then the CAs still trusted during a roll.
-        handed["ca.pem"] = handed["ca.pem"].rstrip(b"\n") + b"\n" + b"".join(p.rstrip(b"\n") + b"\n" for p in extra_pems)
-        report.notes.append(f"the members also trust {', '.join(extra)} (etcd.extra_trusted_cas): a CA roll")
-    ctx.handoff[HANDOFF] = {**handed, "fresh": bool(plan)}
-    return report
+        handed["ca.pem"] = handed["ca.pem"].rstrip(b"\n") + b"\n" + b"".join(p.rstrip(b"\n") + b"\n" for p in extra)
+    fresh = bool(decide_certs(host, ctx.inventory, before["contents"], []))
+    return {HANDOFF: {**handed, "fresh": fresh}}
 
 
 def decide_certs(host: HostModel, inventory: Inventory, found: dict[str, bytes | None],
@@ -341,17 +344,16 @@ def _activation(host: HostModel, inventory: Inventory, service: str, wait_for_cl
                          value_diff("etcd", "not running", "started, joining the cluster as it forms"), pending=service)
 
 
-def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
-    certs = ctx.handoff.get(HANDOFF)
-    facts = remote.gather(stage_probes(host, ctx.inventory, certs or {}, ctx.family(host.name)))
-    for name, is_key in CERT_FILES.items():
-        if is_key and certs and certs.get(name):
-            remote.masker.add(certs[name].decode(errors="replace"))
-    report = StageReport(notes=[f"{member_name(host)} at {peer_url(host)}"])
-    return apply_plan(remote, decide(host, ctx.inventory, facts, certs, report.notes), ctx, report)
-
-
-CERTS = Stage(name="etcd_certs", title="etcd's certificates from the CA", groups=("ops",), run=run_certs,
-              select=lambda host, inventory: bool(inventory.group_members("etcd")), checks="test_etcd.py")
-MEMBERS = Stage(name="etcd", title="etcd cluster, one member at a time", groups=("etcd",), run=run, serial=True)
+CERTS = Stage(name="etcd_certs", title="etcd's certificates from the CA", groups=("ops",), checks="test_etcd.py",
+              select=lambda host, inventory: bool(inventory.group_members("etcd")),
+              probes=lambda host, ctx: [probes.contents(certs_wanted(host), sensitive=True)],
+              read_secrets=lambda host, facts, ctx: pki.key_texts(facts["contents"]),
+              decide=decide_certs_step, hand_off=hand_certs)
+MEMBERS = Stage(name="etcd", title="etcd cluster, one member at a time", groups=("etcd",), serial=True,
+                handed_secrets=lambda host, ctx: pki.key_texts(ctx.handoff.get(HANDOFF) or {}),
+                probes=lambda host, ctx: stage_probes(host, ctx.inventory, ctx.handoff.get(HANDOFF) or {},
+                                                      ctx.family(host.name)),
+                notes=lambda host, ctx: [f"{member_name(host)} at {peer_url(host)}"],
+                decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts, ctx.handoff.get(HANDOFF),
+                                                              notes))
 STAGES = [CERTS, MEMBERS]

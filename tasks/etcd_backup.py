@@ -17,8 +17,9 @@ import re
 import shlex
 
 from groundwork import facts as probes
-from groundwork.changes import ActionChange, StageError, StageReport, apply_plan, value_diff
+from groundwork.changes import ActionChange, Change, StageError, value_diff
 from groundwork.context import RunContext
+from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.remote import Remote
 from groundwork.stages import Stage
@@ -34,17 +35,24 @@ def backup_path(host: HostModel, snapshot_id: str) -> str:
 
 # -- backup ---------------------------------------------------------------------------------------------
 
-def run_save(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+def _placeholder(host: HostModel, ctx: RunContext) -> dict:
+    return {"id": ctx.plan_time.strftime("snapshot-%Y%m%dT%H%M%SZ"), "data": None, "status": None,
+            "member": host.name}
+
+
+def save_probes(host: HostModel, ctx: RunContext) -> list[probes.Probe]:
+    return [] if SNAPSHOT in ctx.handoff else [local_health(host)]
+
+
+def decide_save(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]) -> list[Change]:
     """The first healthy member (members run one at a time) saves the snapshot; the others have nothing to do."""
-    report = StageReport()
     if SNAPSHOT in ctx.handoff:
-        report.notes.append(f"the snapshot was taken from {ctx.handoff[SNAPSHOT]['member']}")
-        return report
-    healthy = remote.gather([local_health(host)])["local_health"]
-    if not healthy:
-        report.notes.append(f"{member_name(host)} is not healthy: another member gives the snapshot")
-        return report
-    snapshot_id = ctx.plan_time.strftime("snapshot-%Y%m%dT%H%M%SZ")
+        notes.append(f"the snapshot was taken from {ctx.handoff[SNAPSHOT]['member']}")
+        return []
+    if not facts["local_health"]:
+        notes.append(f"{member_name(host)} is not healthy: another member gives the snapshot")
+        return []
+    snapshot_id = _placeholder(host, ctx)["id"]
     local = etcdctl(host, [local_url(host)], timeout="30s")
 
     def save(r: Remote) -> None:
@@ -52,24 +60,27 @@ def run_save(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
                     f"ETCDCTL_API=3 etcdctl snapshot status \"$t/s.db\" -w json; base64 -w0 \"$t/s.db\"",
                     what="saving an etcd snapshot", sensitive_output=True).stdout
         status_line, _, data = out.partition("\n")
-        data = base64.b64decode(data.strip())
-        status = json.loads(status_line)
-        ctx.handoff[SNAPSHOT] = {"id": snapshot_id, "data": data, "status": status, "member": host.name}
-    plan = [ActionChange(f"save {snapshot_id} from {member_name(host)} and check it (snapshot status)",
+        ctx.handoff[SNAPSHOT] = {"id": snapshot_id, "data": base64.b64decode(data.strip()),
+                                 "status": json.loads(status_line), "member": host.name}
+    return [ActionChange(f"save {snapshot_id} from {member_name(host)} and check it (snapshot status)",
                          value_diff("snapshot", None, f"{snapshot_id}, from {host.name}"), save)]
-    if ctx.dry_run:
-        ctx.handoff[SNAPSHOT] = {"id": snapshot_id, "data": None, "status": None, "member": host.name}
-    return apply_plan(remote, plan, ctx, report)
 
 
-def run_store(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+def hand_save(host: HostModel, before: Facts, after: Facts, ctx: RunContext) -> dict:
+    """A dry run names the snapshot the member would save, for the ops host's plan."""
+    if ctx.dry_run and SNAPSHOT not in ctx.handoff and before.get("local_health"):
+        return {SNAPSHOT: _placeholder(host, ctx)}
+    return {}
+
+
+def decide_store(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]) -> list[Change]:
     """Keep the snapshot on the ops host with its SHA-256, and only the newest backups_kept of them."""
     snapshot = ctx.handoff.get(SNAPSHOT)
     if snapshot is None:
         raise StageError("no member of group etcd was healthy enough to give a snapshot; nothing was stored")
     e = host.settings.etcd
     path = backup_path(host, snapshot["id"])
-    report = StageReport(notes=[f"kept in {e.backup_dir}: the newest {e.backups_kept}"])
+    notes.append(f"kept in {e.backup_dir}: the newest {e.backups_kept}")
 
     def store(r: Remote) -> None:
         data = snapshot["data"]
@@ -80,39 +91,45 @@ def run_store(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
         r.write_file(path + ".sha256", f"{digest}  {snapshot['id']}.db\n".encode(), mode="0600", previous=None)
         r.run(f"cd {shlex.quote(e.backup_dir)} && ls -1 snapshot-*.db | sort -r | tail -n +{e.backups_kept + 1} "
               "| while read -r f; do rm -f -- \"$f\" \"$f.sha256\"; done")
-        report.notes.append(f"{snapshot['id']}: {len(data)} bytes, sha256 {digest}, "
-                            f"{snapshot['status'].get('totalKey', '?')} keys, revision "
-                            f"{snapshot['status'].get('revision', '?')}")
-    return apply_plan(remote, [ActionChange(f"keep {snapshot['id']} in {e.backup_dir} with its SHA-256", value_diff(
-        path, None, f"snapshot from {snapshot['member']}, with {path}.sha256"), store)], ctx, report)
+        notes.append(f"{snapshot['id']}: {len(data)} bytes, sha256 {digest}, {snapshot['status'].get('totalKey', '?')} "
+                     f"keys, revision {snapshot['status'].get('revision', '?')}")
+    return [ActionChange(f"keep {snapshot['id']} in {e.backup_dir} with its SHA-256", value_diff(
+        path, None, f"snapshot from {snapshot['member']}, with {path}.sha256"), store)]
 
 
-SAVE = Stage(name="etcd_snapshot", title="an etcd snapshot from a healthy member", groups=("etcd",), run=run_save,
-             serial=True, checks="test_etcd.py")
-STORE = Stage(name="etcd_backup_store", title="the snapshot kept on the ops host", groups=("ops",), run=run_store,
-              checks="test_etcd.py")
+SAVE = Stage(name="etcd_snapshot", title="an etcd snapshot from a healthy member", groups=("etcd",), serial=True,
+             checks="test_etcd.py", probes=save_probes, decide=decide_save, hand_off=hand_save)
+STORE = Stage(name="etcd_backup_store", title="the snapshot kept on the ops host", groups=("ops",),
+              checks="test_etcd.py", probes=lambda host, ctx: [], decide=decide_store)
 
 
 # -- restore ----------------------------------------------------------------------------------------------
 
 def fetch_stage(snapshot_id: str) -> Stage:
-    def run_fetch(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+    def paths(host: HostModel) -> tuple[str, str]:
         path = backup_path(host, snapshot_id)
-        found = remote.gather([probes.contents([path, path + ".sha256"], sensitive=True)])["contents"]
+        return path, path + ".sha256"
+
+    def decide_fetch(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]) -> list[Change]:
+        path, digest_file = paths(host)
+        found = facts["contents"]
         if found[path] is None:
             raise StageError(f"no snapshot {snapshot_id} in {host.settings.etcd.backup_dir} on {host.name} "
                              f"(runbooks/etcd_backup.py lists what it kept in its report)")
         digest = hashlib.sha256(found[path]).hexdigest()
-        kept = (found[path + ".sha256"] or b"").split()[:1]
-        if [digest.encode()] != kept:
-            raise StageError(f"{path} does not match its {path}.sha256 (sha256 {digest}): not restoring from it")
-        ctx.handoff[SNAPSHOT] = {"id": snapshot_id, "data": found[path], "member": host.name}
-        return StageReport(notes=[f"{snapshot_id}: {len(found[path])} bytes, sha256 {digest} as kept"])
+        if [digest.encode()] != (found[digest_file] or b"").split()[:1]:
+            raise StageError(f"{path} does not match its {digest_file} (sha256 {digest}): not restoring from it")
+        notes.append(f"{snapshot_id}: {len(found[path])} bytes, sha256 {digest} as kept")
+        return []
+
     return Stage(name="etcd_restore_fetch", title=f"read {snapshot_id} back from the ops host", groups=("ops",),
-                 run=run_fetch, checks="test_etcd.py")
+                 checks="test_etcd.py", probes=lambda host, ctx: [probes.contents(list(paths(host)), sensitive=True)],
+                 decide=decide_fetch,
+                 hand_off=lambda host, before, after, ctx: {SNAPSHOT: {
+                     "id": snapshot_id, "data": before["contents"][paths(host)[0]], "member": host.name}})
 
 
-def run_restore(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+def decide_restore(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]) -> list[Change]:
     """Stop the member, keep its data aside, restore the snapshot as this member."""
     snapshot = ctx.handoff.get(SNAPSHOT)
     if snapshot is None:
@@ -132,18 +149,16 @@ def run_restore(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport
                f"--initial-advertise-peer-urls {shlex.quote(peer_url(host))} --data-dir \"$t/restored\" >&2; "
                f"mv \"$t/restored\" {data}; chown -R etcd:etcd {data}; chmod 700 {data}")
 
-    report = StageReport()
-
     def apply(r: Remote) -> None:
         r.run("systemctl stop etcd", what="stopping etcd")
         done = r.run(restore, stdin=snapshot["data"] or b"", what=f"restoring {snapshot['id']}")
-        report.notes += [f"the member's previous data kept as {line[6:]}" for line in done.stdout.splitlines()
-                         if line.startswith("aside=")]
-    return apply_plan(remote, [ActionChange(
+        notes.extend(f"the member's previous data kept as {line[6:]}" for line in done.stdout.splitlines()
+                     if line.startswith("aside="))
+    return [ActionChange(
         f"stop etcd, keep {e.data_dir} aside as {e.data_dir}.before-{snapshot['id']}[.N], restore {snapshot['id']}",
         value_diff(e.data_dir, "the member's data", f"restored from {snapshot['id']} as {member_name(host)}"),
-        apply)], ctx, report)
+        apply)]
 
 
 RESTORE = Stage(name="etcd_restore", title="every member restored from the snapshot", groups=("etcd",),
-                run=run_restore, checks="test_etcd.py")
+                checks="test_etcd.py", probes=lambda host, ctx: [], decide=decide_restore)

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 from groundwork import facts as probes
-from groundwork.changes import Change, DesiredFile, StageError, StageReport, apply_plan, create_directories
+from groundwork import pki
+from groundwork.changes import Change, DesiredFile, StageError, create_directories
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import candidate_packages, install_missing, platform_for
-from groundwork.remote import Remote
 from groundwork.stages import Stage
-from groundwork.tasks.kubernetes import (ADMIN, deliver, handed_pems, k8s_stage_applies, kubeconfig, mask_keys,
+from groundwork.tasks.kubernetes import (ADMIN, deliver, handed_pems, k8s_stage_applies, kubeconfig,
                                          vip_server)
 
 
@@ -38,18 +38,20 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, 
     return plan
 
 
-def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
-    pems, fresh = handed_pems(ctx.handoff, [ADMIN.name])
-    if pems:
-        mask_keys(remote, pems)
+def stage_probes(host: HostModel, ctx: RunContext) -> list[probes.Probe]:
     k = host.settings.kubernetes
-    kubectl = candidate_packages(k.kubectl_packages, ctx.family(host.name))
-    facts = remote.gather([probes.os_info(), probes.packages(kubectl),
-                           probes.files([k.admin_kubeconfig], read_unless={}, sensitive=True),
-                           probes.paths_exist([k.admin_kubeconfig.rsplit("/", 1)[0] or "/"])])
-    report = StageReport(notes=[f"kubectl --kubeconfig {k.admin_kubeconfig} reaches {vip_server(ctx.inventory)}"])
-    return apply_plan(remote, decide(host, ctx.inventory, facts, pems, fresh), ctx, report)
+    return [probes.os_info(), probes.packages(candidate_packages(k.kubectl_packages, ctx.family(host.name))),
+            probes.files([k.admin_kubeconfig], read_unless={}, sensitive=True),
+            probes.paths_exist([k.admin_kubeconfig.rsplit("/", 1)[0] or "/"])]
 
 
-STAGE = Stage(name="k8s_admin", title="kubectl and the admin kubeconfig on the ops host", groups=("ops",), run=run,
-              select=k8s_stage_applies, checks="test_kubernetes.py")
+def handed(ctx: RunContext) -> tuple[dict[str, bytes] | None, bool]:
+    return handed_pems(ctx.handoff, [ADMIN.name])
+
+
+STAGE = Stage(name="k8s_admin", title="kubectl and the admin kubeconfig on the ops host", groups=("ops",),
+              select=k8s_stage_applies, checks="test_kubernetes.py",
+              handed_secrets=lambda host, ctx: pki.key_texts(handed(ctx)[0] or {}), probes=stage_probes,
+              notes=lambda host, ctx: [f"kubectl --kubeconfig {host.settings.kubernetes.admin_kubeconfig} reaches "
+                                       f"{vip_server(ctx.inventory)}"],
+              decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts, *handed(ctx)))

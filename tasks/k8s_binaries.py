@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from groundwork import facts as probes
-from groundwork.changes import ActionChange, Change, CommandChange, StageError, StageReport, apply_plan, value_diff
+from groundwork.changes import ActionChange, Change, CommandChange, StageError, value_diff
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
@@ -140,14 +140,13 @@ def decide(host: HostModel, facts: Facts, wanted: dict[str, str], tarball: str, 
     return plan
 
 
-def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
-    k = ctx.inventory.defaults.kubernetes
-    tarball, sha256 = verified_file(k, "server_tarball")
-    wanted = tarball_digests(str(tarball), sha256)
-    facts = remote.gather(stage_probes(host, ctx.family(host.name)))
-    report = StageReport(notes=[f"server binaries from {tarball} (sha256:{sha256[:16]}...)"])
-    return apply_plan(remote, decide(host, facts, wanted, str(tarball), sha256), ctx, report)
+def decide_step(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]) -> list[Change]:
+    """The tarball is checked on this machine first: nothing of a damaged or different one is delivered."""
+    tarball, sha256 = verified_file(ctx.inventory.defaults.kubernetes, "server_tarball")
+    notes.append(f"server binaries from {tarball} (sha256:{sha256[:16]}...)")
+    return decide(host, facts, tarball_digests(str(tarball), sha256), str(tarball), sha256)
 
 
 STAGE = Stage(name="k8s_binaries", title="Kubernetes server binaries and kubectl", groups=("master_compute",),
-              run=run, select=k8s_stage_applies, checks="test_kubernetes.py")
+              select=k8s_stage_applies, checks="test_kubernetes.py",
+              probes=lambda host, ctx: stage_probes(host, ctx.family(host.name)), decide=decide_step)

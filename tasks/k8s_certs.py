@@ -9,10 +9,11 @@ it is issued again, and the masters then restart their apiservers on it one at a
 from __future__ import annotations
 
 from groundwork import facts as probes
-from groundwork.changes import Change, StageError, StageReport, apply_plan
+from groundwork import pki
+from groundwork.changes import Change, StageError
 from groundwork.context import RunContext
+from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
-from groundwork.remote import Remote
 from groundwork.stages import Stage
 from groundwork.tasks import ca
 from groundwork.tasks.kubernetes import ETCD_CLIENT, HANDOFF, all_certs, k8s_stage_applies, pem_files
@@ -41,25 +42,22 @@ def decide(host: HostModel, inventory: Inventory, found: dict[str, bytes | None]
     return plan, issued
 
 
-def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
+def wanted(host: HostModel, inventory: Inventory) -> list[str]:
     ca_paths = ca.paths(host.settings.ca)
+    return [ca_paths[ca.CERT], ca_paths[ca.KEY], ca_paths[ca.CONFIG], *files_of(host, inventory).values()]
+
+
+def hand_certs(host: HostModel, before: Facts, after: Facts, ctx: RunContext) -> dict:
+    """The PEMs for the masters' and nodes' steps, read back after issuing (in memory, this run only), and the
+    names issued in this run (or, in a dry run, to be)."""
+    _, issued = decide(host, ctx.inventory, before["contents"], [])
     files = files_of(host, ctx.inventory)
-    wanted = [ca_paths[ca.CERT], ca_paths[ca.KEY], ca_paths[ca.CONFIG], *files.values()]
-    found = remote.gather([probes.contents(wanted, sensitive=True)])["contents"]
-    for path in wanted:
-        if path.endswith("-key.pem") and found.get(path):
-            remote.masker.add(found[path].decode(errors="replace"))
-    report = StageReport()
-    plan, issued = decide(host, ctx.inventory, found, report.notes)
-    apply_plan(remote, plan, ctx, report)
-    if plan and not ctx.dry_run:  # read back what was just issued, for the masters' and nodes' steps
-        found = remote.gather([probes.contents(list(files.values()), sensitive=True)])["contents"]
-        for path, pem in found.items():
-            if path.endswith("-key.pem") and pem:
-                remote.masker.add(pem.decode(errors="replace"))
-    ctx.handoff[HANDOFF] = {"pems": {name: found.get(path) for name, path in files.items()}, "fresh": issued}
-    return report
+    return {HANDOFF: {"pems": {name: after["contents"].get(path) for name, path in files.items()}, "fresh": issued}}
 
 
-STAGE = Stage(name="k8s_certs", title="Kubernetes' certificates from the CA", groups=("ops",), run=run,
-              select=k8s_stage_applies, checks="test_kubernetes.py")
+STAGE = Stage(name="k8s_certs", title="Kubernetes' certificates from the CA", groups=("ops",),
+              select=k8s_stage_applies, checks="test_kubernetes.py",
+              probes=lambda host, ctx: [probes.contents(wanted(host, ctx.inventory), sensitive=True)],
+              read_secrets=lambda host, facts, ctx: pki.key_texts(facts["contents"]),
+              decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts["contents"], notes)[0],
+              hand_off=hand_certs)

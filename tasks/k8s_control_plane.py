@@ -14,17 +14,17 @@ import shlex
 from collections import defaultdict
 
 from groundwork import facts as probes
-from groundwork.changes import (Change, DesiredFile, StageReport, apply_plan, create_directories, file_changes)
+from groundwork import pki
+from groundwork.changes import (Change, DesiredFile, create_directories, file_changes)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
-from groundwork.remote import Remote
 from groundwork.render import render
 from groundwork.stages import Stage
 from groundwork.tasks import etcd
 from groundwork.tasks.lb import BACKEND_FAIL_TIMEOUT
 from groundwork.tasks.kubernetes import (ETCD_CLIENT, SA_ISSUER, cert_files, certificates_kept, control_plane_certs,
-                                         deliver, handed_pems, k8s_stage_applies, kubeconfig, mask_keys, restarts,
+                                         deliver, handed_pems, k8s_stage_applies, kubeconfig, restarts,
                                          service_probes, wait_for)
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -116,15 +116,13 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, 
     return plan + restarts(COMPONENTS, changed, facts, waits, notes)
 
 
-def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
-    pems, fresh = handed_pems(ctx.handoff, cert_names(ctx.inventory) + list(COMPONENTS[1:]))
-    if pems:
-        mask_keys(remote, pems)
-    facts = remote.gather(stage_probes(host, ctx.inventory, pems or _EMPTY))
-    report = StageReport(notes=[f"apiserver on {host.address}:{host.settings.lb.backend_port}"])
-    return apply_plan(remote, decide(host, ctx.inventory, facts, pems, fresh, report.notes), ctx, report)
+def handed(ctx: RunContext) -> tuple[dict[str, bytes] | None, bool]:
+    return handed_pems(ctx.handoff, cert_names(ctx.inventory) + list(COMPONENTS[1:]))
 
 
 STAGE = Stage(name="k8s_control_plane", title="apiserver, controller-manager and scheduler, one master at a time",
-              groups=("master_compute",), run=run, select=k8s_stage_applies, serial=True,
-              checks="test_kubernetes.py")
+              groups=("master_compute",), select=k8s_stage_applies, serial=True, checks="test_kubernetes.py",
+              handed_secrets=lambda host, ctx: pki.key_texts(handed(ctx)[0] or {}),
+              probes=lambda host, ctx: stage_probes(host, ctx.inventory, handed(ctx)[0] or _EMPTY),
+              notes=lambda host, ctx: [f"apiserver on {host.address}:{host.settings.lb.backend_port}"],
+              decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts, *handed(ctx), notes))

@@ -14,7 +14,7 @@ import shlex
 import tarfile
 
 from groundwork import facts as probes
-from groundwork.changes import ActionChange, Change, StageReport, apply_plan, value_diff
+from groundwork.changes import ActionChange, Change, value_diff
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
@@ -90,18 +90,19 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, pause_sha: str, 
     return plan
 
 
-def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
-    password = ctx.secrets["registry_password"]
-    k = ctx.inventory.defaults.kubernetes
-    pause_sha = verified_file(k, "pause_binary")[1]
-    facts = remote.gather(stage_probes(ctx.inventory, password, ctx.family(host.name)))
-    report = StageReport(notes=[f"images: {pause_image(ctx.inventory)}, {workload_image(ctx.inventory)}"])
-    apply_plan(remote, decide(host, ctx.inventory, facts, pause_sha, password), ctx, report)
-    # What the nodes should have: the workload's label is known only when busybox was there before this run.
-    ctx.handoff[IMAGES_HANDOFF] = {pause_image(ctx.inventory): f"sha256:{pause_sha}",
-                                   workload_image(ctx.inventory): f"sha256:{facts['busybox']}" if facts["busybox"] else ""}
-    return report
+def hand_images(host: HostModel, before: Facts, after: Facts, ctx: RunContext) -> dict:
+    """What the nodes should have: the workload's label is known only when busybox was there before this run."""
+    pause_sha = verified_file(ctx.inventory.defaults.kubernetes, "pause_binary")[1]
+    return {IMAGES_HANDOFF: {pause_image(ctx.inventory): f"sha256:{pause_sha}",
+                             workload_image(ctx.inventory): f"sha256:{before['busybox']}" if before["busybox"] else ""}}
 
 
-STAGE = Stage(name="k8s_images", title="the kubelets' images, pushed to the registry", groups=("ops",), run=run,
-              select=k8s_stage_applies, secrets=frozenset({"registry_password"}), checks="test_kubernetes.py")
+STAGE = Stage(name="k8s_images", title="the kubelets' images, pushed to the registry", groups=("ops",),
+              select=k8s_stage_applies, secrets=frozenset({"registry_password"}), checks="test_kubernetes.py",
+              probes=lambda host, ctx: stage_probes(ctx.inventory, ctx.secrets["registry_password"],
+                                                    ctx.family(host.name)),
+              notes=lambda host, ctx: [f"images: {pause_image(ctx.inventory)}, {workload_image(ctx.inventory)}"],
+              decide=lambda host, facts, ctx, notes: decide(
+                  host, ctx.inventory, facts, verified_file(ctx.inventory.defaults.kubernetes, "pause_binary")[1],
+                  ctx.secrets["registry_password"]),
+              hand_off=hand_images)

@@ -15,18 +15,18 @@ import shlex
 from collections import defaultdict
 
 from groundwork import facts as probes
-from groundwork.changes import (ActionChange, Change, DesiredFile, StageReport, apply_plan, create_directories,
+from groundwork import pki
+from groundwork.changes import (ActionChange, Change, DesiredFile, create_directories,
                                 file_changes, value_diff)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.registry_client import registry_login
-from groundwork.remote import Remote
 from groundwork.render import render
 from groundwork.stages import Stage
 from groundwork.tasks.k8s_control_plane import pod_cidr
 from groundwork.tasks.kubernetes import (IMAGES_HANDOFF, cert_files, certificates_kept, deliver, handed_pems,
-                                         image_labels, k8s_stage_applies, kubeconfig, kubelet_cert, mask_keys,
+                                         image_labels, k8s_stage_applies, kubeconfig, kubelet_cert,
                                          node_name, node_ready, pause_image, restarts, service_probes, vip_server,
                                          wait_for, workload_image)
 
@@ -111,16 +111,15 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, 
     return plan
 
 
-def run(remote: Remote, host: HostModel, ctx: RunContext) -> StageReport:
-    pems, fresh = handed_pems(ctx.handoff, [kubelet_cert(host).name, PROXY_CERT])
-    if pems:
-        mask_keys(remote, pems)
-    facts = remote.gather(stage_probes(host, ctx.inventory, pems or _EMPTY))
-    report = StageReport(notes=[f"node {node_name(host)}, through {vip_server(ctx.inventory)}"])
-    plan = decide(host, ctx.inventory, facts, pems, fresh, ctx.handoff.get(IMAGES_HANDOFF),
-                  ctx.secrets["registry_password"], report.notes)
-    return apply_plan(remote, plan, ctx, report)
+def handed(host: HostModel, ctx: RunContext) -> tuple[dict[str, bytes] | None, bool]:
+    return handed_pems(ctx.handoff, [kubelet_cert(host).name, PROXY_CERT])
 
 
-STAGE = Stage(name="k8s_node", title="kubelet and kube-proxy on every node", groups=("master_compute",), run=run,
-              select=k8s_stage_applies, secrets=frozenset({"registry_password"}), checks="test_kubernetes.py")
+STAGE = Stage(name="k8s_node", title="kubelet and kube-proxy on every node", groups=("master_compute",),
+              select=k8s_stage_applies, secrets=frozenset({"registry_password"}), checks="test_kubernetes.py",
+              handed_secrets=lambda host, ctx: pki.key_texts(handed(host, ctx)[0] or {}),
+              probes=lambda host, ctx: stage_probes(host, ctx.inventory, handed(host, ctx)[0] or _EMPTY),
+              notes=lambda host, ctx: [f"node {node_name(host)}, through {vip_server(ctx.inventory)}"],
+              decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts, *handed(host, ctx),
+                                                            ctx.handoff.get(IMAGES_HANDOFF),
+                                                            ctx.secrets["registry_password"], notes))

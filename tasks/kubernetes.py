@@ -228,12 +228,6 @@ def cert_files(cert_dir: str, pems: dict[str, bytes], names: list[str]) -> list[
             for f in ["ca.pem", *pem_files(names)]]
 
 
-def mask_keys(remote: Remote, pems: dict[str, bytes]) -> None:
-    for name, pem in pems.items():
-        if name.endswith("-key.pem") and pem:
-            remote.masker.add(pem.decode(errors="replace"))
-
-
 def k8s_stage_applies(host: HostModel, inventory: Inventory) -> bool:
     return inventory.defaults.kubernetes.enabled and bool(inventory.group_members("master_compute"))
 

@@ -19,7 +19,7 @@ changes its file does not move the VIP either.
 from __future__ import annotations
 
 from groundwork import facts as probes
-from groundwork.changes import (Change, DesiredFile, FileEdit, StageError, StageReport, activate_service, apply_plan,
+from groundwork.changes import (Change, DesiredFile, FileEdit, StageError, activate_service,
                                 file_changes, journal_tail, value_diff, wait_until, wanted_digests)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
@@ -166,28 +166,29 @@ def decide_vip(host: HostModel, facts: Facts, inventory: Inventory, password: st
     return plan
 
 
-def run_vip(remote, host: HostModel, ctx: RunContext) -> StageReport:
-    inventory = ctx.inventory
-    facts = remote.gather(vip_probes(host, inventory, ctx.family(host.name)))
-    report = StageReport(notes=[f"VIP {inventory.lb_vip}, router id {inventory.defaults.lb.router_id}, priority "
-                                f"{inventory.vrrp_priority(host)}, nopreempt"])
-    report = apply_plan(remote, decide_vip(host, facts, inventory, ctx.secrets["vrrp_password"]), ctx, report)
-    if facts["keepalived_state"] == "FAULT" and not ctx.dry_run:
-        # Its port check failed (nginx was down; the step before may just have started it): not a change of
-        # groundwork's, but the stage ends with keepalived able to take the VIP again, or says why not.
-        port = inventory.defaults.lb.port
-        remote.run(wait_until(f'[ "$({probes.KEEPALIVED_STATE})" != FAULT ]', 10,
-                              f"keepalived stays in FAULT: its check finds nothing listening on port {port}",
-                              interval=0.5), what="waiting for keepalived to leave FAULT")
-        report.notes.append(f"keepalived was in FAULT (nothing listened on port {port}); its check passes again")
-    return report
+def leave_fault(host: HostModel, facts: Facts, ctx: RunContext) -> tuple[str, str, str] | None:
+    """keepalived in FAULT when it was read: its port check failed (nginx was down; the step before may just
+    have started it). Not a change of groundwork's, but the stage ends with keepalived able to take the VIP
+    again, or says why not."""
+    if facts["keepalived_state"] != "FAULT":
+        return None
+    port = ctx.inventory.defaults.lb.port
+    return ("waiting for keepalived to leave FAULT",
+            wait_until(f'[ "$({probes.KEEPALIVED_STATE})" != FAULT ]', 10,
+                       f"keepalived stays in FAULT: its check finds nothing listening on port {port}", interval=0.5),
+            f"keepalived was in FAULT (nothing listened on port {port}); its check passes again")
 
 
 PROXY = Stage(name="l4proxy", title="nginx stream proxy to the apiservers", groups=("proxy",), checks="test_lb.py",
               probes=lambda host, ctx: proxy_probes(host, ctx.inventory, ctx.family(host.name)),
               decide=lambda host, facts, ctx, notes: decide_proxy(host, facts, ctx.inventory),
               notes=lambda host, ctx: proxy_notes(ctx.inventory))
-VIP = Stage(name="vip", title="keepalived VIP in front of the L4 proxy", groups=("proxy",), run=run_vip,
-            checks="test_lb.py", secrets=frozenset({"vrrp_password"}),
+VIP = Stage(name="vip", title="keepalived VIP in front of the L4 proxy", groups=("proxy",), checks="test_lb.py",
+            secrets=frozenset({"vrrp_password"}),
+            probes=lambda host, ctx: vip_probes(host, ctx.inventory, ctx.family(host.name)),
+            notes=lambda host, ctx: [f"VIP {ctx.inventory.lb_vip}, router id {ctx.inventory.defaults.lb.router_id}, "
+                                     f"priority {ctx.inventory.vrrp_priority(host)}, nopreempt"],
+            decide=lambda host, facts, ctx, notes: decide_vip(host, facts, ctx.inventory, ctx.secrets["vrrp_password"]),
+            settle=leave_fault,
             select=lambda host, inventory: inventory.defaults.lb.vrrp, serial=True, stop_at_failure=False)
 STAGES = [PROXY, VIP]

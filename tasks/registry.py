@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from groundwork import facts as probes
 from groundwork import harbor
-from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError, StageReport,
-                                activate_service, apply_plan, create_directories, file_changes, journal_tail,
+from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError,
+                                activate_service, create_directories, file_changes, journal_tail,
                                 value_diff, wait_until, wanted_digests)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
@@ -125,17 +125,18 @@ def decide(host: HostModel, facts: Facts, password: str) -> list[Change]:
     return plan
 
 
-def run(remote, host: HostModel, ctx: RunContext) -> StageReport:
+def notes(host: HostModel, ctx: RunContext) -> list[str]:
     reg = host.settings.registry
-    password = ctx.secrets["registry_password"]
-    facts = remote.gather(stage_probes(host, password))
-    if reg.backend == "harbor":
-        ctx.masker.add(harbor_db_password(host, facts, password))
-        backend_note = f"Harbor {harbor.installer_version(reg.harbor.installer)}, data {reg.data_dir}"
-    else:
-        backend_note = f"distribution, storage {reg.data_dir}/registry"
-    report = StageReport(notes=[f"{reg.name} on port 80 -> registry on 127.0.0.1:{reg.http_port} ({backend_note})"])
-    return apply_plan(remote, decide(host, facts, password), ctx, report)
+    backend = (f"Harbor {harbor.installer_version(reg.harbor.installer)}, data {reg.data_dir}"
+               if reg.backend == "harbor" else f"distribution, storage {reg.data_dir}/registry")
+    return [f"{reg.name} on port 80 -> registry on 127.0.0.1:{reg.http_port} ({backend})"]
+
+
+def derived_secrets(host: HostModel, facts: Facts, ctx: RunContext) -> list[str]:
+    """Harbor's database password, derived from the registry's or read from harbor.yml."""
+    if host.settings.registry.backend != "harbor":
+        return []
+    return [harbor_db_password(host, facts, ctx.secrets["registry_password"])]
 
 
 def _distribution_plan(reg: Registry, layout: RegistryLayout, facts: Facts, files: list[DesiredFile], password: str,
@@ -266,5 +267,8 @@ def _harbor_yml_changes(host: HostModel, reg: Registry, facts: Facts, unpacked: 
     return file_changes([desired(template.content)], facts["harbor_yml"])
 
 
-STAGE = Stage(name="registry", title="registry behind nginx at harbor.od.com", groups=("ops",), run=run,
-              secrets=frozenset({"registry_password"}))
+STAGE = Stage(name="registry", title="registry behind nginx at harbor.od.com", groups=("ops",),
+              secrets=frozenset({"registry_password"}),
+              probes=lambda host, ctx: stage_probes(host, ctx.secrets["registry_password"]),
+              read_secrets=derived_secrets, notes=notes,
+              decide=lambda host, facts, ctx, notes: decide(host, facts, ctx.secrets["registry_password"]))

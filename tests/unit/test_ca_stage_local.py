@@ -89,12 +89,12 @@ def test_issued_peer_certificate_verifies_and_is_kept_when_current(local_remote,
                           capture_output=True, text=True)
     assert done.stdout.strip().endswith("etcd-peer.pem: OK")
     assert oct((certs / "etcd-peer-key.pem").stat().st_mode & 0o777) == "0o600"
-    again = stage.run(local_remote, host, ctx)
+    again = stage.execute(local_remote, host, ctx)
     assert again.changes == [] and "is current" in again.notes[0]
     # Other settings for the same name: refused, the certificate there left as it is.
     issued = (certs / "etcd-peer.pem").read_bytes()
     with pytest.raises(StageError, match="was issued with other settings"):
-        ca.issue_stage("etcd-peer", "peer", "etcd-peer", ["10.4.7.21"]).run(local_remote, host, ctx)
+        ca.issue_stage("etcd-peer", "peer", "etcd-peer", ["10.4.7.21"]).execute(local_remote, host, ctx)
     assert (certs / "etcd-peer.pem").read_bytes() == issued
 
 
@@ -102,7 +102,7 @@ def test_replace_keeps_the_old_pair(local_remote, ops, tmp_path):
     host, ctx = ops
     ca.STAGE.execute(local_remote, host, ctx)
     old = (tmp_path / "certs" / "ca.pem").read_bytes()
-    report = ca.run_replace(local_remote, host, ctx)
+    report = ca.REPLACE.execute(local_remote, host, ctx)
     kept = [p for p in (tmp_path / "certs").iterdir() if p.name.startswith("replaced-")]
     assert len(kept) == 1 and (kept[0] / "ca.pem").read_bytes() == old and (kept[0] / "ca-key.pem").exists()
     assert (tmp_path / "certs" / "ca.pem").read_bytes() != old

@@ -158,10 +158,8 @@ def carry_out_everything(remote, plan, *args, **kwargs) -> StageReport:
 def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inventory, monkeypatch, stub_rc):
     from groundwork.tasks.pipeline import PIPELINE
     from groundwork import pki, stages
-    from groundwork.tasks import ca, etcd, lb, registry
 
-    for module in (stages, ca, etcd, lb, registry):  # stages: the runner's apply for every declared stage
-        monkeypatch.setattr(module, "apply_plan", carry_out_everything)
+    monkeypatch.setattr(stages, "apply_plan", carry_out_everything)  # the runner's apply, for every stage
     ca_files = pki.make_ca(hostile_inventory.defaults.ca)
     # The VRRP password is refused unless plain (secrets.VRRP_PASSWORD): the most it may hold.
     secrets = {"registry_password": HOSTILE["password"], "vrrp_password": "a.b_+=-9"}

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 
 from groundwork import runner
-from groundwork.changes import StageError, StageReport
+from groundwork.changes import StageError
 from groundwork.context import RunContext
 from groundwork.inventory import load_inventory
 from groundwork.remote import Masker
@@ -22,19 +22,20 @@ def stage_run_on(tmp_path, monkeypatch, failing: str, stop_at_failure: bool = Tr
     folder = copy_seed_inventory(tmp_path)
     inventory = load_inventory(folder)
     nr = _nornir({"runner": {"plugin": "threaded", "options": {"num_workers": 5}}}, None, inventory)
-    # No SSH: the stage's run is a stand-in; the remote only has to carry a command log.
+    # No SSH: the stage's decide is a stand-in; the remote only has to carry a command log.
     monkeypatch.setattr(runner.Remote, "for_task",
                         classmethod(lambda cls, task, masker=None: SimpleNamespace(log=[], masker=Masker())))
     ran = []
 
-    def run(remote, host, ctx):
+    def decide(host, facts, ctx, notes):
         ran.append(host.name)
         if host.name == failing:
             raise StageError("the cluster is not healthy after the restart")
-        return StageReport(notes=["restarted"])
+        notes.append("restarted")
+        return []
     members = [h for h in inventory.hosts.values() if "etcd" in h.groups]
     record = RunRecord("r", "etcd", False, [h.name for h in members], "now")
-    run_stages(nr, [Stage("etcd", "members", ("etcd",), run=run, serial=True, stop_at_failure=stop_at_failure)],
+    run_stages(nr, [Stage("etcd", "members", ("etcd",), probes=lambda host, ctx: [], decide=decide, serial=True, stop_at_failure=stop_at_failure)],
                RunContext(inventory=inventory, dry_run=False, masker=Masker(), host_locks=host_locks), members, record,
                Progress(record, False, out=io.StringIO()))
     return ran, {e.host: (e.status, e.error) for e in record.entries}
