@@ -1,7 +1,8 @@
 """Hands every check its host and a probe that records evidence (see groundwork/verify.py).
 
 A module's GROUPS names the groups whose hosts its checks run on; None (the default) means every host.
-A check's own `@pytest.mark.groups(...)` wins over its module's.
+A check's own `@pytest.mark.groups(...)` wins over its module's. A check declares what it reads on its host with
+`@reads(...)` (or runs its commands as it goes, `@acts`): see groundwork/verify.py.
 """
 
 import pytest
@@ -23,7 +24,8 @@ def probe(request, host):
     session = request.config.stash[SESSION_KEY]
     request.node.gw_evidence = []
     request.node.gw_undeclared = []
-    return session.probe_for(host, request.node.gw_evidence, request.module.__name__, request.node.gw_undeclared)
+    check = f"{request.module.__name__}::{request.node.originalname}"
+    return session.probe_for(host, request.node.gw_evidence, check, request.node.gw_undeclared)
 
 
 @pytest.fixture

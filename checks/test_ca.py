@@ -7,6 +7,7 @@ from datetime import timedelta
 from cryptography import x509
 
 from groundwork.pki import PROFILE_USAGES, hours, is_ca, subject
+from groundwork.verify import reads
 
 GROUPS = ("ops",)
 CA_FILES = ("ca-key.pem", "ca.pem", "ca.csr", "ca-config.json")
@@ -40,12 +41,7 @@ def read_config(host) -> str:
     return f"cat {ca_path(host, 'ca-config.json')}"
 
 
-def evidence(host, session) -> list:
-    """What the checks below read on the host, in their order (the key only through openssl's -pubout)."""
-    return [summary(host), read_cert(host), public_key_of_cert(host), public_key_of_key(host), file_modes(host),
-            read_config(host)]
-
-
+@reads(summary, read_cert)
 def test_ca_pem_is_a_ca_with_the_configured_subject_and_validity(host, probe):
     """ca.pem is a CA (basic constraints, key usage) with the configured subject and validity"""
     ca = host.settings.ca
@@ -57,6 +53,7 @@ def test_ca_pem_is_a_ca_with_the_configured_subject_and_validity(host, probe):
     assert abs(lifetime - hours(ca.expiry)) < timedelta(days=1), f"valid for {lifetime}, wanted {ca.expiry}"
 
 
+@reads(public_key_of_cert, public_key_of_key)  # the key only through openssl's -pubout
 def test_ca_key_belongs_to_the_certificate(host, probe):
     """ca-key.pem belongs to ca.pem (their public keys compared; the private key itself is never shown)"""
     from_cert = probe.run(public_key_of_cert(host))
@@ -68,6 +65,7 @@ def test_ca_key_belongs_to_the_certificate(host, probe):
     assert from_cert.stdout == from_key.stdout, "the key's public half differs from the certificate's"
 
 
+@reads(file_modes)
 def test_ca_files_have_the_right_modes(host, probe):
     """ca-key.pem is root's and 0600; ca.pem, ca.csr and ca-config.json are readable"""
     lines = probe.run(file_modes(host)).stdout
@@ -76,6 +74,7 @@ def test_ca_files_have_the_right_modes(host, probe):
     assert all(modes.get(f) == ("644", "root") for f in ("ca.pem", "ca.csr", "ca-config.json")), modes
 
 
+@reads(read_config)
 def test_ca_config_has_the_signing_profiles(host, probe):
     """ca-config.json has the signing profiles server, client and peer"""
     config = json.loads(probe.run(read_config(host)).stdout or "{}")

@@ -7,6 +7,7 @@ import dns.query
 import dns.rdatatype
 import pytest
 
+from groundwork.verify import reads
 
 GROUPS = None  # per check below
 RESOLVER = "cat /etc/resolv.conf; resolvectl dns 2>/dev/null; resolvectl domain 2>/dev/null; true"
@@ -14,9 +15,8 @@ RESOLVER = "cat /etc/resolv.conf; resolvectl dns 2>/dev/null; resolvectl domain 
 LOOKUP = "getent ahostsv4 {0}"
 
 
-def evidence(host, session) -> list:
-    """What the checks below run on the host: the resolver's settings, then the mesh from this host."""
-    return [RESOLVER, mesh_script(host, session.inventory)]
+def mesh(host, session) -> str:
+    return mesh_script(host, session.inventory)
 
 
 def mesh_script(host, inventory) -> str:
@@ -109,6 +109,7 @@ def test_zone_serials_equal_the_primary(host, probe, inventory):
             f"{zone}: serial here {ours[0].split()[2] if ours else 'none'}, primary {theirs[0].split()[2]}"
 
 
+@reads(RESOLVER)
 def test_resolver_points_at_the_dns_servers(host, probe, inventory):
     """the resolver uses the DNS servers with search domain host.com"""
     text = probe.run(RESOLVER).stdout
@@ -134,6 +135,7 @@ def resolver_settings(text: str) -> tuple[set[str], set[str]]:
     return servers, domains
 
 
+@reads(mesh)
 def test_other_hosts_resolve_by_fqdn_and_short_name_and_answer_ping(host, probe, inventory):
     """every other host's FQDN and short name resolve, and the host answers ping"""
     problems = mesh_problems(host, inventory, probe.run(mesh_script(host, inventory)).stdout)

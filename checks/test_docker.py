@@ -2,14 +2,11 @@
 
 import json
 
+from groundwork.verify import reads
+
 GROUPS = ("master_compute", "ops")
 DOCKER_INFO = "docker info --format '{{json .}}'"
 DOCKER0 = "ip -4 -o addr show docker0"
-
-
-def evidence(host, session) -> list:
-    """What the checks below read on the host, in their order."""
-    return [DOCKER_INFO, DOCKER_INFO, DOCKER0]
 
 
 def docker_info(probe) -> dict:
@@ -18,6 +15,7 @@ def docker_info(probe) -> dict:
     return json.loads(result.stdout)
 
 
+@reads(DOCKER_INFO)
 def test_docker_runs_with_the_seeds_settings(host, probe):
     """docker is up: cgroup driver systemd, storage driver overlay2, root dir /data/docker, live restore on"""
     info = docker_info(probe)
@@ -29,6 +27,7 @@ def test_docker_runs_with_the_seeds_settings(host, probe):
     assert info.get("ServerVersion") and found == wanted, f"found {found}, wanted {wanted}"
 
 
+@reads(DOCKER_INFO)
 def test_plain_http_only_to_the_registry_and_those_the_inventory_lists(host, probe):
     """docker reaches harbor.od.com over plain http, and no other registry unless the inventory lists it"""
     configs = docker_info(probe).get("RegistryConfig", {}).get("IndexConfigs", {})
@@ -38,6 +37,7 @@ def test_plain_http_only_to_the_registry_and_those_the_inventory_lists(host, pro
                                 "on the path can serve images)")
 
 
+@reads(DOCKER0)
 def test_docker0_carries_the_host_bip(host, probe):
     """docker0 carries the host's bip 172.7.NN.1/24"""
     out = probe.run(DOCKER0).stdout

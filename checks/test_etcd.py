@@ -4,6 +4,7 @@ import json
 from shlex import quote
 
 from groundwork.tasks.etcd import client_url, etcdctl, member_name, peer_sans
+from groundwork.verify import reads
 
 GROUPS = ("etcd",)
 
@@ -42,12 +43,6 @@ def certificate(host, session) -> str:
             f"openssl x509 -in {quote(d + '/etcd-peer.pem')} -noout -subject -ext subjectAltName")
 
 
-def evidence(host, session) -> list:
-    """What the checks below run on the member, in their order (the first two checks share the cluster's state)."""
-    return [cluster_state(host, session), write_and_read_back(host, session), refusals(host, session),
-            certificate(host, session)]
-
-
 def health_and_members(text: str) -> tuple[list[dict], list[dict]]:
     """`endpoint health --cluster -w json` then `member list -w json`, as cluster_state prints them."""
     health_text, _, members_text = text.partition("\n{")
@@ -59,6 +54,7 @@ def health_and_members(text: str) -> tuple[list[dict], list[dict]]:
     return health, members
 
 
+@reads(cluster_state)
 def test_the_member_answers_the_cluster_has_quorum_and_its_members_are_the_inventorys(host, probe, inventory,
                                                                                        session):
     """this member answers over TLS, the cluster has quorum, and its members are the inventory's group etcd"""
@@ -75,6 +71,7 @@ def test_the_member_answers_the_cluster_has_quorum_and_its_members_are_the_inven
     assert names == wanted, f"members {names}; the inventory's group etcd: {wanted}"
 
 
+@reads(cluster_state, write_and_read_back)  # the cluster's state shared with the check above
 def test_a_key_written_here_is_read_on_every_other_member(host, probe, inventory, session):
     """a key written through this member reads back through every other healthy member (a member that does not
     answer fails its own checks)"""
@@ -87,6 +84,7 @@ def test_a_key_written_here_is_read_on_every_other_member(host, probe, inventory
     assert not missing, f"not read back through: {', '.join(missing)}"
 
 
+@reads(refusals)
 def test_no_client_without_a_certificate_and_no_plain_http_on_the_members_address(host, probe, session):
     """a TLS client without a certificate is refused, plain http on the member's address and on 127.0.0.1 is
     refused (no local user reads etcd unauthenticated), a client with the certificate is answered"""
@@ -98,6 +96,7 @@ def test_no_client_without_a_certificate_and_no_plain_http_on_the_members_addres
     assert status.get("loopback-http") not in (None, "0"), "plain http on 127.0.0.1 is answered, to any local user"
 
 
+@reads(certificate)
 def test_the_member_certificate_verifies_against_ca_pem_with_every_members_address(host, probe, inventory, session):
     """etcd-peer.pem verifies against ca.pem and names every member's address"""
     result = probe.run(certificate(host, session))

@@ -4,6 +4,7 @@ from shlex import quote
 
 from groundwork import facts
 from groundwork.tasks.host_prep import module_marker
+from groundwork.verify import reads
 
 GROUPS = None
 HOSTNAME = "hostname; cat /etc/hostname"
@@ -19,18 +20,31 @@ def module_markers(host) -> dict[str, str]:
     return {m: module_marker(m) for m in host.settings.host_prep.kernel_modules}
 
 
+def loaded_modules(host) -> facts.Probe:
+    return facts.paths_exist(list(module_markers(host).values()))
+
+
+def running_sysctl(host) -> facts.Probe:
+    return facts.sysctl(sorted(host.settings.host_prep.sysctl))
+
+
 def boot_sysctl(host) -> str:
     return f"cat {quote(host.settings.host_prep.sysctl_file)}"
 
 
-def evidence(host, session) -> list:
-    """What the checks below read on the host, in their order."""
-    prep = host.settings.host_prep
-    return [HOSTNAME, KERNEL, facts.os_info(), base_packages(host),
-            facts.paths_exist(list(module_markers(host).values())), facts.sysctl(sorted(prep.sysctl)),
-            boot_sysctl(host), facts.selinux(), facts.services(["firewalld"])]
+def os_info(host) -> facts.Probe:
+    return facts.os_info()
 
 
+def selinux(host) -> facts.Probe | None:
+    return facts.selinux() if host.settings.host_prep.disable_selinux else None
+
+
+def firewalld(host) -> facts.Probe | None:
+    return facts.services(["firewalld"]) if host.settings.host_prep.disable_firewalld else None
+
+
+@reads(HOSTNAME)
 def test_hostname_is_the_fqdn(host, probe):
     """hostname is hdss7-NN.host.com, running and in /etc/hostname"""
     running, static = (probe.run(HOSTNAME).stdout.split() + ["", ""])[:2]
@@ -38,6 +52,7 @@ def test_hostname_is_the_fqdn(host, probe):
         f"running hostname {running!r}, /etc/hostname {static!r}; wanted {host.fqdn!r}"
 
 
+@reads(KERNEL)
 def test_kernel_is_new_enough_for_docker(host, probe):
     """kernel is at least the minimum docker needs"""
     release = probe.run(KERNEL).stdout.strip()
@@ -46,26 +61,29 @@ def test_kernel_is_new_enough_for_docker(host, probe):
     assert found >= wanted, f"kernel {release} is older than {host.settings.host_prep.min_kernel}"
 
 
+@reads(os_info, base_packages)
 def test_base_tools_are_installed(host, probe):
     """the base tools are installed"""
-    os_family = probe.fact(facts.os_info()).family
+    os_family = probe.fact(os_info(host)).family
     installed = probe.fact(base_packages(host))
     missing = [p for p in host.settings.host_prep.base_packages[os_family] if installed.get(p) is None]
     assert not missing, f"not installed: {' '.join(missing)}"
 
 
+@reads(loaded_modules, running_sysctl)
 def test_kernel_settings_for_docker(host, probe):
     """br_netfilter is loaded and the sysctl settings docker needs are in force"""
     prep = host.settings.host_prep
     markers = module_markers(host)
-    present = probe.fact(facts.paths_exist(list(markers.values())))
+    present = probe.fact(loaded_modules(host))
     absent = [m for m, marker in markers.items() if marker not in present]
     assert not absent, f"kernel modules not loaded: {' '.join(absent)}"
-    running = probe.fact(facts.sysctl(sorted(prep.sysctl)))
+    running = probe.fact(running_sysctl(host))
     wrong = {k: running.get(k) for k, v in prep.sysctl.items() if running.get(k) != v}
     assert not wrong, f"sysctl values differ from {prep.sysctl}: {wrong}"
 
 
+@reads(boot_sysctl)
 def test_kernel_settings_survive_a_reboot(host, probe):
     """the sysctl settings are in the file read at boot"""
     prep = host.settings.host_prep
@@ -75,18 +93,19 @@ def test_kernel_settings_survive_a_reboot(host, probe):
     assert not missing, f"missing from {prep.sysctl_file}: {missing}"
 
 
+@reads(selinux, firewalld)
 def test_selinux_and_firewalld_are_off(host, probe):
     """SELinux is not enforcing and is disabled at boot, firewalld is stopped and disabled (where they exist)"""
     prep = host.settings.host_prep
     problems = []
     if prep.disable_selinux:
-        selinux = probe.fact(facts.selinux())
-        if selinux.get("running") not in (None, "disabled", "permissive"):
-            problems.append(f"SELinux is {selinux['running']}")
-        if selinux.get("config") not in (None, "disabled"):
-            problems.append(f"/etc/selinux/config has SELINUX={selinux['config']}, so it is back at boot")
+        state = probe.fact(selinux(host))
+        if state.get("running") not in (None, "disabled", "permissive"):
+            problems.append(f"SELinux is {state['running']}")
+        if state.get("config") not in (None, "disabled"):
+            problems.append(f"/etc/selinux/config has SELINUX={state['config']}, so it is back at boot")
     if prep.disable_firewalld:
-        firewalld = probe.fact(facts.services(["firewalld"])).get("firewalld")
-        if firewalld and firewalld.exists and (firewalld.active == "active" or firewalld.enabled == "enabled"):
-            problems.append(f"firewalld is {firewalld.active} and {firewalld.enabled}")
+        service = probe.fact(firewalld(host)).get("firewalld")
+        if service and service.exists and (service.active == "active" or service.enabled == "enabled"):
+            problems.append(f"firewalld is {service.active} and {service.enabled}")
     assert not problems, "; ".join(problems)

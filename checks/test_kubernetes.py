@@ -6,6 +6,7 @@ node, a pod reaching a pod on another node, and a Service's ClusterIP answering 
 The DaemonSet and its Service are the verification's canary: they live in the namespace groundwork-check and stay
 there between runs (applied again, unchanged, by every verification)."""
 
+import inspect
 import json
 import time
 from shlex import quote
@@ -16,6 +17,7 @@ from groundwork.tasks.k8s_node import health as node_health
 from groundwork.tasks.k8s_control_plane import health as control_plane_health
 from groundwork.tasks.kubernetes import node_name, vip_server, workload_image
 from groundwork.tasks.pod_network import differences, live_state, wanted_state
+from groundwork.verify import acts, reads
 
 GROUPS = ("master_compute",)
 NAMESPACE = "groundwork-check"
@@ -30,15 +32,57 @@ def _kubernetes_enabled(session):
         pytest.skip("no Kubernetes in this inventory (kubernetes.server_tarball is not set)")
 
 
+def on_kubernetes(read):
+    """A read of (host) or (host, inventory), declared only where the inventory has Kubernetes (elsewhere the
+    checks skip: nothing to gather)."""
+    def declared(host, session):
+        if not session.inventory.defaults.kubernetes.enabled:
+            return None
+        return read(host, session.inventory) if len(inspect.signature(read).parameters) == 2 else read(host)
+    return declared
+
+
 # -- on every master and node -----------------------------------------------------------------------------
 
+def apiserver_readyz(host) -> str:
+    k, port = host.settings.kubernetes, host.settings.lb.backend_port
+    return f"curl -sS --max-time 5 --cacert {quote(k.cert_dir + '/ca.pem')} https://{host.address}:{port}/readyz"
+
+
+def controller_manager(host) -> str:
+    return control_plane_health(host, "kube-controller-manager")
+
+
+def scheduler(host) -> str:
+    return control_plane_health(host, "kube-scheduler")
+
+
+def kubelet(host) -> str:
+    return node_health("kubelet")
+
+
+def kube_proxy(host) -> str:
+    return node_health("kube-proxy")
+
+
+def node_ready(host) -> str:
+    """The node's Ready condition, as the kubelet's own credentials read it through the VIP."""
+    ready = '{.status.conditions[?(@.type=="Ready")].status}'
+    return (f"kubectl --kubeconfig {quote(host.settings.kubernetes.conf_dir + '/kubelet.kubeconfig')} "
+            f"--request-timeout=5s get node {quote(node_name(host))} -o jsonpath={quote(ready)}")
+
+
+def pod_network(host):
+    return live_state()
+
+
+@reads(on_kubernetes(apiserver_readyz))
 def test_the_apiserver_answers_with_its_ca_signed_certificate(host, probe):
     """the apiserver on this master answers /readyz over TLS with a certificate the CA signed"""
-    k, port = host.settings.kubernetes, host.settings.lb.backend_port
-    result = probe.run(f"curl -sS --max-time 5 --cacert {quote(k.cert_dir + '/ca.pem')} "
-                       f"https://{host.address}:{port}/readyz")
+    result = probe.run(apiserver_readyz(host))
     assert result.rc == 0 and result.stdout.strip() == "ok", (
-        f"kube-apiserver on {host.address}:{port} does not answer: {(result.stderr or result.stdout).strip()[-300:]}")
+        f"kube-apiserver on {host.address}:{host.settings.lb.backend_port} does not answer: "
+        f"{(result.stderr or result.stdout).strip()[-300:]}")
 
 
 def answers(probe, command: str, what: str) -> None:
@@ -46,41 +90,42 @@ def answers(probe, command: str, what: str) -> None:
     assert result.rc == 0, f"{what} does not answer on its /healthz (curl exit {result.rc})"
 
 
+@reads(on_kubernetes(controller_manager))
 def test_the_controller_manager_is_healthy(host, probe):
     """the controller-manager on this master answers /healthz"""
-    answers(probe, control_plane_health(host, "kube-controller-manager"), "kube-controller-manager")
+    answers(probe, controller_manager(host), "kube-controller-manager")
 
 
+@reads(on_kubernetes(scheduler))
 def test_the_scheduler_is_healthy(host, probe):
     """the scheduler on this master answers /healthz"""
-    answers(probe, control_plane_health(host, "kube-scheduler"), "kube-scheduler")
+    answers(probe, scheduler(host), "kube-scheduler")
 
 
+@reads(on_kubernetes(kubelet))
 def test_the_kubelet_answers(host, probe):
     """the kubelet on this node answers /healthz"""
-    answers(probe, node_health("kubelet"), "kubelet")
+    answers(probe, kubelet(host), "kubelet")
 
 
+@reads(on_kubernetes(kube_proxy))
 def test_kube_proxy_answers(host, probe):
     """kube-proxy on this node answers /healthz"""
-    answers(probe, node_health("kube-proxy"), "kube-proxy")
+    answers(probe, kube_proxy(host), "kube-proxy")
 
 
+@reads(on_kubernetes(node_ready))
 def test_the_node_is_ready(host, probe):
     """the node is Ready, as the kubelet's own credentials read it through the VIP"""
-    k = host.settings.kubernetes
-    ready = '{.status.conditions[?(@.type=="Ready")].status}'
-    result = probe.run(f"kubectl --kubeconfig {quote(k.conf_dir + '/kubelet.kubeconfig')} --request-timeout=5s "
-                       f"get node {quote(node_name(host))} -o jsonpath={quote(ready)}")
+    result = probe.run(node_ready(host))
     assert result.rc == 0, f"the node {node_name(host)} cannot be read: {result.stderr.strip()[-300:]}"
     assert result.stdout.strip() == "True", f"the node {node_name(host)} is not Ready ({result.stdout.strip() or '?'})"
 
 
+@reads(on_kubernetes(pod_network))
 def test_the_pod_network_routes_and_rules_are_in_place(host, probe, inventory):
     """a route to every other node's pod subnet, pod forwarding, and no masquerade between pods"""
-    live = live_state()
-    found = live.parse(probe.run(live.script).stdout)
-    missing = differences(wanted_state(host, inventory), found)
+    missing = differences(wanted_state(host, inventory), probe.fact(pod_network(host)))
     assert not missing, "the pod network lacks: " + "; ".join(missing)
 
 
@@ -90,25 +135,40 @@ def kubectl(host) -> str:
     return f"kubectl --kubeconfig {quote(host.settings.kubernetes.admin_kubeconfig)} --request-timeout=10s"
 
 
+def admin_kubeconfig(host, inventory) -> list[str]:
+    """Its mode, the server it names, the VIP's /readyz with the CA's certificate, and kubectl through it."""
+    k = host.settings.kubernetes
+    return [f"stat -c %a {quote(k.admin_kubeconfig)}",
+            f"{kubectl(host)} config view -o jsonpath='{{.clusters[0].cluster.server}}'",
+            f"curl -sS --max-time 5 --cacert {quote(host.settings.ca.dir + '/ca.pem')} "
+            f"{vip_server(inventory)}/readyz",
+            f"{kubectl(host)} get --raw /readyz"]
+
+
+def nodes(host) -> str:
+    return f"{kubectl(host)} get nodes -o json"
+
+
 @pytest.mark.groups("ops")
+@reads(on_kubernetes(admin_kubeconfig))
 def test_the_admin_kubeconfig_is_private_and_reaches_the_api_through_the_vip(host, probe, inventory):
     """the admin kubeconfig is 0600 and its kubectl reaches the API through VIP:7443, which answers with a
     certificate the CA signed"""
     k = host.settings.kubernetes
-    mode = probe.run(f"stat -c %a {quote(k.admin_kubeconfig)}").stdout.strip()
-    assert mode == "600", f"{k.admin_kubeconfig} is mode {mode or 'missing'}, not 600"
-    server = probe.run(f"{kubectl(host)} config view -o jsonpath='{{.clusters[0].cluster.server}}'").stdout.strip()
-    assert server == vip_server(inventory), f"{k.admin_kubeconfig} points at {server}, not the VIP"
-    through = probe.run(f"curl -sS --max-time 5 --cacert {quote(host.settings.ca.dir + '/ca.pem')} {server}/readyz")
-    assert through.stdout.strip() == "ok", f"{server} does not answer with a CA-signed certificate: {through.stderr}"
-    answer = probe.run(f"{kubectl(host)} get --raw /readyz")
-    assert answer.stdout.strip() == "ok", f"kubectl through {server} fails: {answer.stderr.strip()[-300:]}"
+    mode, server, through, answer = (probe.run(command) for command in admin_kubeconfig(host, inventory))
+    assert mode.stdout.strip() == "600", f"{k.admin_kubeconfig} is mode {mode.stdout.strip() or 'missing'}, not 600"
+    assert server.stdout.strip() == vip_server(inventory), \
+        f"{k.admin_kubeconfig} points at {server.stdout.strip()}, not the VIP"
+    assert through.stdout.strip() == "ok", \
+        f"{vip_server(inventory)} does not answer with a CA-signed certificate: {through.stderr}"
+    assert answer.stdout.strip() == "ok", f"kubectl through the VIP fails: {answer.stderr.strip()[-300:]}"
 
 
 @pytest.mark.groups("ops")
+@reads(on_kubernetes(nodes))
 def test_every_node_is_ready(host, probe, inventory):
     """every master_compute host is a node, Ready"""
-    result = probe.run(f"{kubectl(host)} get nodes -o json")
+    result = probe.run(nodes(host))
     assert result.rc == 0, result.stderr.strip()[-300:]
     ready = {n["metadata"]["name"]: any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
              for n in json.loads(result.stdout)["items"]}
@@ -157,6 +217,7 @@ def canaries(host, probe, inventory):
 
 
 @pytest.mark.groups("ops")
+@acts  # applies the canary and waits for it
 def test_a_daemonset_from_the_registry_runs_on_every_node(host, probe, inventory, canaries):
     """a DaemonSet of the workload image from the registry is Running on every node"""
     nodes, running = canaries
@@ -166,6 +227,7 @@ def test_a_daemonset_from_the_registry_runs_on_every_node(host, probe, inventory
 
 
 @pytest.mark.groups("ops")
+@acts  # applies the canary and waits for it
 def test_a_pod_reaches_a_pod_on_another_node(host, probe, canaries):
     """a pod on one node fetches a page from the pod on each other node, by its pod IP"""
     _, running = canaries
@@ -179,6 +241,7 @@ def test_a_pod_reaches_a_pod_on_another_node(host, probe, canaries):
                                                 f"{b['ip']}: {(got.stderr or got.stdout).strip()[-300:]}")
 
 
+@acts  # reads the canary the ops host applied in this run, waiting for kube-proxy's sync
 def test_the_canary_services_cluster_ip_answers_here_through_kube_proxy(host, probe, inventory, session):
     """the canary Service's ClusterIP answers on this node, through its kube-proxy's rules"""
     ops = inventory.ops_host

@@ -6,6 +6,7 @@ import pytest
 
 from groundwork.facts import KEEPALIVED_STATE
 from groundwork.tasks.lb import vip_pings
+from groundwork.verify import reads
 
 GROUPS = ("proxy",)
 REQUEST = "GET /healthz HTTP/1.0\\r\\n\\r\\n"  # an apiserver answers even plain HTTP on its TLS port (400)
@@ -15,8 +16,11 @@ def nginx_listens(host, session) -> str:
     return f"ss -Hlntp 'sport = :{host.settings.lb.port}'"
 
 
-def vip_state(host, session) -> str:
-    """keepalived's running state, the state it last entered since it started, and whether the VIP is here."""
+def vip_state(host, session) -> str | None:
+    """keepalived's running state, the state it last entered since it started, and whether the VIP is here
+    (None without VRRP: nothing to read)."""
+    if not host.settings.lb.vrrp:
+        return None
     vip = session.inventory.lb_vip
     return (f"echo \"active=$(systemctl is-active keepalived)\"; echo \"state=$({KEEPALIVED_STATE})\"; "
             f"ip -o -4 addr show | grep -q ' {vip}/' && echo holds=yes || echo holds=no; "
@@ -50,15 +54,11 @@ def through_the_proxy(host, session) -> str:
             "| tr -dc '[:print:]')\"")
 
 
-def evidence(host, session) -> list:
-    looks = [nginx_listens(host, session), through_the_proxy(host, session)]
-    return looks + ([vip_state(host, session)] if host.settings.lb.vrrp else [])
-
-
 def keyvalues(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("log|"))
 
 
+@reads(nginx_listens)
 def test_nginx_listens_on_the_proxy_port(host, probe, session):
     """nginx listens on the L4 proxy's port (7443)"""
     result = probe.run(nginx_listens(host, session))
@@ -66,6 +66,7 @@ def test_nginx_listens_on_the_proxy_port(host, probe, session):
     assert '"nginx"' in result.stdout, f"another program listens on the port, not nginx: {result.stdout.strip()}"
 
 
+@reads(vip_state)  # and, as gathered there, every other targeted proxy host's
 def test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_it(host, probe, inventory, session):
     """keepalived runs, is MASTER here exactly when this host holds the VIP, and exactly one proxy host holds it"""
     if not host.settings.lb.vrrp:
@@ -79,7 +80,7 @@ def test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_
                                                       f"{'here' if holds else 'not here'}")
     # Every targeted proxy host's state, as gathered there (a proxy host outside the run is not looked at).
     proxies = inventory.group_members("proxy")
-    looked = [h for h in proxies if h in session.targets]
+    looked = [h for h in proxies if h in session.targets and h.settings.lb.vrrp]
     holders = [h.name for h in looked if keyvalues(session.probe_for(h, probe.evidence).run(
         vip_state(h, session)).stdout).get("holds") == "yes"]
     split = f": {', '.join(holders)} (split brain: they do not hear each other's VRRP)" if holders else ""
@@ -91,6 +92,7 @@ def test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_
                                                        "proxy host of this run holds it")
 
 
+@reads(through_the_proxy)
 def test_a_connection_to_the_vip_reaches_an_apiserver(host, probe, session):
     """a TCP connection to VIP:7443 from here reaches an apiserver (without Kubernetes in the inventory: skipped
     while no backend listens yet)"""

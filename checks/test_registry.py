@@ -8,13 +8,7 @@ from shlex import quote
 import pytest
 
 from groundwork.registry_client import curl_credentials, registry_api, registry_login
-from groundwork.verify import SESSION_KEY, Look
-
-
-@pytest.fixture
-def registry(request):
-    session = request.config.stash[SESSION_KEY]
-    return session.inventory.defaults.registry, session.secrets["registry_password"], session.meta.run_id
+from groundwork.verify import SESSION_KEY, Look, reads
 
 
 @pytest.fixture
@@ -43,51 +37,66 @@ def login_only(reg) -> str:
     return registry_login(reg.name, "true")
 
 
-def evidence(host, session) -> list:
-    """What the checks below run, in their order: on the ops host the canary built and pushed, the catalog, a
-    wrong password; then (wave 1, once the push is done everywhere) the pull on each compute host. Secrets go
-    on stdin."""
-    reg, password = session.inventory.defaults.registry, session.secrets["registry_password"]
-    run_id = session.meta.run_id
-    looks = []
-    if "ops" in host.groups:
-        looks += [Look(push_command(reg, run_id), password.encode()),
-                  Look(registry_api(reg.name, "_catalog"), curl_credentials(password)),
-                  Look(registry_api(reg.name, f"{reg.project}/canary/tags/list"), curl_credentials(password)),
-                  Look(login_only(reg), (password + "-wrong").encode())]
-    if "master_compute" in host.groups and session.inventory.ops_host.name in {h.name for h in session.targets}:
-        looks += [Look(pull_command(reg, run_id), password.encode(), wave=1)]
-    return looks
+# What the checks below run, each a Look with its secret on stdin: on the ops host the canary built and pushed,
+# the catalog and the canary's tags, a wrong password; then (wave 1, once the push is done everywhere) the pull
+# on each compute host.
+
+def credentials(session) -> tuple:
+    return session.inventory.defaults.registry, session.secrets["registry_password"], session.meta.run_id
+
+
+def push(host, session) -> Look:
+    reg, password, run_id = credentials(session)
+    return Look(push_command(reg, run_id), password.encode())
+
+
+def listing(host, session) -> list[Look]:
+    reg, password, _ = credentials(session)
+    return [Look(registry_api(reg.name, "_catalog"), curl_credentials(password)),
+            Look(registry_api(reg.name, f"{reg.project}/canary/tags/list"), curl_credentials(password))]
+
+
+def pull(host, session) -> Look | None:
+    """None when the ops host is not in the run: nothing was pushed to pull (the check skips)."""
+    if session.inventory.ops_host.name not in {h.name for h in session.targets}:
+        return None
+    reg, password, run_id = credentials(session)
+    return Look(pull_command(reg, run_id), password.encode(), wave=1)
+
+
+def wrong_login(host, session) -> Look:
+    reg, password, _ = credentials(session)
+    return Look(login_only(reg), (password + "-wrong").encode())
 
 
 @pytest.mark.groups("ops")
-def test_login_and_push_a_canary_image(host, probe, registry):
+@reads(push)
+def test_login_and_push_a_canary_image(host, probe, session):
     """docker login harbor.od.com works, and a canary image built without network is pushed"""
-    reg, password, run_id = registry
-    pushed = probe.run(push_command(reg, run_id), stdin=password.encode())
+    pushed = probe.look(push(host, session))
     assert pushed.rc == 0, (pushed.stderr.strip().splitlines() or [pushed.stdout])[-1]
 
 
 @pytest.mark.groups("ops")
-def test_catalog_lists_the_canary(host, probe, registry):
+@reads(listing)
+def test_catalog_lists_the_canary(host, probe, session):
     """the registry's catalog lists the canary, and its tags the run's tag"""
-    reg, password, run_id = registry
-    catalog = probe.run(registry_api(reg.name, "_catalog"), stdin=curl_credentials(password)).stdout
-    tags = probe.run(registry_api(reg.name, f"{reg.project}/canary/tags/list"), stdin=curl_credentials(password)).stdout
+    reg, _, run_id = credentials(session)
+    catalog, tags = (probe.look(look).stdout for look in listing(host, session))
     assert f'"{reg.project}/canary"' in catalog and f'"{run_id}"' in tags
 
 
 @pytest.mark.groups("master_compute")
-def test_the_canary_pulls_on_every_compute_host(host, probe, registry, canary_pushed):
+@reads(pull)
+def test_the_canary_pulls_on_every_compute_host(host, probe, session, canary_pushed):
     """the canary pushed from the ops host is pulled here"""
-    reg, password, run_id = registry
-    pulled = probe.run(pull_command(reg, run_id), stdin=password.encode())
+    pulled = probe.look(pull(host, session))
     assert pulled.rc == 0, pulled.stderr.strip()
 
 
 @pytest.mark.groups("ops")
-def test_a_wrong_password_is_refused(host, probe, registry):
+@reads(wrong_login)
+def test_a_wrong_password_is_refused(host, probe, session):
     """a login with a wrong password is refused"""
-    reg, password, _ = registry
-    refused = probe.run(login_only(reg), stdin=(password + "-wrong").encode())
+    refused = probe.look(wrong_login(host, session))
     assert refused.rc != 0 and "unauthorized" in (refused.stderr + refused.stdout).lower()

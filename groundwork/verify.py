@@ -8,6 +8,7 @@ The report also gets the run's metadata and change log, so one self-contained fi
 from __future__ import annotations
 
 import html
+import inspect
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -65,10 +66,10 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Look:
-    """A command a check module's checks run on a host, gathered for every host at once before they run.
+    """A command a check runs on a host, gathered for every host at once before the checks run.
 
-    A check module lists its looks in `evidence(host, session)`, in the order its checks run them. Wave 1 runs
-    after wave 0 has finished on every host (a pull after the ops host's push)."""
+    A check declares its looks with @reads. Wave 1 runs after wave 0 has finished on every host (a pull after
+    the ops host's push)."""
     command: str
     stdin: bytes = b""  # a secret it needs, on stdin as when the check runs it itself
     wave: int = 0
@@ -78,6 +79,44 @@ class Look:
         if isinstance(item, Look):
             return item
         return cls(item.script if isinstance(item, Probe) else item)
+
+
+def reads(*looks):
+    """Declare what a check reads on its host, once: the gather runs it for every host before the checks, and the
+    check runs the same declaration (its result is then taken from the gather). Each item is a command, a Look,
+    a Probe, or a function of (host) or (host, session) returning one of those, a list of them, or None
+    (nothing to read on that host)."""
+    def declare(check):
+        check.gw_reads = looks
+        return check
+    return declare
+
+
+def acts(check):
+    """A check that runs its commands as it goes (it applies something, waits for it, or reads what its own
+    steps made): nothing is gathered for it, and no command of it counts as undeclared."""
+    check.gw_acts = True
+    return check
+
+
+def declared_looks(check, host, session) -> list[Look]:
+    """The looks a check declares with @reads, for one host."""
+    looks: list[Look] = []
+    for item in getattr(check, "gw_reads", ()):
+        if callable(item) and not isinstance(item, Probe):
+            item = item(host, session) if len(inspect.signature(item).parameters) == 2 else item(host)
+        looks += [Look.of(i) for i in (item if isinstance(item, list) else [] if item is None else [item])]
+    return looks
+
+
+def check_groups(check, module) -> tuple[str, ...] | None:
+    """The groups a check runs on: its own @pytest.mark.groups, else its module's GROUPS (None: every host)."""
+    marks = [m for m in getattr(check, "pytestmark", []) if m.name == "groups"]
+    return marks[0].args if marks else getattr(module, "GROUPS", None)
+
+
+def module_checks(module) -> list:
+    return [f for name, f in vars(module).items() if name.startswith("test_") and callable(f)]
 
 
 EVIDENCE_MARK = "@@gw-look "
@@ -136,15 +175,15 @@ class HostProbe:
         self._remote = remote
         self.evidence = evidence
         self._gathered = gathered
-        # What the check's module declares in evidence(): the one list the gather runs and the checks read.
-        # A command outside it still runs (the check stays right), and is named in `undeclared`: the batch
-        # lost it, and the check's result says so (run.json, the terminal).
+        # What the check declares with @reads: the one list the gather runs and the check reads (None: a check
+        # that acts, or a look at another host). A command outside it still runs (the check stays right), and
+        # is named in `undeclared`: the batch lost it, and the check's result says so (run.json, the terminal).
         self._declared = declared
         self.undeclared = undeclared if undeclared is not None else []
 
     def run(self, command: str, stdin: bytes = b"") -> CommandResult:
-        """Run a command on the host (a secret goes on stdin, never in the command). A command its module
-        listed in evidence() was run for every host at once before the checks; its result is taken from there."""
+        """Run a command on the host (a secret goes on stdin, never in the command). A command the check
+        declares with @reads was run for every host at once before the checks; its result is taken from there."""
         if self._declared is not None and (command, stdin) not in self._declared:
             self.undeclared.append(self._remote.masker(command))
         result = self._gathered.take(command, stdin) if self._gathered else None
@@ -161,6 +200,10 @@ class HostProbe:
         """Run one of groundwork's read-only probes (facts.py) and parse its output."""
         return probe.parse(self.run(probe.script).stdout)
 
+    def look(self, look: Look) -> CommandResult:
+        """Run a declared Look (its secret on stdin)."""
+        return self.run(look.command, look.stdin)
+
 
 @dataclass
 class CheckResult:
@@ -171,7 +214,7 @@ class CheckResult:
     duration: float
     message: str = ""
     evidence: list[Evidence] = field(default_factory=list)
-    # commands the check ran that its module's evidence() does not declare (run outside the gathered batch)
+    # commands the check ran that it does not declare with @reads (run outside the gathered batch)
     undeclared: list[str] = field(default_factory=list)
 
 
@@ -193,18 +236,19 @@ class CheckSession:
         self._remotes: dict[str, Remote] = {}
         self._unreachable: dict[str, str] = {}
         self._gathered: dict[str, GatheredLooks] = {}
-        self._declared: dict[tuple[str, str], set[tuple[str, bytes]]] = {}  # (host, module) -> its looks
+        self._declared: dict[tuple[str, str], set[tuple[str, bytes]]] = {}  # (host, "module::check") -> its looks
 
     # -- for checks/conftest.py -----------------------------------------------------------------------
 
-    def probe_for(self, host: HostModel, evidence: list[Evidence], module: str = "",
+    def probe_for(self, host: HostModel, evidence: list[Evidence], check: str = "",
                   undeclared: list[str] | None = None) -> HostProbe:
+        """A probe of the host for one check ("module::check"; "" for a look at another host than the check's)."""
         if host.name not in self._remotes and host.name not in self._unreachable:
             self._connect(host)
         if host.name in self._unreachable:
             pytest.fail(self._unreachable[host.name], pytrace=False)
         return HostProbe(self._remotes[host.name], evidence, self._gathered.get(host.name),
-                         self._declared.get((host.name, module)), undeclared)
+                         self._declared.get((host.name, check)), undeclared)
 
     def _connect(self, host: HostModel) -> None:
         try:
@@ -221,19 +265,24 @@ class CheckSession:
             list(pool.map(self._connect, self.targets))
 
     def gather_evidence(self) -> None:
-        """Run every check module's looks on every reachable host at once: one script per host and wave."""
+        """Run every check's declared looks on every reachable host at once: one script per host and wave. A look
+        two checks declare alike runs once (a shared read)."""
         looks: dict[str, list[Look]] = {h.name: [] for h in self.targets if h.name in self._remotes}
         for module in check_modules(self.modules):
-            listing = getattr(module, "evidence", None)
-            groups = getattr(module, "GROUPS", None)
-            for host in self.targets:
-                if listing and host.name in looks and (groups is None or any(g in host.groups for g in groups)):
-                    try:
-                        declared = [Look.of(item) for item in listing(host, self)]
-                    except Exception:  # noqa: BLE001 - nothing gathered for it: its checks run their own commands
+            for check in module_checks(module):
+                if getattr(check, "gw_acts", False):
+                    continue
+                groups = check_groups(check, module)
+                for host in self.targets:
+                    if host.name not in looks or not (groups is None or any(g in host.groups for g in groups)):
                         continue
-                    looks[host.name] += declared
-                    self._declared[(host.name, module.__name__)] = {(lk.command, lk.stdin) for lk in declared}
+                    try:
+                        declared = declared_looks(check, host, self)
+                    except Exception:  # noqa: BLE001 - nothing gathered for it: the check runs its own commands
+                        continue
+                    looks[host.name] += [lk for lk in declared if lk not in looks[host.name]]
+                    self._declared[(host.name, f"{module.__name__}::{check.__name__}")] = {
+                        (lk.command, lk.stdin) for lk in declared}
         results: dict[str, list[CommandResult | None]] = {name: [None] * len(ls) for name, ls in looks.items()}
 
         def run_wave(name: str, wave: int) -> None:
@@ -342,8 +391,8 @@ class CheckSession:
                              undeclared=getattr(report, "gw_undeclared", []))
         self.results.append(result)
         for command in result.undeclared:
-            self.progress.say(f"  NOTE  {result.host:<12} {result.check} ran a command its module's evidence() "
-                              f"does not declare, outside the gathered batch: {command}")
+            self.progress.say(f"  NOTE  {result.host:<12} {result.check} ran a command it does not declare "
+                              f"(@reads), outside the gathered batch: {command}")
         if outcome != "passed":  # failures at once; passes are tallied per host at the end
             line = f"  {'SKIP' if outcome == 'skipped' else 'FAIL':<5} {result.host:<12} {result.title}"
             self.progress.say(self.progress.paint(line + (f"\n        {message}" if message else ""),

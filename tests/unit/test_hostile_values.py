@@ -241,6 +241,6 @@ def run_every_check(sandbox, inventory, secrets, masker, remote_for, monkeypatch
     session = Session(run)
     results = verify.run_checks(session, sandbox / "report")
     assert not any(r["outcome"] == "error" and "load the checks" in r["title"] for r in results)
-    # every command a check ran is one its module declared, so the gather ran it in the batch
+    # every command a check ran is one it declared with @reads, so the gather ran it in the batch
     assert {f"{r['check']} on {r['host']}": r["undeclared"] for r in results if r["undeclared"]} == {}
     return len(results)

@@ -75,6 +75,7 @@ def test_the_checks_quote_the_registry_password_for_curl():
     from types import SimpleNamespace
 
     from groundwork.checks import test_registry
+    from groundwork.verify import declared_looks, module_checks
 
     host = SimpleNamespace(name="hdss7-200", groups=("ops",))
     registry = SimpleNamespace(name="harbor.od.com", project="public")
@@ -82,5 +83,6 @@ def test_the_checks_quote_the_registry_password_for_curl():
                                                         ops_host=host),
                               secrets={"registry_password": 'a"b\\c -o /tmp/x'}, meta=SimpleNamespace(run_id="r1"),
                               targets=[host])
-    configs = [look.stdin for look in test_registry.evidence(host, session) if b"user =" in look.stdin]
+    looks = [look for check in module_checks(test_registry) for look in declared_looks(check, host, session)]
+    configs = [look.stdin for look in looks if b"user =" in look.stdin]
     assert configs and all(c == b'user = "admin:a\\"b\\\\c -o /tmp/x"\n' for c in configs)
