@@ -23,9 +23,10 @@ def pytest_generate_tests(metafunc):
 def probe(request, host):
     session = request.config.stash[SESSION_KEY]
     request.node.gw_evidence = []
-    request.node.gw_undeclared = []
+    request.node.gw_undeclared, request.node.gw_warnings, request.node.gw_shown = [], [], []
     check = f"{request.module.__name__}::{request.node.originalname}"
-    return session.probe_for(host, request.node.gw_evidence, check, request.node.gw_undeclared)
+    return session.probe_for(host, request.node.gw_evidence, check, request.node.gw_undeclared,
+                             request.node.gw_warnings, request.node.gw_shown)
 
 
 @pytest.fixture

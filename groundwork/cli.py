@@ -33,6 +33,7 @@ import yaml
 from groundwork.hostlock import HostsLocked
 from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryError, Problem, load_inventory
 from groundwork.approval import PlanError, PlanRejected, load_plan
+from groundwork.context import Renewal
 from groundwork.runlock import LockedError
 from groundwork.record import utc_now
 from groundwork.runner import order_hosts
@@ -99,19 +100,28 @@ def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]],
          runbook: str | Callable[[argparse.Namespace], str], description: str,
          argv: list[str] | None = None, all_checks: bool = False,
          add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
-         secrets: frozenset[str] = frozenset(), prog: str | None = None) -> int:
+         secrets: frozenset[str] = frozenset(), prog: str | None = None,
+         extra_checks: Callable[[argparse.Namespace], list[str]] | None = None, show_tables: bool = False,
+         renewal: Callable[[argparse.Namespace], Renewal] | None = None,
+         check_inventory: Callable[[argparse.Namespace, Inventory], None] | None = None) -> int:
     """Run a runbook: its stages in order, then the verification pass.
 
     The pass runs the checks of the stages run (checks/test_<stage>.py), or with all_checks every check.
     A runbook with arguments of its own adds them with add_arguments and builds its stages (and may name
     itself) from them.
     secrets: what its checks need beyond its stages' own (verify.py runs every stage's checks).
+    extra_checks: check modules it runs beyond its stages' (the certificates of the whole platform);
+    show_tables: print the tables its checks show (groundwork certs).
+    renewal: which certificates its stages issue again though current (groundwork certs renew).
+    check_inventory: refuses arguments the inventory cannot satisfy (UsageError), before any host is contacted.
     """
     p = parser(description, prog)
     if add_arguments:
         add_arguments(p)
     args = p.parse_args(argv)
     args.gw_secrets = secrets
+    args.gw_show_tables = show_tables
+    args.gw_check_inventory = check_inventory
     if callable(stages):
         try:
             stages = stages(args)
@@ -120,6 +130,7 @@ def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]],
             return EXIT_USAGE
     if callable(runbook):
         runbook = runbook(args)
+    args.gw_renewal = renewal(args) if renewal else Renewal()
     if args.dry_run and args.approved_plan:
         print("--dry-run and --approved-plan do not go together", file=sys.stderr)
         return EXIT_USAGE
@@ -127,7 +138,8 @@ def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]],
         print("--approved-by and --approved-at record the approval of a plan: give --approved-plan RUN_ID too",
               file=sys.stderr)
         return EXIT_USAGE
-    modules = None if all_checks else sorted({s.check_module for s in stages})
+    modules = None if all_checks else sorted({s.check_module for s in stages}
+                                             | set(extra_checks(args) if extra_checks else []))
     try:
         return _run(stages, runbook, args, modules)
     except InventoryError as exc:
@@ -232,6 +244,8 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     inventory = load_inventory(paths["host_file"].parent, **{k: str(v) for k, v in paths.items()})
     for warning in inventory.warnings:
         print(f"groundwork: warning: {paths['host_file']}: {warning}", file=sys.stderr)
+    if args.gw_check_inventory:
+        args.gw_check_inventory(args, inventory)
     signing_key = load_signing_key(config, config_path)
     # The plan is trusted when the key this run signs with signed its dry run's folder.
     approved = load_plan(args.reports, args.approved_plan, signing_key.fingerprint if signing_key else None) \

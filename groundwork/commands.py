@@ -7,6 +7,8 @@
     groundwork replace-ca          a new CA (the old one kept aside)
     groundwork etcd-backup         an etcd snapshot kept on the ops host
     groundwork etcd-restore        every member restored from a kept snapshot
+    groundwork certs               every certificate groundwork manages: days left, issuer, the CA host's copy
+    groundwork certs renew         etcd's and Kubernetes' certificates issued again (due, or --name) and rolled
 
 `python runbooks/NAME.py` is the same verb (runbook()); its run folders carry the runbook's name either way.
 """
@@ -23,8 +25,11 @@ from typing import Callable
 import groundwork
 from groundwork import audit_command, cli
 from groundwork.pki import PROFILE_USAGES
+from groundwork.context import Renewal
+from groundwork.inventory import Inventory
 from groundwork.stages import Stage
 from groundwork.tasks import ca, dns, docker, etcd, etcd_backup, host_prep, lb, registry
+from groundwork.tasks.kubernetes import all_certs
 from groundwork.tasks.pipeline import KUBERNETES, PIPELINE
 
 # `groundwork run PART`: the parts a runbook of its own runs, by that runbook's name.
@@ -43,6 +48,10 @@ class Verb:
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     all_checks: bool = False
     secrets: frozenset[str] = frozenset()
+    extra_checks: Callable[[argparse.Namespace], list[str]] | None = None  # beyond its stages' check modules
+    show_tables: bool = False  # print the tables its checks show
+    renewal: Callable[[argparse.Namespace], Renewal] | None = None  # certificates issued again though current
+    check_inventory: Callable[[argparse.Namespace, Inventory], None] | None = None  # arguments the inventory refuses
 
 
 # -- run ------------------------------------------------------------------------------------------------------
@@ -65,6 +74,11 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 def _stages_named(args: argparse.Namespace) -> list[Stage]:
     wanted = {id(s) for name in args.stage for s in PARTS.get(name) or [s for s in PIPELINE if s.name == name]}
     return [s for s in PIPELINE if id(s) in wanted] if args.stage else list(PIPELINE)
+
+
+def _checks_of_run(args: argparse.Namespace) -> list[str]:
+    """A run of every stage checks every certificate too; a run of some stages checks what they made."""
+    return [] if args.stage else [CERTIFICATES]
 
 
 def _runbook_of_run(args: argparse.Namespace) -> str:
@@ -110,6 +124,46 @@ def _issue_cert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--san", type=_san, action="append", default=[], help="host name or IP address; repeatable")
 
 
+# -- certs, certs renew -----------------------------------------------------------------------------------------
+
+CERTIFICATES = "test_certs.py"  # every certificate of the platform: with every stage, and alone (certs)
+# What renews a certificate: the stages that issue them (etcd's, Kubernetes'), and those that deliver them and
+# restart their consumers, one etcd member and one master at a time.
+RENEWING = [*etcd.STAGES, *KUBERNETES]
+
+
+def _certs_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=["renew"],
+                        help="renew: issue again the certificates due (or named), deliver them, restart their "
+                             "consumers one host at a time")
+    parser.add_argument("--name", action="append", default=[], metavar="NAME",
+                        help="with renew: this certificate (NAME.pem beside the CA, e.g. etcd-peer, client, "
+                             "kube-apiserver) even if it is not due; repeatable")
+    parser.add_argument("--within", type=int, default=30, metavar="DAYS",
+                        help="with renew: every certificate with fewer than DAYS days left (default 30)")
+
+
+def _certs_stages(args: argparse.Namespace) -> list[Stage]:
+    if args.action != "renew" and (args.name or args.within != 30):
+        raise cli.UsageError("--name and --within go with `certs renew`")
+    if args.within < 0:
+        raise cli.UsageError("--within takes a number of days, 0 or more")
+    return RENEWING if args.action == "renew" else []
+
+
+def renewable_names(inventory: Inventory) -> list[str]:
+    kubernetes = [c.name for c in all_certs(inventory)] if inventory.defaults.kubernetes.enabled else []
+    return [etcd.PEER, etcd.CLIENT, *kubernetes]
+
+
+def _certs_renew_names(args: argparse.Namespace, inventory: Inventory) -> None:
+    unknown = [n for n in args.name if n not in renewable_names(inventory)]
+    if unknown:
+        raise cli.UsageError(f"--name {', '.join(unknown)}: not a certificate groundwork renews (these are: "
+                             f"{', '.join(renewable_names(inventory))}); certificates of issue-cert are renewed "
+                             "by removing them and issuing them again")
+
+
 # -- replace-ca, etcd-restore ---------------------------------------------------------------------------------
 
 def _replace_ca_stages(args: argparse.Namespace) -> list[Stage]:
@@ -136,7 +190,7 @@ VERBS: dict[str, Verb] = {
     "run": Verb("run every stage in pipeline order, or only the named ones",
                 "Run every stage in pipeline order (proxy hosts, then the ops host, then master_compute hosts), "
                 "or only the named stages, still in pipeline order; then the verification pass of those stages.",
-                _runbook_of_run, _stages_named, _run_arguments),
+                _runbook_of_run, _stages_named, _run_arguments, extra_checks=_checks_of_run),
     "verify": Verb("the verification pass alone, with its report",
                    "Run the verification pass alone: every check on every targeted host, and the report for the "
                    "change board.", "verify", all_checks=True,
@@ -159,6 +213,17 @@ VERBS: dict[str, Verb] = {
                         "status`, kept on the ops host under etcd.backup_dir as snapshot-<UTC time>.db with its "
                         ".sha256 (the newest etcd.backups_kept).", "etcd_backup",
                         [etcd_backup.SAVE, etcd_backup.STORE]),
+    "certs": Verb("every certificate groundwork manages, with the days it has left; `certs renew` renews them",
+                  "List every certificate groundwork manages (the CA and what it issued on the ops host, etcd's "
+                  "copies on each member, Kubernetes' on each master and node) with subject, SANs, issuer "
+                  "fingerprint, not-after and days left, and check each: verified by the CA, the same as the CA "
+                  "host's copy, more than 7 days left (a failure, exit 5), more than 30 (a warning, exit 0); this "
+                  "changes nothing. `certs renew` issues again etcd's and Kubernetes' certificates with fewer "
+                  "than --within days left (30) or named with --name, delivers them and restarts their consumers "
+                  "one etcd member and one master at a time, each healthy before the next; --dry-run shows the "
+                  "plan.", lambda a: "certs_renew" if a.action == "renew" else "certs", _certs_stages,
+                  _certs_arguments, extra_checks=lambda a: [CERTIFICATES], show_tables=True,
+                  renewal=lambda a: Renewal(a.within, frozenset(a.name)), check_inventory=_certs_renew_names),
     "etcd-restore": Verb("restore every etcd member from a kept snapshot (needs --confirm)",
                          "Restore every etcd member from a snapshot kept on the ops host (etcd-backup), after checking "
                          "its SHA-256: each member is stopped, its data directory kept aside as "
@@ -171,7 +236,8 @@ VERBS: dict[str, Verb] = {
 AUDIT_HELP = "check a reports folder's checksums, signatures and hash chain"
 # runbooks/NAME.py -> the verb and the arguments it stands for
 RUNBOOKS: dict[str, tuple[str, ...]] = {"full": ("run",), **{part: ("run", part) for part in PARTS},
-                                        **{v.runbook: (name,) for name, v in VERBS.items() if name != "run"},
+                                        **{v.runbook if isinstance(v.runbook, str) else name: (name,)
+                                           for name, v in VERBS.items() if name != "run"},
                                         "audit": ("audit",)}
 
 
@@ -182,7 +248,8 @@ def run_verb(name: str, argv: list[str], prog: str | None) -> int:
     verb = VERBS[name]
     return cli.main(verb.stages, runbook=verb.runbook, description=verb.description, argv=argv,
                     all_checks=verb.all_checks, add_arguments=verb.add_arguments, secrets=verb.secrets,
-                    prog=prog)
+                    prog=prog, extra_checks=verb.extra_checks, show_tables=verb.show_tables, renewal=verb.renewal,
+                    check_inventory=verb.check_inventory)
 
 
 def runbook(name: str, argv: list[str] | None = None) -> int:

@@ -16,6 +16,14 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Renewal:
+    """When a leaf certificate is issued again though its settings have not changed: under within_days left,
+    or named (`groundwork certs renew`). Every run renews under 30 days."""
+    within_days: int = 30
+    names: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class RunContext:
     inventory: "Inventory"
     dry_run: bool
@@ -39,6 +47,7 @@ class RunContext:
     plan_time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     # The run's locks on its hosts (hostlock.HostLocks): no stage works on a host this run has not locked.
     host_locks: "HostLocks | None" = None
+    renewal: Renewal = field(default_factory=Renewal)
 
     def os_of(self, host: str) -> "OsInfo | None":
         """The host's OS, read with its lock before any stage; None when not known."""

@@ -37,7 +37,7 @@ def write_index(reports_dir: Path) -> Path:
         checks = run.get("checks")
         tally = check_tally(checks) if checks is not None else None
         counts = "".join(f'<td class="num">{tally[k] if tally else "–"}</td>'
-                         for k in ("passed", "failed", "skipped"))
+                         for k in ("passed", "warned", "failed", "skipped"))
         targets = run.get("targets", [])
         rows.append(f'<tr data-outcome="{html.escape(outcome)}"><td>{link}</td>'
                     f'<td>{html.escape(run.get("runbook", ""))}</td>'
@@ -57,7 +57,7 @@ def write_index(reports_dir: Path) -> Path:
             f'{options}</select></label> ({len(rows)} runs; hover a host count for the hosts)</p>'
             '<table id="gw-runs"><tr><th>run</th><th>runbook</th><th>started (UTC)</th><th>duration</th>'
             "<th>change id</th><th>operator</th><th>approved by</th><th>signed</th><th>dry run</th><th>hosts</th>"
-            "<th>outcome</th><th>checks passed</th><th>failed</th><th>skipped</th></tr>" + "".join(rows)
+            "<th>outcome</th><th>checks passed</th><th>warned</th><th>failed</th><th>skipped</th></tr>" + "".join(rows)
             + "</table></body></html>\n")
     path = reports_dir / "index.html"
     write_atomic(path, page)

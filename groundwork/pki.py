@@ -177,15 +177,16 @@ def issued_by_one_of(pem: bytes | None, cas: list[x509.Certificate]) -> x509.Cer
 
 
 def leaf_is_current(pem: bytes, ca_cert: x509.Certificate, cn: str, sans: list[str], usages: list[str],
-                    groups: list[str] | None = None) -> bool:
-    """An issued certificate that still does: signed by this CA, same CN and SANs, usages, 30 days left."""
+                    groups: list[str] | None = None, min_days: int = 30) -> bool:
+    """An issued certificate that still does: signed by this CA, same CN and SANs, usages, more than min_days
+    left."""
     try:
         leaf = x509.load_pem_x509_certificate(pem)
         leaf.verify_directly_issued_by(ca_cert)
     except (ValueError, TypeError, InvalidSignature):
         return False
     return (same_leaf_settings(leaf_settings(pem), wanted_leaf_settings(cn, sans, usages, groups))
-            and leaf.not_valid_after_utc - datetime.now(timezone.utc) > timedelta(days=30))
+            and leaf.not_valid_after_utc - datetime.now(timezone.utc) > timedelta(days=min_days))
 
 
 def load_pair(cert_pem: bytes, key_pem_bytes: bytes):

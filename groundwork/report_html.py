@@ -76,7 +76,7 @@ GLANCE_STYLE = (
     "#gw-grid{border-collapse:collapse;margin:6px 0}#gw-grid th,#gw-grid td{border:1px solid #ccc;padding:2px 6px;"
     "font-size:12px;text-align:center}#gw-grid th.gw-check{writing-mode:vertical-rl;transform:rotate(180deg);"
     "max-height:16em;font-weight:normal;text-align:left}#gw-grid th.gw-host{text-align:left}"
-    ".gw-cell a{display:block;text-decoration:none;color:inherit}.gw-passed{background:#cfc}.gw-failed,.gw-error"
+    ".gw-cell a{display:block;text-decoration:none;color:inherit}.gw-passed{background:#cfc}.gw-warned{background:#fe9;font-weight:bold}.gw-failed,.gw-error"
     "{background:#f99;font-weight:bold}.gw-skipped{background:#eee;color:#666}.gw-none{background:#fff;color:#bbb}"
     ".gw-evidence-of pre{background:#f6f8fa;padding:4px;white-space:pre-wrap;margin:2px 0}"
     "#gw-failures li{margin:4px 0}"
@@ -86,7 +86,7 @@ GLANCE_STYLE = (
     "#environment{order:3}#results-table{order:4;align-self:stretch}")
 
 
-CELL_MARK = {"passed": "✓", "failed": "✗", "error": "✗", "skipped": "–"}
+CELL_MARK = {"passed": "✓", "warned": "!", "failed": "✗", "error": "✗", "skipped": "–"}
 
 
 def glance_html(results: list[dict], hosts: list[str]) -> str:
@@ -115,10 +115,16 @@ def glance_html(results: list[dict], hosts: list[str]) -> str:
     failure_items = "".join(
         f'<li><a href="#{anchor[id(r)]}"><b>{html.escape(r["host"] or "(no host)")}</b> — {html.escape(r["title"])}'
         f'</a>: {html.escape(r["message"])}{evidence_html(r.get("evidence") or [])}</li>' for r in failures)
+    warnings = [r for r in results if r["outcome"] == "warned"]
+    warning_items = "".join(
+        f'<li><a href="#{anchor[id(r)]}"><b>{html.escape(r["host"])}</b> — {html.escape(r["title"])}</a>: '
+        f'{html.escape(r["message"])}</li>' for r in warnings)
     return (f"<style>{GLANCE_STYLE}</style><h2>Hosts by checks</h2>"
             f'<table id="gw-grid"><tr><th class="gw-host">host</th>{head}</tr>{"".join(rows)}</table>'
-            '<p>✓ passed, ✗ failed, – skipped, · not a check for that host. Each cell links to its evidence.</p>'
-            + (f'<h2>Failures</h2><ol id="gw-failures">{failure_items}</ol>' if failures else ""))
+            '<p>✓ passed, ! warned (passed, something due soon), ✗ failed, – skipped, · not a check for that host. '
+            'Each cell links to its evidence.</p>'
+            + (f'<h2>Failures</h2><ol id="gw-failures">{failure_items}</ol>' if failures else "")
+            + (f'<h2>Warnings</h2><ol id="gw-warnings">{warning_items}</ol>' if warnings else ""))
 
 
 def evidence_section_html(results: list[dict]) -> str:
@@ -148,19 +154,21 @@ def evidence_html(evidence: list[dict]) -> str:
 
 
 def check_tally(results: list[dict], host: str | None = None) -> dict[str, int]:
-    """passed, failed (errors included), skipped and total of the checks of one host, or of all."""
+    """passed, warned, failed (errors included), skipped and total of the checks of one host, or of all."""
     mine = [r for r in results if host is None or r["host"] == host]
     tally = {"passed": sum(r["outcome"] == "passed" for r in mine),
+             "warned": sum(r["outcome"] == "warned" for r in mine),
              "failed": sum(r["outcome"] in ("failed", "error") for r in mine),
              "skipped": sum(r["outcome"] == "skipped" for r in mine)}
     return {**tally, "total": len(mine)}
 
 
 def host_verification(tally: dict[str, int]) -> str:
-    """failed; unverified when every check of the host was skipped (nothing was proven there); else ok."""
+    """failed; unverified when every check of the host was skipped (nothing was proven there); else ok (a
+    warning is a pass with something due soon)."""
     if tally["failed"]:
         return "failed"
-    if tally["total"] and not tally["passed"]:
+    if tally["total"] and not (tally["passed"] or tally.get("warned")):
         return "unverified"
     return "ok"
 

@@ -94,12 +94,17 @@ class RunSession:
         ctx = RunContext(inventory=inventory, dry_run=args.dry_run, masker=masker, secrets=secrets,
                          host_locks=host_locks, digest_key=digest_key(args.reports),
                          approved=approved_slices(approved) if approved else None,
-                         approved_run=approved["run_id"] if approved else "",
+                         approved_run=approved["run_id"] if approved else "", renewal=args.gw_renewal,
                          **({"plan_time": datetime.fromisoformat(approved["started"])} if approved else {}))
         return cls(runbook=runbook, args=args, stages=stages, check_modules=check_modules, inventory=inventory,
                    targets=targets, secrets=secrets, masker=masker, nr=nr, record=record, meta=meta, folder=folder,
                    progress=Progress(record, show_diff=args.diff, verbose=args.verbose), ctx=ctx, approved=approved,
                    lock=lock, host_locks=host_locks, signing_key=signing_key, running=running)
+
+    @property
+    def show_tables(self) -> bool:
+        """Whether the verification prints what its checks show (groundwork certs: every certificate)."""
+        return getattr(self.args, "gw_show_tables", False)
 
     def run(self) -> str:
         """Execute, verify and finish; the run's outcome (run.json, the index; cli maps it to the exit code)."""

@@ -171,10 +171,13 @@ class HostProbe:
     """What a check uses to look at its host; everything it runs becomes evidence."""
 
     def __init__(self, remote: Remote, evidence: list[Evidence], gathered: GatheredLooks | None = None,
-                 declared: set[tuple[str, bytes]] | None = None, undeclared: list[str] | None = None):
+                 declared: set[tuple[str, bytes]] | None = None, undeclared: list[str] | None = None,
+                 warnings: list[str] | None = None, shown: list[str] | None = None):
         self._remote = remote
         self.evidence = evidence
         self._gathered = gathered
+        self.warnings = warnings if warnings is not None else []  # what makes a passing check `warned`
+        self.shown = shown if shown is not None else []  # tables a verb asks to see on the terminal
         # What the check declares with @reads: the one list the gather runs and the check reads (None: a check
         # that acts, or a look at another host). A command outside it still runs (the check stays right), and
         # is named in `undeclared`: the batch lost it, and the check's result says so (run.json, the terminal).
@@ -196,6 +199,16 @@ class HostProbe:
         """Evidence of a look taken from this machine (a DNS query), beside the commands run on the host."""
         self.evidence.append(Evidence(command, rc, stdout, stderr))
 
+    def warn(self, message: str) -> None:
+        """Something due soon, not yet wrong: the check's outcome is `warned` if it passes (the run exits 0)."""
+        self.warnings.append(message)
+
+    def show(self, title: str, text: str) -> None:
+        """A table for the reader (every certificate here): in the evidence, and on the terminal for a verb that
+        shows its checks' tables (`groundwork certs`)."""
+        self.record(title, 0, text)
+        self.shown.append(f"{title}\n{text}")
+
     def fact(self, probe: Probe) -> Any:
         """Run one of groundwork's read-only probes (facts.py) and parse its output."""
         return probe.parse(self.run(probe.script).stdout)
@@ -210,12 +223,13 @@ class CheckResult:
     check: str  # module::function
     title: str  # the check's docstring, in the operator's words
     host: str
-    outcome: str  # passed, failed, error, skipped
+    outcome: str  # passed, warned (passed, with something due soon), failed, error, skipped
     duration: float
     message: str = ""
     evidence: list[Evidence] = field(default_factory=list)
     # commands the check ran that it does not declare with @reads (run outside the gathered batch)
     undeclared: list[str] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)  # its tables (probe.show)
 
 
 class CheckSession:
@@ -232,6 +246,7 @@ class CheckSession:
         self.progress = run.progress
         self.modules = run.check_modules
         self.secrets = run.secrets
+        self.show_tables = getattr(run, "show_tables", False)  # print what checks show (groundwork certs)
         self.results: list[CheckResult] = []
         self._remotes: dict[str, Remote] = {}
         self._unreachable: dict[str, str] = {}
@@ -241,14 +256,15 @@ class CheckSession:
     # -- for checks/conftest.py -----------------------------------------------------------------------
 
     def probe_for(self, host: HostModel, evidence: list[Evidence], check: str = "",
-                  undeclared: list[str] | None = None) -> HostProbe:
+                  undeclared: list[str] | None = None, warnings: list[str] | None = None,
+                  shown: list[str] | None = None) -> HostProbe:
         """A probe of the host for one check ("module::check"; "" for a look at another host than the check's)."""
         if host.name not in self._remotes and host.name not in self._unreachable:
             self._connect(host)
         if host.name in self._unreachable:
             pytest.fail(self._unreachable[host.name], pytrace=False)
         return HostProbe(self._remotes[host.name], evidence, self._gathered.get(host.name),
-                         self._declared.get((host.name, check)), undeclared)
+                         self._declared.get((host.name, check)), undeclared, warnings, shown)
 
     def _connect(self, host: HostModel) -> None:
         try:
@@ -356,6 +372,8 @@ class CheckSession:
         report.gw_title = (item.function.__doc__ or item.name).strip().splitlines()[0]
         evidence = getattr(item, "gw_evidence", [])
         report.gw_undeclared = list(getattr(item, "gw_undeclared", []))
+        report.gw_warnings = [self.masker(w) for w in getattr(item, "gw_warnings", [])]
+        report.gw_shown = [self.masker(t) for t in getattr(item, "gw_shown", [])]
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             from pytest_html import extras
             report.extras = [*getattr(report, "extras", []), extras.html(evidence_html([asdict(e) for e in evidence]))]
@@ -381,22 +399,28 @@ class CheckSession:
         if outcome == "skipped" and not report.gw_host:
             return  # a check none of the targeted hosts is for
         message = ""
-        if report.failed:
+        if outcome == "passed" and report.gw_warnings:
+            outcome, message = "warned", "; ".join(report.gw_warnings)
+        elif report.failed:
             message = getattr(report, "gw_short", "") or "failed"
         elif report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: why")
             message = str(report.longrepr[2]).removeprefix("Skipped: ")
         result = CheckResult(check=report.nodeid.split("[")[0], title=report.gw_title, host=report.gw_host,
                              outcome=outcome, duration=report.duration, message=message,
                              evidence=getattr(report, "gw_evidence", []),
-                             undeclared=getattr(report, "gw_undeclared", []))
+                             undeclared=getattr(report, "gw_undeclared", []), shown=report.gw_shown)
         self.results.append(result)
+        if self.show_tables:
+            for table in result.shown:
+                self.progress.say(f"\n{result.host}: {table}")
         for command in result.undeclared:
             self.progress.say(f"  NOTE  {result.host:<12} {result.check} ran a command it does not declare "
                               f"(@reads), outside the gathered batch: {command}")
-        if outcome != "passed":  # failures at once; passes are tallied per host at the end
-            line = f"  {'SKIP' if outcome == 'skipped' else 'FAIL':<5} {result.host:<12} {result.title}"
-            self.progress.say(self.progress.paint(line + (f"\n        {message}" if message else ""),
-                                                  "skipped" if outcome == "skipped" else "failed"))
+        if outcome != "passed":  # failures and warnings at once; passes are tallied per host at the end
+            word, paint = {"skipped": ("SKIP", "skipped"), "warned": ("WARN", "changed")}.get(outcome,
+                                                                                              ("FAIL", "failed"))
+            line = f"  {word:<5} {result.host:<12} {result.title}"
+            self.progress.say(self.progress.paint(line + (f"\n        {message}" if message else ""), paint))
 
 
 def mask_report(report, masker: Masker):
@@ -438,9 +462,11 @@ def run_checks(session: CheckSession, folder: Path) -> list[dict]:
         paint = {"ok": "ok", "failed": "failed", "unverified": "skipped"}.get(status, "ok")
         session.progress.say(f"  {host.name:<12} {session.progress.paint(status, paint):<10} "
                              f"{tally['passed']}/{tally['total']} checks passed"
+                             + (f", {tally['warned']} warned" if tally["warned"] else "")
                              + (f", {tally['skipped']} skipped" if tally["skipped"] else ""))
     tally = check_tally(results)
     session.progress.say(f"{tally['passed']} check(s) passed, {tally['failed']} failed"
+                         + (f", {tally['warned']} warned" if tally["warned"] else "")
                          + (f", {tally['skipped']} skipped" if tally["skipped"] else "")
                          + f" in {time.monotonic() - started:.1f}s")
     return results
@@ -449,7 +475,8 @@ def run_checks(session: CheckSession, folder: Path) -> list[dict]:
 def verification_verdict(results: list[dict], hosts: list[str]) -> str:
     """The sentence at the top of the report: what failed, what was not verified, what was skipped."""
     tally = check_tally(results)
-    counts = f"{tally['passed']} passed, {tally['failed']} failed, {tally['skipped']} skipped"
+    counts = (f"{tally['passed']} passed, {tally['failed']} failed, "
+              + (f"{tally['warned']} warned, " if tally["warned"] else "") + f"{tally['skipped']} skipped")
     by_host = {h: host_verification(check_tally(results, h)) for h in hosts}
     failed = [h for h, s in by_host.items() if s == "failed"] + (
         ["(checks that could not load)"] if any(r["outcome"] == "error" and not r["host"] for r in results) else [])

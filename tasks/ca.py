@@ -21,7 +21,7 @@ from groundwork import facts as probes
 from groundwork import pki
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError,
                                 file_changes, value_diff, wanted_digests)
-from groundwork.context import RunContext
+from groundwork.context import Renewal, RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.platforms import install_missing, platform_for
@@ -155,8 +155,9 @@ def issue_stage(name: str, profile: str, cn: str, sans: list[str]) -> Stage:
 
 def decide_issue(host: HostModel, found: dict[str, bytes | None], name: str, profile: str, cn: str,
                  sans: list[str], notes: list[str], owner: bool = False,
-                 groups: list[str] | None = None) -> list[Change]:
-    """Issue NAME.pem unless the one there is current (same CN, SANs and usages, signed by this CA).
+                 groups: list[str] | None = None, renewal: Renewal = Renewal()) -> list[Change]:
+    """Issue NAME.pem unless the one there is current (same CN, SANs and usages, signed by this CA, more days
+    left than renewal.within_days, not named for renewal).
 
     owner: the caller owns NAME (the etcd stage its peer and client certificates) and issues it again when its
     settings change; anyone else (issue_cert.py) is refused a NAME already issued with other settings."""
@@ -175,7 +176,10 @@ def decide_issue(host: HostModel, found: dict[str, bytes | None], name: str, pro
     usages = config.get("signing", {}).get("profiles", {}).get(profile, {}).get("usages")
     if usages is None:
         raise StageError(f"no signing profile {profile!r} in {p[CONFIG]}")
-    if found[leaf_cert] and pki.leaf_is_current(found[leaf_cert], cert, cn, sans, usages, groups):
+    if found[leaf_cert] and name in renewal.names:
+        notes.append(f"{leaf_cert}: renewed, as asked")
+    elif found[leaf_cert] and pki.leaf_is_current(found[leaf_cert], cert, cn, sans, usages, groups,
+                                                  min_days=renewal.within_days):
         notes.append(f"{leaf_cert} is current: CN {cn}, SANs {', '.join(sans) or 'none'}, {profile}")
         return []
     have = pki.leaf_settings(found[leaf_cert]) if found[leaf_cert] else None

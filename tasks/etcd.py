@@ -26,7 +26,7 @@ from groundwork import facts as probes
 from groundwork import pki
 from groundwork.changes import (ActionChange, Change, CommandChange, DesiredFile, StageError,
                                 create_directories, file_changes, journal_tail, value_diff, wait_until, wanted_digests)
-from groundwork.context import RunContext
+from groundwork.context import Renewal, RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import candidate_packages, candidate_platforms, install_missing, platform_for
@@ -122,7 +122,7 @@ def decide_certs_step(host: HostModel, facts: Facts, ctx: RunContext, notes: lis
     if extra_cas(host, facts["contents"]):
         notes.append(f"the members also trust {', '.join(host.settings.etcd.extra_trusted_cas)} "
                      "(etcd.extra_trusted_cas): a CA roll")
-    return decide_certs(host, ctx.inventory, facts["contents"], notes)
+    return decide_certs(host, ctx.inventory, facts["contents"], notes, ctx.renewal)
 
 
 def hand_certs(host: HostModel, before: Facts, after: Facts, ctx: RunContext) -> dict:
@@ -135,15 +135,16 @@ def hand_certs(host: HostModel, before: Facts, after: Facts, ctx: RunContext) ->
     if extra and handed["ca.pem"]:
         # The CA first (the issuer of every certificate handed over), then the CAs still trusted during a roll.
         handed["ca.pem"] = handed["ca.pem"].rstrip(b"\n") + b"\n" + b"".join(p.rstrip(b"\n") + b"\n" for p in extra)
-    fresh = bool(decide_certs(host, ctx.inventory, before["contents"], []))
+    fresh = bool(decide_certs(host, ctx.inventory, before["contents"], [], ctx.renewal))
     return {HANDOFF: {**handed, "fresh": fresh}}
 
 
 def decide_certs(host: HostModel, inventory: Inventory, found: dict[str, bytes | None],
-                 notes: list[str]) -> list[Change]:
+                 notes: list[str], renewal: Renewal = Renewal()) -> list[Change]:
     """The peer certificate for every member's address and the client certificate, issued unless current."""
-    return (ca.decide_issue(host, found, PEER, "peer", "k8s-etcd", peer_sans(inventory), notes, owner=True)
-            + ca.decide_issue(host, found, CLIENT, "client", "k8s-node", [], notes, owner=True))
+    return (ca.decide_issue(host, found, PEER, "peer", "k8s-etcd", peer_sans(inventory), notes, owner=True,
+                            renewal=renewal)
+            + ca.decide_issue(host, found, CLIENT, "client", "k8s-node", [], notes, owner=True, renewal=renewal))
 
 
 # -- on each member: etcd ----------------------------------------------------------------------------

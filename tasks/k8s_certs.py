@@ -11,7 +11,7 @@ from __future__ import annotations
 from groundwork import facts as probes
 from groundwork import pki
 from groundwork.changes import Change, StageError
-from groundwork.context import RunContext
+from groundwork.context import Renewal, RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.stages import Stage
@@ -27,7 +27,7 @@ def files_of(host: HostModel, inventory: Inventory) -> dict[str, str]:
 
 
 def decide(host: HostModel, inventory: Inventory, found: dict[str, bytes | None],
-           notes: list[str]) -> tuple[list[Change], set[str]]:
+           notes: list[str], renewal: Renewal = Renewal()) -> tuple[list[Change], set[str]]:
     """The certificates to issue, and their names."""
     if not found.get(f"{host.settings.ca.dir}/{ETCD_CLIENT}.pem"):
         raise StageError(f"no etcd client certificate in {host.settings.ca.dir} on {host.name}: the apiservers "
@@ -36,7 +36,7 @@ def decide(host: HostModel, inventory: Inventory, found: dict[str, bytes | None]
     issued = set()
     for c in all_certs(inventory):
         changes = ca.decide_issue(host, found, c.name, c.profile, c.cn, list(c.sans), notes, owner=True,
-                                  groups=list(c.groups) if c.groups is not None else None)
+                                  groups=list(c.groups) if c.groups is not None else None, renewal=renewal)
         plan += changes
         issued |= {c.name} if changes else set()
     return plan, issued
@@ -50,7 +50,7 @@ def wanted(host: HostModel, inventory: Inventory) -> list[str]:
 def hand_certs(host: HostModel, before: Facts, after: Facts, ctx: RunContext) -> dict:
     """The PEMs for the masters' and nodes' steps, read back after issuing (in memory, this run only), and the
     names issued in this run (or, in a dry run, to be)."""
-    _, issued = decide(host, ctx.inventory, before["contents"], [])
+    _, issued = decide(host, ctx.inventory, before["contents"], [], ctx.renewal)
     files = files_of(host, ctx.inventory)
     return {HANDOFF: {"pems": {name: after["contents"].get(path) for name, path in files.items()}, "fresh": issued}}
 
@@ -59,5 +59,5 @@ STAGE = Stage(name="k8s_certs", title="Kubernetes' certificates from the CA", gr
               select=k8s_stage_applies, checks="test_kubernetes.py",
               probes=lambda host, ctx: [probes.contents(wanted(host, ctx.inventory), sensitive=True)],
               read_secrets=lambda host, facts, ctx: pki.key_texts(facts["contents"]),
-              decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts["contents"], notes)[0],
+              decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts["contents"], notes, ctx.renewal)[0],
               hand_off=hand_certs)

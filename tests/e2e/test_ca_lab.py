@@ -84,3 +84,46 @@ def test_one_word_never_destroys_the_ca(converged, runbook):
     run = runbook()
     assert run.rc == 0, run
     assert lab.ssh("hdss7-200", f"sha256sum {CA_FILES} /opt/certs/etcd-peer.pem") == digests
+
+
+def test_certs_lists_every_certificate_and_warns_then_fails_as_one_nears_its_end(converged, runbook):
+    """`certs` lists each certificate on each host that holds one; a certificate of the CA with 20 days left in
+    etcd's folder on hdss7-12 warns (exit 0, WARN on the terminal, warned in the index), one with 3 days fails
+    that host alone (exit 5)."""
+    from shlex import quote
+
+    from groundwork import pki
+    from groundwork.settings import Ca
+
+    lab = converged
+    run = runbook(name="certs")
+    assert run.rc == 0, run
+    for host, path in (("hdss7-200", "/opt/certs/ca.pem"), ("hdss7-200", "/opt/certs/etcd-peer.pem"),
+                       ("hdss7-12", "/opt/etcd/certs/etcd-peer.pem"), ("hdss7-21", "/opt/etcd/certs/client.pem")):
+        table = run.stdout[run.stdout.index(f"{host}: certificates on {host}"):]
+        assert path in table.split("\n\n")[0], (host, path, run.stdout)
+    outcomes = {c["host"]: c["outcome"] for c in run.record["checks"]}
+    assert outcomes == {"hdss7-11": "skipped", "hdss7-12": "passed", "hdss7-21": "passed", "hdss7-22": "passed",
+                        "hdss7-200": "passed"}, outcomes
+    # A certificate of the lab's CA, made here with its key (read for this test only) and put beside etcd's.
+    ca_cert, ca_key = pki.load_ca_pair(lab.ssh("hdss7-200", "cat /opt/certs/ca.pem").encode(),
+                                       lab.ssh("hdss7-200", "cat /opt/certs/ca-key.pem").encode())
+    try:
+        for days, rc, outcome in ((20, 0, "warned"), (3, 5, "failed")):
+            pem = pki.issue(ca_cert, ca_key, "client", "soon", [], Ca(key_algo="ecdsa", key_size=256,
+                                                                    profile_expiry=f"{days * 24}h"))[0]
+            lab.ssh("hdss7-12", f"printf %s {quote(pem.decode())} > /opt/etcd/certs/soon.pem")
+            near = runbook(name="certs")
+            assert near.rc == rc, near
+            outcomes = {c["host"]: c for c in near.record["checks"]}
+            assert outcomes["hdss7-12"]["outcome"] == outcome, near
+            assert "/opt/etcd/certs/soon.pem expires in" in outcomes["hdss7-12"]["message"]
+            assert {h: c["outcome"] for h, c in outcomes.items() if h != "hdss7-12"} == {
+                "hdss7-11": "skipped", "hdss7-21": "passed", "hdss7-22": "passed", "hdss7-200": "passed"}
+            if outcome == "warned":
+                assert "WARN  hdss7-12" in near.stdout and "1 warned" in near.stdout
+                # the index's row of that run: 4 passed, 1 warned, 0 failed, 1 skipped
+                assert ('<td class="num">4</td><td class="num">1</td><td class="num">0</td><td class="num">1</td>'
+                        in (near.reports / "index.html").read_text())
+    finally:
+        lab.ssh("hdss7-12", "rm -f /opt/etcd/certs/soon.pem")

@@ -231,3 +231,39 @@ def test_a_new_ca_is_refused_to_a_live_cluster_and_rolled_through_it_with_both_c
                          f"{back}/ && cp -p {first}/ca.pem {first}/ca-key.pem {first}/ca.csr /opt/certs/")
     roll(back, "back")
     assert lab.ssh("hdss7-200", "sha256sum < /opt/certs/ca.pem").split()[0] == original
+
+
+def test_certs_renew_issues_a_named_certificate_again_and_rolls_it_through_every_consumer(converged, runbook):
+    """`certs renew --name client`: the dry run shows the plan and changes nothing; the run issues client.pem
+    again on the ops host, delivers it to every etcd member and every master (the apiservers present it to
+    etcd), restarting them one at a time, and the verification passes; a plain `certs renew` then finds nothing
+    due and changes nothing."""
+    lab = converged
+    copies = {"hdss7-200": "/opt/certs/client.pem", **{m: "/opt/etcd/certs/client.pem" for m in MEMBERS}}
+    masters = {m: "/opt/kubernetes/server/bin/cert/client.pem" for m in ("hdss7-21", "hdss7-22")}
+
+    def digests() -> dict[str, str]:
+        found = {f"{h}:{p}": lab.ssh(h, f"sha256sum < {p}").split()[0] for h, p in copies.items()}
+        return {**found, **{f"{h}:{p}": lab.ssh(h, f"sha256sum < {p}").split()[0] for h, p in masters.items()}}
+    before = digests()
+    assert len(set(before.values())) == 1, before  # one certificate, copied everywhere it is used
+
+    plan = runbook("renew", "--name", "client", "--dry-run", name="certs")
+    assert plan.rc == 0, plan
+    assert "issue client.pem (client)" in plan.stdout and digests() == before
+
+    renewed = runbook("renew", "--name", "client", name="certs")
+    assert renewed.rc == 0, renewed
+    assert renewed.record["runbook"] == "certs_renew"
+    assert "renewed, as asked" in " ".join(renewed.entry("hdss7-200", "etcd_certs")["notes"])
+    assert set(renewed.statuses("etcd").values()) == {"changed"}, renewed
+    assert set(renewed.statuses("k8s_control_plane").values()) == {"changed"}, renewed
+    after = digests()
+    assert len(set(after.values())) == 1 and set(after.values()) != set(before.values()), after
+    assert lab.ssh("hdss7-21", f"{ETCDCTL} endpoint health 2>&1").count("is healthy") == 3
+    assert {c["outcome"] for c in renewed.record["checks"]} <= {"passed", "skipped"}, renewed
+
+    nothing_due = runbook("renew", name="certs")
+    assert nothing_due.rc == 0, nothing_due
+    assert {s for stage in ("etcd_certs", "etcd", "k8s_certs", "k8s_control_plane", "k8s_node")
+            for s in nothing_due.statuses(stage).values()} == {"ok"}, nothing_due

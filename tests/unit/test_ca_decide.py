@@ -83,6 +83,30 @@ def test_a_certificate_is_issued_once_then_current():
                         ["10.4.7.12", "10.4.7.21"], [], owner=True)
 
 
+def test_a_current_certificate_is_renewed_when_named_or_within_the_days_asked():
+    """`certs renew`: a named certificate is issued again though current, and so is one with fewer days left than
+    --within; without either it stays (every run renews under 30 days)."""
+    from groundwork.context import Renewal
+
+    found = {P[CERT]: PAIR.cert_pem, P[KEY]: PAIR.key_pem, P[CONFIG]: pki.ca_config_json(CA)}
+    cert, key = pki.load_pair(PAIR.cert_pem, PAIR.key_pem)
+    year = CA.model_copy(update={"profile_expiry": f"{365 * 24}h"})
+    found[f"{CA.dir}/etcd-peer.pem"] = pki.issue(cert, key, "peer", "k8s-etcd", ["10.4.7.12"], year,
+                                                 profile_config={"signing": {"profiles": {"peer": {
+                                                     "usages": pki.PROFILE_USAGES["peer"]}}}})[0]
+
+    def plan(renewal: Renewal, notes=None) -> list[str]:
+        return [c.summary for c in decide_issue(OPS, found, "etcd-peer", "peer", "k8s-etcd", ["10.4.7.12"],
+                                                notes if notes is not None else [], owner=True, renewal=renewal)]
+    assert plan(Renewal()) == []
+    assert plan(Renewal(names=frozenset({"client"}))) == []
+    notes: list[str] = []
+    assert plan(Renewal(names=frozenset({"etcd-peer"})), notes) == ["issue etcd-peer.pem (peer)"]
+    assert "renewed, as asked" in notes[0]
+    assert plan(Renewal(within_days=400)) == ["issue etcd-peer.pem (peer)"]
+    assert plan(Renewal(within_days=300)) == []
+
+
 def leaf_pair(cn: str = "ca", sans=("10.4.7.200",), profile: str = "server") -> tuple[bytes, bytes]:
     cert, key = pki.load_pair(PAIR.cert_pem, PAIR.key_pem)
     return pki.issue(cert, key, profile, cn, list(sans), CA, profile_config=pki.ca_config(CA))

@@ -52,6 +52,19 @@ def test_unknown_verbs_and_stages_and_a_replace_without_confirmation_are_usage_e
     assert replace.returncode == 2 and "--confirm-replace-ca" in replace.stderr
 
 
+def test_certs_renew_refuses_a_name_it_does_not_renew_and_options_without_renew(tmp_path):
+    """Exit 2 before any host is contacted, naming what it renews."""
+    unknown = groundwork("certs", "renew", "--name", "web-peer")
+    assert unknown.returncode == 2, unknown.stderr
+    assert "--name web-peer: not a certificate groundwork renews" in unknown.stderr
+    assert "etcd-peer, client" in unknown.stderr
+    alone = groundwork("certs", "--within", "60")
+    assert alone.returncode == 2 and "go with `certs renew`" in alone.stderr
+    assert names(commands._certs_stages(argparse.Namespace(action="renew", name=[], within=30))) == [
+        "etcd_certs", "etcd", *[s.name for s in PIPELINE if s.name.startswith("k8s") or s.name == "pod_network"]]
+    assert commands._certs_stages(argparse.Namespace(action=None, name=[], within=30)) == []
+
+
 def test_the_config_is_the_working_directorys_never_the_install_location(tmp_path):
     """From a folder without config.yaml the command says which file it looked for, and contacts nothing."""
     done = groundwork("run", "--dry-run", cwd=tmp_path)

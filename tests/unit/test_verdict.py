@@ -38,8 +38,29 @@ def test_the_verdict_counts_skipped_checks_and_the_index_shows_them(tmp_path):
         "Verification FAILED on hdss7-21 (2 passed, 1 failed, 1 skipped)")
     r = run_record()
     write_run_folder(tmp_path / r.run_id, r, meta(r), checks, "ok")
-    assert '<td class="ok">ok</td><td class="num">2</td><td class="num">0</td><td class="num">1</td>' in \
-        write_index(tmp_path).read_text()
+    # passed, warned, failed, skipped
+    assert '<td class="ok">ok</td><td class="num">2</td><td class="num">0</td><td class="num">0</td>' \
+           '<td class="num">1</td>' in write_index(tmp_path).read_text()
+
+
+def test_a_warning_passes_the_host_and_shows_in_the_verdict_the_grid_and_the_index(tmp_path):
+    """A warned check (something due soon) is its own outcome: the host is ok, the run's outcome too (exit 0),
+    and the verdict, the grid and the index show it."""
+    from groundwork.report_html import check_tally, glance_html, host_verification
+
+    checks = [check("hdss7-11", "passed"), check("hdss7-21", "warned")]
+    checks[1]["message"] = "/opt/certs/etcd-peer.pem expires in 12 day(s)"
+    assert host_verification(check_tally(checks, "hdss7-21")) == "ok"
+    assert verification_verdict(checks, ["hdss7-11", "hdss7-21"]) == (
+        "Verification passed: 1 passed, 0 failed, 1 warned, 0 skipped on 2 host(s).")
+    r = run_record()
+    r.entries = [e for e in r.entries if e.status != "changed"]
+    assert run_outcome(r, checks) == "ok" and EXIT_FOR_OUTCOME.get("ok", 0) == 0
+    grid = glance_html(checks, ["hdss7-11", "hdss7-21"])
+    assert 'class="gw-cell gw-warned"' in grid and "<h2>Warnings</h2>" in grid and "expires in 12 day(s)" in grid
+    write_run_folder(tmp_path / r.run_id, r, meta(r), checks, "ok")
+    assert '<td class="ok">ok</td><td class="num">1</td><td class="num">1</td><td class="num">0</td>' \
+           '<td class="num">0</td>' in write_index(tmp_path).read_text()
 
 
 def test_unverified_exits_as_a_failed_verification():
