@@ -9,6 +9,9 @@ runbook processes the way an operator runs them:
   noop+v   runbooks/full.py on converged hosts, verification pass included
   dry      runbooks/full.py --dry-run
   verify   runbooks/verify.py
+  --day-two adds the day-two verbs on converged hosts: `certs` (every certificate listed and checked),
+  `certs renew` with nothing due (must change nothing), and `certs renew --name client` (one certificate
+  issued again and rolled through every etcd member and master, each restarted in turn)
 
 Each is repeated (--repeat; cold: --cold-repeat) and the median is reported, with the peak memory (RSS) of
 the runbook process and, from the run record, each stage's wall time (its slowest host). --workers adds no-op
@@ -150,6 +153,12 @@ def bench_hosts(hosts: int, args, work: Path) -> dict:
     for workers in args.workers:
         result["workers"][str(workers)] = measure(f"noop w{workers}", "full", ["--no-verify", "-w", str(workers)],
                                                   args.repeat, reports, inventory, expect_no_change=True)
+    if args.day_two:
+        result["certs"] = measure("certs", "certs", [], args.repeat, reports, inventory)
+        result["renew"] = measure("renew", "certs", ["renew"], args.repeat, reports, inventory,
+                                  expect_no_change=True)
+        result["renew client"] = measure("renew client", "certs", ["renew", "--name", "client"], 1, reports,
+                                         inventory)
     if args.profile:
         result["profile"] = profile_noop(inventory, reports)
     return result
@@ -182,6 +191,12 @@ def table(results: list[dict]) -> str:
             got, limit = fifty["noop"]["median_s"], 2 * five["noop"]["median_s"]
             lines.append(f"  noop at 50 hosts {got:.2f}s  target < {limit:.2f}s (twice 5 hosts)  "
                          f"{'met' if got < limit else 'MISSED'}")
+    verbs = [k for k in ("certs", "renew", "renew client") if any(k in r for r in results)]
+    if verbs:
+        lines.append("\nday-two verbs (median wall time):")
+        for r in results:
+            lines.append(f"  {r['hosts']:>3} hosts: " + ", ".join(f"{k} {r[k]['median_s']:.2f}s" for k in verbs
+                                                                if k in r))
     lines.append("\nno-op: CPU time of the runbook process itself (the rest is waiting on the hosts):")
     for r in results:
         lines.append(f"  {r['hosts']:>3} hosts: {r['noop'].get('cpu_s', 0):.2f}s CPU of {r['noop']['median_s']:.2f}s")
@@ -202,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-cold", action="store_true", help="no cold runs (hosts are not recreated)")
     p.add_argument("--workers", type=int, nargs="*", default=[], help="also time no-op runs at these num_workers")
     p.add_argument("--profile", action="store_true", help="add a cProfile of one no-op run to the output")
+    p.add_argument("--day-two", action="store_true", help="also time certs, certs renew (nothing due) and "
+                   "certs renew --name client")
     p.add_argument("--out", type=Path, help="JSON results file (default: bench/results/<UTC time>.json)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:

@@ -1,6 +1,7 @@
 """Hands every check its host and a probe that records evidence (see groundwork/verify.py).
 
-A module's GROUPS names the groups whose hosts its checks run on; None (the default) means every host.
+A module's GROUPS names the groups whose hosts its checks run on; None (the default) means every host; its
+`applies_to(host, inventory)`, where it has one, narrows them further.
 A check's own `@pytest.mark.groups(...)` wins over its module's. A check declares what it reads on its host with
 `@reads(...)` (or runs its commands as it goes, `@acts`): see groundwork/verify.py.
 """
@@ -16,6 +17,8 @@ def pytest_generate_tests(metafunc):
         marker = metafunc.definition.get_closest_marker("groups")
         groups = marker.args if marker else getattr(metafunc.module, "GROUPS", None)
         hosts = [h for h in session.targets if groups is None or any(g in h.groups for g in groups)]
+        applies = getattr(metafunc.module, "applies_to", None)  # narrower than groups (a host holding certificates)
+        hosts = [h for h in hosts if applies is None or applies(h, session.inventory)]
         metafunc.parametrize("host", hosts, ids=[h.name for h in hosts])
 
 

@@ -31,6 +31,11 @@ def cert_dirs(host, inventory) -> list[str]:
     return dirs
 
 
+def applies_to(host, inventory) -> bool:
+    """A host that holds no certificate of groundwork's has nothing to check (not a skip: nothing is missing)."""
+    return bool(cert_dirs(host, inventory))
+
+
 def certificate_files(host, session) -> str | None:
     """Each *.pem of those folders but the keys, as `@@cert PATH` and its certificate blocks alone."""
     dirs = cert_dirs(host, session.inventory)

@@ -109,6 +109,10 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, 
         plan += changes
         changed |= {component} if changes else set()
     waits = {c: [wait_for(c, health(host, c), f"{c} does not answer")] for c in COMPONENTS}
+    # The controller-manager and scheduler lose their leader lease while this master's apiserver restarts, exit
+    # and come back through systemd: those answering before answer again before the next master's turn.
+    waits["kube-apiserver"] += [wait_for(c, health(host, c), f"{c} did not come back after the apiserver's restart")
+                                for c in COMPONENTS[1:] if c in facts["answering"] and c not in changed]
     if len(inventory.lb_backends) > 1 and host.address != inventory.lb_backends[-1]:
         # The L4 proxy leaves out for BACKEND_FAIL_TIMEOUT a backend that refused connections while it
         # restarted: the next master restarts only once this one is taken again, never with both left out.
