@@ -33,9 +33,9 @@ import yaml
 from groundwork.hostlock import HostsLocked
 from groundwork.inventory import KNOWN_GROUPS, HostModel, Inventory, InventoryError, Problem, load_inventory
 from groundwork.approval import PlanError, PlanRejected, load_plan
-from groundwork.context import Renewal
+from groundwork.context import Renewal, RunContext
 from groundwork.runlock import LockedError
-from groundwork.record import utc_now
+from groundwork.record import RunRecord, utc_now
 from groundwork.runner import order_hosts
 from groundwork.secrets import load_secrets, require
 from groundwork.signing import load_signing_key
@@ -103,7 +103,9 @@ def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]],
          secrets: frozenset[str] = frozenset(), prog: str | None = None,
          extra_checks: Callable[[argparse.Namespace], list[str]] | None = None, show_tables: bool = False,
          renewal: Callable[[argparse.Namespace], Renewal] | None = None,
-         check_inventory: Callable[[argparse.Namespace, Inventory], None] | None = None) -> int:
+         check_inventory: Callable[[argparse.Namespace, Inventory], None] | None = None,
+         open_inputs: Callable[[argparse.Namespace, Inventory, dict[str, str]], None] | None = None,
+         conclude: Callable[[argparse.Namespace, RunContext, RunRecord], list[str]] | None = None) -> int:
     """Run a runbook: its stages in order, then the verification pass.
 
     The pass runs the checks of the stages run (checks/test_<stage>.py), or with all_checks every check.
@@ -114,6 +116,9 @@ def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]],
     show_tables: print the tables its checks show (groundwork certs).
     renewal: which certificates its stages issue again though current (groundwork certs renew).
     check_inventory: refuses arguments the inventory cannot satisfy (UsageError), before any host is contacted.
+    open_inputs: reads what the run is given besides the inventory (a backup archive, opened with a secret),
+    before any host is contacted; InventoryError when it cannot be used.
+    conclude: what the run makes on the controller once its stages ran (not in a dry run): lines for the record.
     """
     p = parser(description, prog)
     if add_arguments:
@@ -122,6 +127,8 @@ def main(stages: list[Stage] | Callable[[argparse.Namespace], list[Stage]],
     args.gw_secrets = secrets
     args.gw_show_tables = show_tables
     args.gw_check_inventory = check_inventory
+    args.gw_open_inputs = open_inputs
+    args.gw_conclude = conclude
     if callable(stages):
         try:
             stages = stages(args)
@@ -259,6 +266,8 @@ def _run(stages: list[Stage], runbook: str, args: argparse.Namespace, check_modu
     # Only the stages that will run on a targeted host need their secrets (--group ops needs no VRRP password).
     running = [s for s in stages if any(s.applies_to(h, inventory) for h in targets)]
     require(secrets, set(args.gw_secrets).union(*(s.secrets for s in running)), f"the {runbook} runbook")
+    if args.gw_open_inputs:
+        args.gw_open_inputs(args, inventory, secrets)
     run = RunSession.prepare(runbook=runbook, args=args, stages=stages, check_modules=check_modules,
                              inventory=inventory, inventory_dir=paths["host_file"].parent, targets=targets,
                              secrets=secrets, nr=_nornir(config, args.workers, inventory), approved=approved,

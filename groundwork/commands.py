@@ -9,6 +9,8 @@
     groundwork etcd-restore        every member restored from a kept snapshot
     groundwork certs               every certificate groundwork manages: days left, issuer, the CA host's copy
     groundwork certs renew         etcd's and Kubernetes' certificates issued again (due, or --name) and rolled
+    groundwork backup              what cannot be rebuilt, in one encrypted archive on this machine
+    groundwork restore             an archive's CA, zones, htpasswd and etcd snapshot put back, then every stage
 
 `python runbooks/NAME.py` is the same verb (runbook()); its run folders carry the runbook's name either way.
 """
@@ -16,19 +18,22 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import ipaddress
 import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import groundwork
 from groundwork import audit_command, cli
 from groundwork.pki import PROFILE_USAGES
 from groundwork.context import Renewal
-from groundwork.inventory import Inventory
+from groundwork.backup_archive import ArchiveError, Member, seal, unseal, write_new
+from groundwork.inventory import Inventory, InventoryError, Problem
 from groundwork.stages import Stage
-from groundwork.tasks import ca, dns, docker, etcd, etcd_backup, host_prep, lb, registry
+from groundwork.tasks import backup, ca, dns, docker, etcd, etcd_backup, host_prep, lb, registry
 from groundwork.tasks.kubernetes import all_certs
 from groundwork.tasks.pipeline import KUBERNETES, PIPELINE
 
@@ -48,6 +53,8 @@ class Verb:
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     all_checks: bool = False
     secrets: frozenset[str] = frozenset()
+    open_inputs: Callable[[argparse.Namespace, Inventory, dict[str, str]], None] | None = None
+    conclude: Callable[..., list[str]] | None = None  # what it writes on the controller after its stages
     extra_checks: Callable[[argparse.Namespace], list[str]] | None = None  # beyond its stages' check modules
     show_tables: bool = False  # print the tables its checks show
     renewal: Callable[[argparse.Namespace], Renewal] | None = None  # certificates issued again though current
@@ -186,6 +193,76 @@ def _etcd_restore_arguments(parser: argparse.ArgumentParser) -> None:
                         help="required: every member's data is replaced by the snapshot's")
 
 
+# -- backup, restore --------------------------------------------------------------------------------------------
+
+def _backup_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", type=Path, metavar="DIR",
+                        help="where the archive is written (default: backups/ beside the config file)")
+
+
+def write_archive(args: argparse.Namespace, ctx, record) -> list[str]:
+    """The archive, once every targeted host gave its share; none when one failed (a backup with a hole in it
+    would be found out only on the day it is needed)."""
+    if record.failed_hosts:
+        return [f"no archive written: {', '.join(record.failed_hosts)} failed; run the backup again"]
+    members: list[Member] = [m for host in record.targets for m in ctx.handoff.get(backup.ARCHIVE, {}).get(host, [])]
+    about = {"run_id": record.run_id, "created": record.started, "hosts": record.targets, **backup.about(members)}
+    data = seal(members, ctx.secrets["backup_passphrase"], about)
+    path = (args.output or args.project / "backups") / f"{record.run_id}.age"
+    write_new(path, data)
+    return [f"backup archive: {path} ({len(members)} files from {len({m.host for m in members})} hosts, "
+            f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}); CA {about['ca_fingerprint']}; "
+            "opened with backup_passphrase by `groundwork restore --archive` (or `age -d`)"]
+
+
+@dataclass
+class OpenedArchive:
+    """The archive restore was given, decrypted and checked before any host is contacted."""
+    path: Path | None = None
+    members: list[Member] = field(default_factory=list)
+
+
+def _restore_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--archive", type=Path, required=True, metavar="FILE", help="an archive of `groundwork backup`")
+    parser.add_argument("--confirm", action="store_true",
+                        help="required (unless --dry-run): the CA, zones and htpasswd on the hosts are replaced by "
+                             "the archive's where they differ")
+
+
+def _restore_stages(args: argparse.Namespace) -> list[Stage]:
+    if not (args.confirm or args.dry_run):
+        raise cli.UsageError("restore needs --confirm (or look first with --dry-run)")
+    args.gw_archive = OpenedArchive(args.archive)
+    restore = backup.restore_stage(lambda: args.gw_archive.members)
+    if args.dry_run:
+        # The pipeline after it is planned on files not yet put back (a CA to be made where one will be
+        # restored): the plan is the restore's. Applied, the pipeline may then change only what that plan
+        # approved (nothing, on an intact platform); under --approved-plan anything more is refused.
+        return [restore]
+    args.gw_plan_covers = 1
+    return [restore, *PIPELINE]
+
+
+def open_archive(args: argparse.Namespace, inventory: Inventory, secrets: dict[str, str]) -> None:
+    """Decrypt the archive and check every member against its manifest: refused whole, before any host."""
+    path = args.archive
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InventoryError([Problem(str(path), "", "", f"cannot read the archive: {exc.strerror}")]) from None
+    try:
+        manifest, members = unseal(data, secrets["backup_passphrase"])
+    except ArchiveError as exc:
+        raise InventoryError([Problem(str(path), "", "", f"{exc}; nothing was restored")]) from None
+    strangers = sorted({m.host for m in members} - set(inventory.hosts))
+    if strangers:
+        print(f"groundwork: warning: {path}: hosts not in the inventory are left out: {', '.join(strangers)}",
+              file=sys.stderr)
+    args.gw_archive.members = [m for m in members if m.host in inventory.hosts]
+    print(f"{path}: backup {manifest.get('run_id')} of {manifest.get('created')}, {len(members)} files, CA "
+          f"{manifest.get('ca_fingerprint')}, zone serials {manifest.get('zone_serials')}")
+
+
 VERBS: dict[str, Verb] = {
     "run": Verb("run every stage in pipeline order, or only the named ones",
                 "Run every stage in pipeline order (proxy hosts, then the ops host, then master_compute hosts), "
@@ -232,6 +309,26 @@ VERBS: dict[str, Verb] = {
                          "required.", "etcd_restore",
                          lambda a: [etcd.CERTS, etcd_backup.fetch_stage(a.snapshot), etcd_backup.RESTORE,
                                     etcd.MEMBERS], _etcd_restore_arguments),
+    "backup": Verb("what cannot be rebuilt, in one encrypted archive on this machine",
+                   "Back up what groundwork cannot rebuild from the inventory: the CA's folder on the ops host (its "
+                   "key included), the DNS primary's zone files with their serials, the registry's htpasswd, an "
+                   "etcd snapshot from a healthy member, and every host's managed configuration files. One "
+                   "archive on this machine (backups/RUN_ID.age beside the config, or --output), encrypted in the "
+                   "age format with backup_passphrase from the secrets, with a manifest and the SHA-256 of each "
+                   "file; nothing of it is ever written unencrypted. No archive is written when a host failed.",
+                   "backup", [etcd_backup.SAVE, backup.COLLECT], _backup_arguments,
+                   secrets=frozenset({"backup_passphrase"}), conclude=write_archive),
+    "restore": Verb("put an archive's CA, zones, htpasswd and etcd snapshot back, then run every stage "
+                    "(needs --confirm)",
+                    "Restore from an archive of `groundwork backup`: it is decrypted with backup_passphrase and "
+                    "every file checked against the manifest before any host is contacted (a wrong passphrase or "
+                    "an altered archive: exit 3, nothing written). Then the CA's folder, the zone files, the "
+                    "registry's htpasswd and the etcd snapshot (into etcd.backup_dir on the ops host, for "
+                    "etcd-restore) are written back where they differ, a zone never with a serial lower than the "
+                    "host has or serves, and every stage of the pipeline runs and is verified. The configuration "
+                    "files in the archive are not put back: the pipeline writes them from the inventory.",
+                    "restore", _restore_stages, _restore_arguments, all_checks=True,
+                    secrets=frozenset({"backup_passphrase"}), open_inputs=open_archive),
 }
 AUDIT_HELP = "check a reports folder's checksums, signatures and hash chain"
 # runbooks/NAME.py -> the verb and the arguments it stands for
@@ -249,7 +346,7 @@ def run_verb(name: str, argv: list[str], prog: str | None) -> int:
     return cli.main(verb.stages, runbook=verb.runbook, description=verb.description, argv=argv,
                     all_checks=verb.all_checks, add_arguments=verb.add_arguments, secrets=verb.secrets,
                     prog=prog, extra_checks=verb.extra_checks, show_tables=verb.show_tables, renewal=verb.renewal,
-                    check_inventory=verb.check_inventory)
+                    check_inventory=verb.check_inventory, open_inputs=verb.open_inputs, conclude=verb.conclude)
 
 
 def runbook(name: str, argv: list[str] | None = None) -> int:

@@ -31,6 +31,8 @@ class RunRecord:
     started: str
     ended: str | None = None
     interrupted: bool = False
+    # What the run made on the controller beyond its run folder (a backup archive: path, size, SHA-256).
+    outputs: list[str] = field(default_factory=list)
     entries: list[HostStageRecord] = field(default_factory=list)
     # Each entry is also appended here as it is added: what a run killed outright did is still on record.
     journal: Path | None = None
@@ -74,7 +76,7 @@ class RunRecord:
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "runbook": self.runbook, "dry_run": self.dry_run, "targets": self.targets,
                 "started": self.started, "ended": self.ended, "interrupted": self.interrupted,
-                "entries": [entry_dict(e) for e in self.entries]}
+                "outputs": self.outputs, "entries": [entry_dict(e) for e in self.entries]}
 
 
 def entry_dict(e: HostStageRecord) -> dict:

@@ -49,6 +49,9 @@ def change_log_html(record: RunRecord) -> str:
         rows.append(f"<tr class=\"gw-{e.status}\"><td>{html.escape(e.host)}</td><td>{html.escape(e.stage)}</td>"
                     f"<td>{e.status}</td><td>{e.duration:.2f}s</td><td>{''.join(detail)}</td></tr>")
     title = "Plan (dry run: nothing was changed)" if record.dry_run else "Change log"
+    outputs = "".join(f"<li>{html.escape(o)}</li>" for o in record.outputs)
+    if outputs:
+        rows.append(f'<tr><td colspan="5"><b>Written on the controller</b><ul>{outputs}</ul></td></tr>')
     if not rows:
         return f'<h2 id="gw-change-log">{title}</h2><p>No stage ran in this run (verification only).</p>'
     return (f'<h2 id="gw-change-log">{title}</h2>'

@@ -5,6 +5,7 @@
 | SSH (and sudo) password | GROUNDWORK_SSH_PASSWORD | ssh_password |
 | registry admin password | GROUNDWORK_REGISTRY_PASSWORD | registry_password |
 | keepalived's VRRP password (proxy hosts) | GROUNDWORK_VRRP_PASSWORD | vrrp_password |
+| the passphrase of backup archives (backup, restore) | GROUNDWORK_BACKUP_PASSPHRASE | backup_passphrase |
 
 The environment wins over the file. The file is named by GROUNDWORK_SECRETS_FILE, else by `secrets_file` under
 `groundwork:` in config.yaml. Every value found is masked in all output.
@@ -22,13 +23,15 @@ import yaml
 from groundwork.inventory import InventoryError, Problem
 
 ENV = {"ssh_password": "GROUNDWORK_SSH_PASSWORD", "registry_password": "GROUNDWORK_REGISTRY_PASSWORD",
-       "vrrp_password": "GROUNDWORK_VRRP_PASSWORD"}
+       "vrrp_password": "GROUNDWORK_VRRP_PASSWORD", "backup_passphrase": "GROUNDWORK_BACKUP_PASSPHRASE"}
 FILE_ENV = "GROUNDWORK_SECRETS_FILE"
 # VRRP's simple password is 8 bytes on the wire (keepalived cuts a longer one, so two hosts given passwords that
 # differ after the 8th character would still agree); keepalived.conf reads it as one word.
 VRRP_PASSWORD = re.compile(r"[A-Za-z0-9._+=-]{4,8}")
 # Every value is masked wherever it appears: a shorter one would blank those characters in every log and report.
 SHORTEST = 4
+# The one secret guarding an archive that holds the CA key, wherever the archive is copied to.
+SHORTEST_PASSPHRASE = 12
 
 
 def load_secrets(config: dict, config_path: Path) -> dict[str, str]:
@@ -67,6 +70,10 @@ def load_secrets(config: dict, config_path: Path) -> dict[str, str]:
         problems.append(Problem("secrets", "", "vrrp_password", f"from {where('vrrp_password')}: must be 4 to 8 "
                                 "letters, digits or . _ + = - (VRRP carries 8 bytes of it; keepalived would cut a "
                                 "longer one); its value is not shown"))
+    if not problems and 0 < len(found.get("backup_passphrase", "x" * SHORTEST_PASSPHRASE)) < SHORTEST_PASSPHRASE:
+        problems.append(Problem("secrets", "", "backup_passphrase", f"from {where('backup_passphrase')}: shorter "
+                                f"than {SHORTEST_PASSPHRASE} characters, too weak for an archive that holds the CA "
+                                "key; its value is not shown"))
     if problems:
         raise InventoryError(problems)
     return found

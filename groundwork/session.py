@@ -143,6 +143,11 @@ class RunSession:
 
     def execute(self) -> None:
         run_stages(self.nr, self.stages, self.ctx, self.targets, self.record, self.progress)
+        conclude = getattr(self.args, "gw_conclude", None)
+        if conclude is not None and not (self.args.dry_run or self.ctx.stop.is_set()):
+            for line in conclude(self.args, self.ctx, self.record):
+                self.record.outputs.append(line)
+                self.progress.say(line)
         if self.stages:
             self.progress.recap()
 
@@ -183,7 +188,9 @@ class RunSession:
         quiet = Progress(check, show_diff=False, out=open(os.devnull, "w"))
         dry = RunContext(inventory=self.inventory, dry_run=True, masker=self.masker, secrets=self.secrets,
                          digest_key=self.ctx.digest_key, plan_time=self.ctx.plan_time, host_locks=self.host_locks)
-        run_stages(self.nr, self.stages, dry, self.targets, check, quiet)
+        # A verb whose later stages depend on what its first ones write (restore, then the pipeline) plans those
+        # first ones only; the later stages are then held to changing nothing (changes.apply_plan).
+        run_stages(self.nr, self.stages[:getattr(self.args, "gw_plan_covers", None)], dry, self.targets, check, quiet)
         self.nr.data.reset_failed_hosts()  # a host the check could not plan refuses the run below; else none is failed
         current = plan_of(check)
         if not check.failed_hosts and plan_digest(current, meta.addresses, meta.inventory_digest) == approved["digest"]:

@@ -79,7 +79,7 @@ def next_serial(in_service: list[int | None], today: str) -> int:
     return max([first_today] + [s + 1 for s in known])
 
 
-def _soa_serials(zone_names: list[str], server: str) -> probes.Probe:
+def soa_serials(zone_names: list[str], server: str) -> probes.Probe:
     """The serial each zone has in service on a DNS server, None where it does not answer."""
     script = (f"for z in {' '.join(shlex.quote(z) for z in zone_names)}; do "
               f"echo \"$z=$(dig +short +time=1 +tries=1 SOA \"$z\" @{shlex.quote(server)} | cut -d' ' -f3)\"; done")
@@ -104,8 +104,8 @@ def _server_probes(host: HostModel, inventory: Inventory, primary: bool,
     services = sorted({"named", *(d.service for d in dnsmasq.DNSMASQ.values())})
     return [probes.os_info(), probes.packages(bind_packages), probes.services(services),
             probes.files(conf_files + zone_files, read_unless=named),
-            _soa_serials(list(inventory.zones()), str(host.address)),
-            _soa_serials(list(inventory.zones()), str(inventory.dns_primary.address))]
+            soa_serials(list(inventory.zones()), str(host.address)),
+            soa_serials(list(inventory.zones()), str(inventory.dns_primary.address))]
 
 
 def _named_conf_files(host: HostModel, inventory: Inventory, platform: Platform, primary: bool) -> list[DesiredFile]:

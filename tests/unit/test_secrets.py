@@ -59,10 +59,12 @@ def test_runbook_without_the_registry_password_exits_3_before_connecting(tmp_pat
     ("registry_password", "pw", "shorter than 4 characters"),
     ("registry_password", 'pass"\n-o /etc/passwd', "holds a line break or NUL"),
     ("ssh_password", "pass\rword", "holds a line break or NUL"),
+    ("backup_passphrase", "eleven char", "shorter than 12 characters, too weak for an archive that holds the CA key"),
 ])
 def test_a_secret_too_short_to_mask_or_with_a_line_break_is_refused(monkeypatch, tmp_path, name, value, why):
     monkeypatch.setenv({"vrrp_password": "GROUNDWORK_VRRP_PASSWORD", "registry_password": "GROUNDWORK_REGISTRY_PASSWORD",
-                        "ssh_password": "GROUNDWORK_SSH_PASSWORD"}[name], value)
+                        "ssh_password": "GROUNDWORK_SSH_PASSWORD",
+                        "backup_passphrase": "GROUNDWORK_BACKUP_PASSPHRASE"}[name], value)
     with pytest.raises(InventoryError) as caught:
         load_secrets({}, tmp_path / "config.yaml")
     text = " ".join(str(p) for p in caught.value.problems)
