@@ -11,7 +11,8 @@ runbook processes the way an operator runs them:
   verify   runbooks/verify.py
   --day-two adds the day-two verbs on converged hosts: `certs` (every certificate listed and checked),
   `certs renew` with nothing due (must change nothing), and `certs renew --name client` (one certificate
-  issued again and rolled through every etcd member and master, each restarted in turn)
+  issued again and rolled through every etcd member and master, each restarted in turn), `backup`, and
+  `restore` of that backup on the same hosts (only its etcd snapshot is written back)
 
 Each is repeated (--repeat; cold: --cold-repeat) and the median is reported, with the peak memory (RSS) of
 the runbook process and, from the run record, each stage's wall time (its slowest host). --workers adds no-op
@@ -159,6 +160,12 @@ def bench_hosts(hosts: int, args, work: Path) -> dict:
                                   expect_no_change=True)
         result["renew client"] = measure("renew client", "certs", ["renew", "--name", "client"], 1, reports,
                                          inventory)
+        archives = reports.parent / "backups"
+        result["backup"] = measure("backup", "backup", ["--output", str(archives)], args.repeat, reports, inventory)
+        newest = sorted(archives.glob("*.age"))[-1]
+        # On converged hosts only the archive's etcd snapshot is written back (into etcd.backup_dir).
+        result["restore"] = measure("restore", "restore", ["--archive", str(newest), "--confirm"], 1, reports,
+                                    inventory)
     if args.profile:
         result["profile"] = profile_noop(inventory, reports)
     return result
@@ -191,7 +198,7 @@ def table(results: list[dict]) -> str:
             got, limit = fifty["noop"]["median_s"], 2 * five["noop"]["median_s"]
             lines.append(f"  noop at 50 hosts {got:.2f}s  target < {limit:.2f}s (twice 5 hosts)  "
                          f"{'met' if got < limit else 'MISSED'}")
-    verbs = [k for k in ("certs", "renew", "renew client") if any(k in r for r in results)]
+    verbs = [k for k in ("certs", "renew", "renew client", "backup", "restore") if any(k in r for r in results)]
     if verbs:
         lines.append("\nday-two verbs (median wall time):")
         for r in results:
@@ -217,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-cold", action="store_true", help="no cold runs (hosts are not recreated)")
     p.add_argument("--workers", type=int, nargs="*", default=[], help="also time no-op runs at these num_workers")
     p.add_argument("--profile", action="store_true", help="add a cProfile of one no-op run to the output")
-    p.add_argument("--day-two", action="store_true", help="also time certs, certs renew (nothing due) and "
-                   "certs renew --name client")
+    p.add_argument("--day-two", action="store_true", help="also time certs, certs renew (nothing due), "
+                   "certs renew --name client, backup and restore (of that backup, on the same hosts)")
     p.add_argument("--out", type=Path, help="JSON results file (default: bench/results/<UTC time>.json)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:

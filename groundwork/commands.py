@@ -11,6 +11,7 @@
     groundwork certs renew         etcd's and Kubernetes' certificates issued again (due, or --name) and rolled
     groundwork backup              what cannot be rebuilt, in one encrypted archive on this machine
     groundwork restore             an archive's CA, zones, htpasswd and etcd snapshot put back, then every stage
+    groundwork remove-host NAME    a host taken out of the inventory taken out of etcd, Kubernetes, DNS and the proxy
 
 `python runbooks/NAME.py` is the same verb (runbook()); its run folders carry the runbook's name either way.
 """
@@ -33,7 +34,7 @@ from groundwork.context import Renewal
 from groundwork.backup_archive import ArchiveError, Member, seal, unseal, write_new
 from groundwork.inventory import Inventory, InventoryError, Problem
 from groundwork.stages import Stage
-from groundwork.tasks import backup, ca, dns, docker, etcd, etcd_backup, host_prep, lb, registry
+from groundwork.tasks import backup, ca, dns, docker, etcd, etcd_backup, host_prep, lb, registry, remove_host
 from groundwork.tasks.kubernetes import all_certs
 from groundwork.tasks.pipeline import KUBERNETES, PIPELINE
 
@@ -263,6 +264,34 @@ def open_archive(args: argparse.Namespace, inventory: Inventory, secrets: dict[s
           f"{manifest.get('ca_fingerprint')}, zone serials {manifest.get('zone_serials')}")
 
 
+# -- remove-host ----------------------------------------------------------------------------------------------
+
+def _host_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: a host name as the inventory had it (letters, digits, -)")
+    return value
+
+
+def _remove_host_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", type=_host_name, metavar="NAME", help="the host, already taken out of the inventory")
+    parser.add_argument("--confirm", action="store_true",
+                        help="required (unless --dry-run): its etcd membership and Node object are removed")
+
+
+def _remove_host_stages(args: argparse.Namespace) -> list[Stage]:
+    if not (args.confirm or args.dry_run):
+        raise cli.UsageError("remove-host needs --confirm (or look first with --dry-run)")
+    return [remove_host.member_removal(args.name), remove_host.node_removal(args.name), *PIPELINE]
+
+
+def _host_left_the_inventory(args: argparse.Namespace, inventory: Inventory) -> None:
+    """The inventory and the command agree: the host named is no longer in it."""
+    if args.name in inventory.hosts:
+        raise cli.UsageError(f"{args.name} is still in the inventory: take it out of hosts.yaml first (and out of "
+                             "any group lists), then run remove-host again; the run takes out of the platform what "
+                             "the inventory no longer has")
+
+
 VERBS: dict[str, Verb] = {
     "run": Verb("run every stage in pipeline order, or only the named ones",
                 "Run every stage in pipeline order (proxy hosts, then the ops host, then master_compute hosts), "
@@ -329,6 +358,16 @@ VERBS: dict[str, Verb] = {
                     "files in the archive are not put back: the pipeline writes them from the inventory.",
                     "restore", _restore_stages, _restore_arguments, all_checks=True,
                     secrets=frozenset({"backup_passphrase"}), open_inputs=open_archive),
+    "remove-host": Verb("take out of the platform a host taken out of the inventory (needs --confirm)",
+                        "Take a host out of the platform once it is out of the inventory: its etcd membership is "
+                        "removed by the first healthy member (refused when the members left would not hold a "
+                        "quorum), its Node object is deleted from the Kubernetes API, what both held of it is "
+                        "written in the run record, and every stage then runs on the inventory without it: its "
+                        "records leave the zones (serials stepped), the L4 proxy's backends, etcd's cluster and "
+                        "the apiservers' etcd servers are written without it. A host still in the inventory is "
+                        "refused (exit 2). The host itself is not contacted.",
+                        "remove_host", _remove_host_stages, _remove_host_arguments, all_checks=True,
+                        check_inventory=_host_left_the_inventory),
 }
 AUDIT_HELP = "check a reports folder's checksums, signatures and hash chain"
 # runbooks/NAME.py -> the verb and the arguments it stands for

@@ -57,8 +57,13 @@ ETCD = {"debian": EtcdLayout("/etc/default/etcd"), "el": EtcdLayout("/etc/etcd/e
 
 def member_name(host: HostModel) -> str:
     """etcd-server-7-12 for hdss7-12, as the tutorial names its members; etcd-server-NAME for other names."""
-    found = re.fullmatch(r"hdss(\d+)-(\d+)", host.name)
-    return f"etcd-server-{found.group(1)}-{found.group(2)}" if found else f"etcd-server-{host.name}"
+    return member_name_of(host.name)
+
+
+def member_name_of(name: str) -> str:
+    """A member's name from its host's name, for a host the inventory no longer has (remove-host)."""
+    found = re.fullmatch(r"hdss(\d+)-(\d+)", name)
+    return f"etcd-server-{found.group(1)}-{found.group(2)}" if found else f"etcd-server-{name}"
 
 
 def peer_url(host: HostModel) -> str:
@@ -167,7 +172,7 @@ def cert_files(host: HostModel, certs: dict[str, bytes | None], user: str) -> li
             for name, is_key in CERT_FILES.items() if certs.get(name) is not None]
 
 
-def _cluster(host: HostModel, inventory: Inventory) -> probes.Probe:
+def cluster_probe(host: HostModel, inventory: Inventory) -> probes.Probe:
     """The cluster as the other members see it, over TLS: each endpoint's health and the member list."""
     others = [client_url(m) for m in inventory.group_members("etcd") if m.name != host.name]
     ask = etcdctl(host, others)
@@ -178,9 +183,9 @@ def _cluster(host: HostModel, inventory: Inventory) -> probes.Probe:
         health_text, _, members_text = text.partition("\nmembers\n")
         health_text = health_text.removeprefix("health\n")
         try:
-            healthy = sum(1 for e in json.loads(health_text.strip() or "[]") if e.get("health"))
+            healthy_urls = [e.get("endpoint") for e in json.loads(health_text.strip() or "[]") if e.get("health")]
         except ValueError:
-            healthy = 0
+            healthy_urls = []
         try:
             members = json.loads(members_text.strip() or "{}").get("members") or []
         except ValueError:
@@ -191,7 +196,7 @@ def _cluster(host: HostModel, inventory: Inventory) -> probes.Probe:
 
         def name_of(m: dict) -> str:
             return m.get("name") or next((by_peer[u] for u in m.get("peerURLs") or [] if u in by_peer), "")
-        return {"healthy_others": healthy, "others": len(others),
+        return {"healthy_others": len(healthy_urls), "others": len(others), "healthy_urls": healthy_urls,
                 "members": {name_of(m): m for m in members},
                 "ids": {name_of(m): format(int(m["ID"]), "x") for m in members if "ID" in m}}
     return probes.Probe("cluster", script, parse)
@@ -208,7 +213,7 @@ def stage_probes(host: HostModel, inventory: Inventory, certs: dict[str, bytes |
             probes.services(["etcd"]), probes.files(paths, read_unless=wanted_digests(*candidates), sensitive=True),
             probes.paths_exist([e.cert_dir, e.data_dir.rsplit("/", 1)[0] or "/", f"{e.data_dir}/member", REJOIN_DROPIN]),
             local_health(host),
-            _cluster(host, inventory)]
+            cluster_probe(host, inventory)]
 
 
 def decide(host: HostModel, inventory: Inventory, facts: Facts, certs: dict[str, bytes | None] | None,
@@ -254,20 +259,37 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, certs: dict[str,
     name = member_name(host)
     listed = cluster["members"].get(name)
     ran_before = bool(listed and listed.get("clientURLs"))  # a member that never started has published none
-    rejoin = quorum and f"{e.data_dir}/member" not in facts["paths"]
+    has_data = f"{e.data_dir}/member" in facts["paths"]
+    # Taken out of the cluster (remove-host) and back in the inventory: its data is of a membership the
+    # cluster ended, and etcd would refuse to start on it. It is kept aside and the member joins anew.
+    left = quorum and has_data and bool(cluster["members"]) and listed is None
+    rejoin = quorum and (not has_data or left)
+    if left:
+        data, aside = shlex.quote(e.data_dir), shlex.quote(f"{e.data_dir}.left-cluster")
+        plan.append(CommandChange(
+            f"stop etcd and keep the data of its earlier membership aside as {e.data_dir}.left-cluster[.N]",
+            ["systemctl stop etcd", f"a={aside}; n=1; while [ -e \"$a\" ]; do n=$((n+1)); a={aside}.$n; done; "
+                                    f"mv {data} \"$a\""],
+            value_diff(e.data_dir, "data of a membership the cluster removed", "kept aside; the member joins anew")))
     if rejoin:
         # Without data while the others hold the cluster: take it out (a member new to the cluster is only
         # added) and add it again, so that it joins as a member of the existing cluster and is sent the
         # leader's snapshot. Bootstrapped anew instead, a member listed since the cluster formed (or since a
         # restore) would replay only the log and miss every key a restore put in the others' stores.
         plan.append(_rejoin(host, inventory, cluster["ids"].get(name) if listed else None))
-        notes.append(f"{name} had lost its data: removed from the cluster and added again" if ran_before
+        notes.append(f"{name} was removed from the cluster: its old data kept aside, added again" if left
+                     else f"{name} had lost its data: removed from the cluster and added again" if ran_before
                      else f"{name} had never started: removed from the cluster and added again" if listed
                      else f"{name} is new to the cluster: added to it")
     if plan or not facts["services"].settled(layout.service) or not facts["local_health"]:
         # The last member of a cluster that is forming completes its quorum: it waits for the whole cluster.
         last = order_hosts(inventory.group_members("etcd"))[-1].name == host.name
-        plan.append(_activation(host, inventory, layout.service, wait_for_cluster=quorum or last, rejoin=rejoin))
+        # A healthy member of the cluster as it stands (two members, or one joining that is not started yet)
+        # restarts and waits until it and the members healthy before it are healthy again.
+        rolling = bool(listed) and facts["local_health"] and not rejoin and not quorum
+        wait_on = [client_url(host), *cluster.get("healthy_urls", [])] if rolling else None
+        plan.append(_activation(host, inventory, layout.service, wait_for_cluster=quorum or last or rolling,
+                                rejoin=rejoin, wait_on=wait_on))
     else:
         notes.append(f"{name} healthy, {cluster['healthy_others']} of {cluster['others']} other member(s) healthy")
     return plan
@@ -312,8 +334,11 @@ def _rejoin(host: HostModel, inventory: Inventory, member_id: str | None) -> Com
     existing cluster (a runtime drop-in, gone after the start and at reboot)."""
     others = [client_url(m) for m in inventory.group_members("etcd") if m.name != host.name]
     ask = etcdctl(host, others)
+    # etcd refuses a member (unhealthy cluster) until its leader has heard from a quorum for 5 s: members that
+    # have just restarted (a host being added changes their configuration) make it wait that long.
+    add = f"{ask} member add {shlex.quote(member_name(host))} --peer-urls={shlex.quote(peer_url(host))}"
     commands = ([f"{ask} member remove {member_id}"] if member_id else []) + [
-        f"{ask} member add {shlex.quote(member_name(host))} --peer-urls={shlex.quote(peer_url(host))}",
+        wait_until(add, 30, f"the cluster did not take {member_name(host)} as a member", interval=2),
         f"mkdir -p {shlex.quote(REJOIN_DROPIN.rsplit('/', 1)[0])} && printf '[Service]\\n"
         f"Environment=ETCD_INITIAL_CLUSTER_STATE=existing\\n' > {shlex.quote(REJOIN_DROPIN)} && systemctl daemon-reload"]
     return CommandChange(f"add {member_name(host)} to the cluster again", commands,
@@ -322,11 +347,12 @@ def _rejoin(host: HostModel, inventory: Inventory, member_id: str | None) -> Com
 
 
 def _activation(host: HostModel, inventory: Inventory, service: str, wait_for_cluster: bool,
-                rejoin: bool = False) -> CommandChange:
-    """A cluster with quorum: restart this member and wait until the whole cluster is healthy, so that the next
-    member restarts only then. A cluster not formed yet: start without waiting for the others."""
+                rejoin: bool = False, wait_on: list[str] | None = None) -> CommandChange:
+    """A cluster with quorum: restart this member and wait until the whole cluster (or the members wait_on
+    names) is healthy, so that the next member restarts only then. A cluster not formed yet: start without
+    waiting for the others."""
     unit = shlex.quote(service)
-    everyone = [client_url(m) for m in inventory.group_members("etcd")]
+    everyone = wait_on or [client_url(m) for m in inventory.group_members("etcd")]
     healthy = wait_until(f"{etcdctl(host, everyone)} endpoint health >/dev/null 2>&1", WAIT_SECONDS,
                          "the etcd cluster is not healthy after the restart", diagnose=journal_tail(service))
     started = wait_until(f"systemctl is-active --quiet {unit} || [ \"$(systemctl is-active {unit})\" = activating ]",

@@ -66,11 +66,21 @@ def health(service: str) -> str:
     return f"curl -sf --max-time 3 http://127.0.0.1:{port}/healthz >/dev/null"
 
 
+def registered(host: HostModel) -> probes.Probe:
+    """Whether the API has the node's object, as its kubelet's credentials read it: registered, absent (deleted,
+    as remove-host does, while the kubelet ran on), or unknown (no answer)."""
+    k = host.settings.kubernetes
+    script = (f"out=$(kubectl --kubeconfig {shlex.quote(k.conf_dir + '/kubelet.kubeconfig')} --request-timeout=5s "
+              f"get node {shlex.quote(node_name(host))} -o name 2>&1); case \"$out\" in node/*) echo registered;; "
+              "*NotFound*|*'not found'*) echo absent;; *) echo unknown;; esac")
+    return probes.Probe("node", script, str.strip)
+
+
 def stage_probes(host: HostModel, inventory: Inventory, pems: dict[str, bytes]) -> list[probes.Probe]:
     k = host.settings.kubernetes
     files = [w for group in desired(host, inventory, pems).values() for w in group]
     return [*service_probes(SERVICES, files, [k.cert_dir, k.conf_dir, ROOT_DIR], {s: health(s) for s in SERVICES}),
-            image_labels([pause_image(inventory), workload_image(inventory)], key="images")]
+            image_labels([pause_image(inventory), workload_image(inventory)], key="images"), registered(host)]
 
 
 def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, bytes] | None, fresh: bool,
@@ -97,6 +107,11 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, 
         changes = file_changes(files[service], facts["files"])
         plan += changes
         changed |= {service} if changes else set()
+    if facts["node"] == "absent" and facts["services"].running("kubelet"):
+        # A kubelet registers its node when it starts: one whose node was deleted (a host taken out and added
+        # again) runs on unregistered until restarted.
+        notes.append(f"the node {node_name(host)} is not in the API: the kubelet restarts to register it")
+        changed |= {"kubelet"}
     stale = [i for i, label in facts["images"].items()
              if label == "absent" or (made is not None and made.get(i) and label != made[i])]
     if stale:

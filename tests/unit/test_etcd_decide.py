@@ -112,6 +112,40 @@ def test_a_member_that_never_started_is_added_again_and_joins_the_existing_clust
     assert notes == ["etcd-server-7-21 had never started: removed from the cluster and added again"]
 
 
+def test_a_member_the_cluster_removed_keeps_its_old_data_aside_and_is_added_anew():
+    """Taken out by remove-host and back in the inventory: etcd would refuse to start on the data of the
+    membership the cluster ended."""
+    removed = {**HEALTHY, "members": {n: m for n, m in HEALTHY["members"].items() if n != "etcd-server-7-21"},
+               "ids": {n: i for n, i in HEALTHY["ids"].items() if n != "etcd-server-7-21"}}
+    notes = []
+    plan = decide(MEMBER, INVENTORY, facts(running=False, healthy=False, cluster=removed), CERTS, notes)
+    assert summaries(plan) == [
+        "stop etcd and keep the data of its earlier membership aside as /data/etcd/etcd-server.left-cluster[.N]",
+        "add etcd-server-7-21 to the cluster again", "restart etcd and wait until the cluster is healthy"]
+    assert "mv /data/etcd/etcd-server" in plan[0].commands[1]
+    assert "member remove" not in " ".join(plan[1].commands)  # not listed: only added
+    assert notes == ["etcd-server-7-21 was removed from the cluster: its old data kept aside, added again"]
+    # Without the others' quorum nothing of its data is touched.
+    alone = {**removed, "healthy_others": 0}
+    assert not any("aside" in c for c in summaries(decide(MEMBER, INVENTORY, facts(running=False, healthy=False,
+                                                                                   cluster=alone), CERTS, [])))
+
+
+def test_a_healthy_member_of_a_two_member_cluster_restarts_and_waits_for_the_members_healthy_before():
+    """A host being added (hdss7-22, not a member yet): the members restart one at a time, each waiting for
+    the members that answered before, not for the one that has not joined."""
+    two = {"healthy_others": 1, "others": 2, "healthy_urls": ["https://10.4.7.12:2379"],
+           "members": {f"etcd-server-7-{n}": {"clientURLs": [f"https://10.4.7.{n}:2379"]} for n in (12, 21)},
+           "ids": {"etcd-server-7-12": "a1", "etcd-server-7-21": "b2"}}
+    current = facts(cluster=two)
+    path = f"{MEMBER.settings.etcd.cert_dir}/etcd-peer.pem"
+    current["files"][path] = on_host(b"old certificate\n")
+    plan = decide(MEMBER, INVENTORY, current, CERTS, [])
+    assert summaries(plan) == [f"update {path}", "restart etcd and wait until the cluster is healthy"]
+    wait = plan[-1].commands[1]
+    assert "https://10.4.7.21:2379" in wait and "https://10.4.7.12:2379" in wait and "10.4.7.22" not in wait
+
+
 def test_certificates_issued_in_this_run_are_one_step_named_alike_in_the_dry_run_and_the_run():
     dry = decide(MEMBER, INVENTORY, facts(), {"fresh": True}, [])
     real = decide(MEMBER, INVENTORY, facts(), {**CERTS, "fresh": True}, [])
@@ -214,10 +248,10 @@ def test_a_member_that_never_started_is_known_by_its_peer_url():
     without a name: it is still a member, joined without being added again."""
     import json
 
-    from groundwork.tasks.etcd import _cluster
+    from groundwork.tasks.etcd import cluster_probe
 
     listed = {"members": [{"ID": 1, "name": "etcd-server-7-12", "peerURLs": ["https://10.4.7.12:2380"],
                            "clientURLs": ["https://10.4.7.12:2379"]},
                           {"ID": 2, "peerURLs": ["https://10.4.7.22:2380"]}]}
-    parsed = _cluster(MEMBER, INVENTORY).parse(f"health\n[]\nmembers\n{json.dumps(listed)}\n")
+    parsed = cluster_probe(MEMBER, INVENTORY).parse(f"health\n[]\nmembers\n{json.dumps(listed)}\n")
     assert parsed["members"]["etcd-server-7-22"] == listed["members"][1] and parsed["ids"]["etcd-server-7-22"] == "2"
