@@ -15,7 +15,7 @@ import pytest
 
 from groundwork.tasks.k8s_node import health as node_health
 from groundwork.tasks.k8s_control_plane import health as control_plane_health
-from groundwork.tasks.kubernetes import node_name, vip_server, workload_image
+from groundwork.tasks.kubernetes import as_admin, as_kubelet, node_name, vip_server, workload_image
 from groundwork.tasks.pod_network import differences, live_state, wanted_state
 from groundwork.verify import acts, reads
 
@@ -68,8 +68,7 @@ def kube_proxy(host) -> str:
 def node_ready(host) -> str:
     """The node's Ready condition, as the kubelet's own credentials read it through the VIP."""
     ready = '{.status.conditions[?(@.type=="Ready")].status}'
-    return (f"kubectl --kubeconfig {quote(host.settings.kubernetes.conf_dir + '/kubelet.kubeconfig')} "
-            f"--request-timeout=5s get node {quote(node_name(host))} -o jsonpath={quote(ready)}")
+    return f"{as_kubelet(host)} get node {quote(node_name(host))} -o jsonpath={quote(ready)}"
 
 
 def pod_network(host):
@@ -132,7 +131,7 @@ def test_the_pod_network_routes_and_rules_are_in_place(host, probe, inventory):
 # -- from the ops host, with the admin kubeconfig ------------------------------------------------------------
 
 def kubectl(host) -> str:
-    return f"kubectl --kubeconfig {quote(host.settings.kubernetes.admin_kubeconfig)} --request-timeout=10s"
+    return as_admin(host)
 
 
 def admin_kubeconfig(host, inventory) -> list[str]:

@@ -219,7 +219,6 @@ def write_archive(args: argparse.Namespace, ctx, record) -> list[str]:
 @dataclass
 class OpenedArchive:
     """The archive restore was given, decrypted and checked before any host is contacted."""
-    path: Path | None = None
     members: list[Member] = field(default_factory=list)
 
 
@@ -233,7 +232,7 @@ def _restore_arguments(parser: argparse.ArgumentParser) -> None:
 def _restore_stages(args: argparse.Namespace) -> list[Stage]:
     if not (args.confirm or args.dry_run):
         raise cli.UsageError("restore needs --confirm (or look first with --dry-run)")
-    args.gw_archive = OpenedArchive(args.archive)
+    args.gw_archive = OpenedArchive()
     restore = backup.restore_stage(lambda: args.gw_archive.members)
     if args.dry_run:
         # The pipeline after it is planned on files not yet put back (a CA to be made where one will be

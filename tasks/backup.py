@@ -15,13 +15,14 @@ configuration files are not put back: the pipeline, which the restore then runs,
 from __future__ import annotations
 
 import hashlib
-import hmac
 import shlex
 from typing import Callable
 
 from groundwork import facts as probes
+from groundwork import pki
 from groundwork.backup_archive import Member
-from groundwork.changes import ActionChange, Change, DesiredFile, StageError, file_changes, value_diff
+from groundwork.changes import (ActionChange, Change, DesiredFile, StageError, content_digest, file_changes,
+                                value_diff)
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
@@ -104,11 +105,9 @@ def is_secret(path: str) -> bool:
         or path.endswith(".db")
 
 
-def _digest(member: Member, ctx: RunContext) -> str:
-    """A member's digest as a plan shows it: keyed for a secret, so that a plan gives no offline guess of it."""
-    if is_secret(member.path):
-        return "keyed " + hmac.new(ctx.digest_key, member.content, hashlib.sha256).hexdigest()[:16]
-    return "sha256 " + member.sha256[:16]
+def as_file(m: Member) -> DesiredFile:
+    """The member as the file it was on its host: its plan digest is keyed when it holds a secret."""
+    return DesiredFile(m.path, m.content, mode=m.mode, owner=m.owner, group=m.group, sensitive=is_secret(m.path))
 
 
 def decide_collect(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]) -> list[Change]:
@@ -125,14 +124,14 @@ def decide_collect(host: HostModel, facts: Facts, ctx: RunContext, notes: list[s
     def collect(remote) -> None:
         ctx.handoff.setdefault(ARCHIVE, {})[host.name] = members
     diff = "".join(value_diff(f"archive:{m.name}", None, f"{m.kind}, {m.mode} {m.owner}:{m.group}, "
-                              f"{len(m.content)} bytes, {_digest(m, ctx)}") for m in members)
+                              f"{len(m.content)} bytes, {content_digest(as_file(m), ctx.digest_key)}")
+                   for m in members)
     return [ActionChange(f"put {len(members)} file(s) in the backup archive", diff, collect)]
 
 
 def read_secrets_of(host: HostModel, facts: Facts, ctx: RunContext) -> list[str]:
     """The keys read for the archive are masked from then on."""
-    return [content.decode(errors="replace") for path, (_, _, _, content) in facts["archived"].items()
-            if path.endswith("-key.pem")]
+    return pki.key_texts({path: content for path, (_, _, _, content) in facts["archived"].items()})
 
 
 COLLECT = Stage(name="backup", title="what cannot be rebuilt, read for the archive", groups=None,
@@ -169,15 +168,13 @@ def restore_stage(source: Callable[[], list[Member]]) -> Stage:
                     notes.append(f"{m.path} kept: serial {max(newer)} on the host is newer than the archive's "
                                  f"{archived}, and a serial never goes back")
                     continue
-            desired.append(DesiredFile(m.path, m.content, mode=m.mode, owner=m.owner, group=m.group,
-                                       sensitive=is_secret(m.path)))
+            desired.append(as_file(m))
         notes.append(f"{len(desired)} file(s) from the archive" + ("" if desired else ": none archived"))
         return file_changes(desired, facts["files"])
 
     return Stage(name="restore", title="what the archive holds, put back where it differs", groups=None,
                  checks="test_ca.py", probes=restore_probes, decide=decide_restore,
-                 handed_secrets=lambda host, ctx: [m.content.decode(errors="replace") for m in mine_of(host.name)
-                                                   if m.path.endswith("-key.pem")],
+                 handed_secrets=lambda host, ctx: pki.key_texts({m.path: m.content for m in mine_of(host.name)}),
                  select=lambda host, inventory: bool(mine_of(host.name)))
 
 
@@ -187,9 +184,7 @@ def _zone_of(path: str) -> str:
 
 def about(members: list[Member]) -> dict:
     """What the manifest says beside the members: the CA's fingerprint, the zones' serials."""
-    from groundwork.pki import cert_fingerprint
-
     ca = next((m for m in members if m.kind == "ca" and m.path.endswith("/ca.pem")), None)
-    return {"ca_fingerprint": cert_fingerprint(ca.content) if ca else None,
+    return {"ca_fingerprint": pki.cert_fingerprint(ca.content) if ca else None,
             "zone_serials": {_zone_of(m.path): dns.zone_serial(m.content) for m in members if m.kind == "zone"}}
 

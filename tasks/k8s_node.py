@@ -25,7 +25,7 @@ from groundwork.registry_client import registry_login
 from groundwork.render import render
 from groundwork.stages import Stage
 from groundwork.tasks.k8s_control_plane import pod_cidr
-from groundwork.tasks.kubernetes import (IMAGES_HANDOFF, cert_files, certificates_kept, deliver, handed_pems,
+from groundwork.tasks.kubernetes import (IMAGES_HANDOFF, as_kubelet, cert_files, certificates_kept, deliver, handed_pems,
                                          image_labels, k8s_stage_applies, kubeconfig, kubelet_cert,
                                          node_name, node_ready, pause_image, restarts, service_probes, vip_server,
                                          wait_for, workload_image)
@@ -69,10 +69,8 @@ def health(service: str) -> str:
 def registered(host: HostModel) -> probes.Probe:
     """Whether the API has the node's object, as its kubelet's credentials read it: registered, absent (deleted,
     as remove-host does, while the kubelet ran on), or unknown (no answer)."""
-    k = host.settings.kubernetes
-    script = (f"out=$(kubectl --kubeconfig {shlex.quote(k.conf_dir + '/kubelet.kubeconfig')} --request-timeout=5s "
-              f"get node {shlex.quote(node_name(host))} -o name 2>&1); case \"$out\" in node/*) echo registered;; "
-              "*NotFound*|*'not found'*) echo absent;; *) echo unknown;; esac")
+    script = (f"out=$({as_kubelet(host)} get node {shlex.quote(node_name(host))} -o name 2>&1); "
+              "case \"$out\" in node/*) echo registered;; *NotFound*|*'not found'*) echo absent;; *) echo unknown;; esac")
     return probes.Probe("node", script, str.strip)
 
 

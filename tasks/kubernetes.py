@@ -54,18 +54,27 @@ def node_name(host: HostModel) -> str:
     return host.fqdn
 
 
+def as_kubelet(host: HostModel) -> str:
+    """kubectl with the node's kubelet credentials, through the VIP (the Node authorizer lets it read its node)."""
+    return (f"kubectl --kubeconfig {shlex.quote(host.settings.kubernetes.conf_dir + '/kubelet.kubeconfig')} "
+            "--request-timeout=5s")
+
+
+def as_admin(host: HostModel) -> str:
+    """kubectl with the admin kubeconfig on the ops host."""
+    return f"kubectl --kubeconfig {shlex.quote(host.settings.kubernetes.admin_kubeconfig)} --request-timeout=10s"
+
+
 def node_ready(host: HostModel, since: str = "kubelet") -> str:
     """The node is Ready as its kubelet reported it since the unit `since` last started (the kubelet, or the
     container runtime it depends on), read with the kubelet's own credentials through the VIP (the Node
     authorizer lets a kubelet read its own node). A Ready reported before that restart does not count: with
     the controller-manager stopped too nothing marked it stale, and the kubelet's first report after the
     restart may still be NotReady."""
-    k = host.settings.kubernetes
     fields = ('{.status.conditions[?(@.type=="Ready")].status} '
               '{.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}')
     return (f"( started=$(date -d \"$(systemctl show -p ActiveEnterTimestamp --value {shlex.quote(since)})\" +%s) && "
-            f"set -- $(kubectl --kubeconfig {shlex.quote(k.conf_dir + '/kubelet.kubeconfig')} --request-timeout=5s "
-            f"get node {shlex.quote(node_name(host))} -o jsonpath={shlex.quote(fields)} 2>/dev/null) && "
+            f"set -- $({as_kubelet(host)} get node {shlex.quote(node_name(host))} -o jsonpath={shlex.quote(fields)} 2>/dev/null) && "
             "[ \"$1\" = True ] && [ \"$(date -d \"$2\" +%s)\" -ge \"$started\" ] )")
 
 

@@ -20,6 +20,7 @@ from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.stages import Stage
 from groundwork.tasks.etcd import cluster_probe, etcdctl, local_health, local_url, member_name_of
+from groundwork.tasks.kubernetes import as_admin
 
 REMOVED = "member_removed"  # RunContext.handoff key: the member that took the departed one out
 
@@ -64,12 +65,8 @@ def node_removal(name: str) -> Stage:
     def node_of(host: HostModel) -> str:
         return f"{name}.{host.settings.host_domain}"
 
-    def kubectl(host: HostModel) -> str:
-        return (f"kubectl --kubeconfig {shlex.quote(host.settings.kubernetes.admin_kubeconfig)} "
-                "--request-timeout=10s")
-
     def node_probe(host: HostModel) -> probes.Probe:
-        script = f"{kubectl(host)} get node {shlex.quote(node_of(host))} -o json 2>/dev/null; true"
+        script = f"{as_admin(host)} get node {shlex.quote(node_of(host))} -o json 2>/dev/null; true"
 
         def parse(text: str) -> dict | None:
             try:
@@ -88,7 +85,7 @@ def node_removal(name: str) -> Stage:
         notes.append(f"{node_of(host)} as it was: Ready {ready[0] if ready else 'unknown'}, addresses "
                      + ", ".join(a.get("address", "") for a in status.get("addresses") or []))
         return [CommandChange(f"delete the node {node_of(host)} from the Kubernetes API",
-                              [f"{kubectl(host)} delete node {shlex.quote(node_of(host))}"],
+                              [f"{as_admin(host)} delete node {shlex.quote(node_of(host))}"],
                               value_diff(f"node {node_of(host)}", "registered", None))]
 
     return Stage(name="k8s_node_removal", title=f"{name}'s Node object deleted", groups=("ops",),
