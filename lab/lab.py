@@ -368,7 +368,11 @@ def _first_boot_files(host: LabHost, authorized_key: str) -> None:
 
 
 def _write_known_hosts(hosts: list[LabHost]) -> None:
-    lines = []
+    """The hosts' keys, in place of any earlier ones for their addresses. Lines for other addresses stay: hosts
+    another inventory booted (a test adding a host to a copy of the project's) are still running."""
+    ours = {str(h.address) for h in hosts}
+    earlier = known_hosts().read_text().splitlines(keepends=True) if known_hosts().exists() else []
+    lines = [line for line in earlier if line.split(" ", 1)[0] not in ours]
     for host in hosts:
         pub = host.root / "etc/ssh/ssh_host_ed25519_key.pub"
         if pub.exists():

@@ -288,8 +288,17 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, certs: dict[str,
         # restarts and waits until it and the members healthy before it are healthy again.
         rolling = bool(listed) and facts["local_health"] and not rejoin and not quorum
         wait_on = [client_url(host), *cluster.get("healthy_urls", [])] if rolling else None
-        plan.append(_activation(host, inventory, layout.service, wait_for_cluster=quorum or last or rolling,
-                                rejoin=rejoin, wait_on=wait_on))
+        # Without certificates of its own the host could not ask the others anything: whether they hold a
+        # cluster it joins, or are forming one with it, shows only once this plan has installed them.
+        blind = bool(certs) and not has_data and not quorum and not any(
+            facts["files"].get(f"{e.cert_dir}/{n}") for n in CERT_FILES)
+        if blind:
+            notes.append(f"{name} has no certificates yet to ask the other members with: it joins their cluster "
+                         "when a quorum of them answers once its certificates are in, else forms it with them")
+            plan.append(_join_or_form(host, inventory, layout.service, last))
+        else:
+            plan.append(_activation(host, inventory, layout.service, wait_for_cluster=quorum or last or rolling,
+                                    rejoin=rejoin, wait_on=wait_on))
     else:
         notes.append(f"{name} healthy, {cluster['healthy_others']} of {cluster['others']} other member(s) healthy")
     return plan
@@ -344,6 +353,30 @@ def _rejoin(host: HostModel, inventory: Inventory, member_id: str | None) -> Com
     return CommandChange(f"add {member_name(host)} to the cluster again", commands,
                          value_diff(f"member {member_name(host)}", "data lost" if member_id else "not a member",
                                     "a member again, joining the existing cluster"))
+
+
+def _join_or_form(host: HostModel, inventory: Inventory, service: str, last: bool) -> CommandChange:
+    """Decided on the host, with the certificates this plan installed: a quorum of the other members healthy
+    and this member not in their list means a running cluster (a host added to the etcd group), which it joins
+    (member add) before it starts and waits for the whole cluster. Otherwise it starts as one of the members
+    the cluster was formed with (the others' list names it, started or not), or forms the cluster with them."""
+    others = [client_url(m) for m in inventory.group_members("etcd") if m.name != host.name]
+    needed = (len(others) + 1) // 2 + 1
+    ask = etcdctl(host, others)
+    running = (f"[ \"$({ask} endpoint health 2>&1 | grep -c ' is healthy')\" -ge {needed} ] && "
+               f"! {ask} member list 2>/dev/null | grep -qF {shlex.quote(peer_url(host) + ',')}")
+    join = [*_rejoin(host, inventory, None).commands, *_activation(host, inventory, service, True, rejoin=True).commands]
+    form = _activation(host, inventory, service, wait_for_cluster=last).commands
+    script = (f"if {running}; then {' && '.join(f'( {c} )' for c in join)}; "
+              f"else {' && '.join(f'( {c} )' for c in form)}; fi")
+    unit = shlex.quote(service)
+    return CommandChange(f"join the cluster when {needed} of the other members answer, else form it with them",
+                         [script],
+                         value_diff(f"member {member_name(host)}", "not running",
+                                    "a member of the running cluster, or of the one forming"),
+                         undo_files_on_failure=True,
+                         recover=[f"systemctl is-active --quiet {unit} || systemctl restart {unit}"],
+                         timeout=WAIT_SECONDS + 60, pending=service)
 
 
 def _activation(host: HostModel, inventory: Inventory, service: str, wait_for_cluster: bool,

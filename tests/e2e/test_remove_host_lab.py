@@ -1,9 +1,14 @@
-"""Taking hdss7-22 (master, node, etcd member) out of the platform and adding it back, as an operator would:
-take it out of the inventory and run remove-host; put it back in the inventory and run."""
+"""Taking hdss7-22 (master, node, etcd member) out of the platform, adding a host it has never seen (hdss7-23),
+and putting the lab back, as an operator would: take a host out of the inventory and run remove-host; put one
+in and run."""
 
-from tests.e2e.conftest import HOSTS, inventory_copy
+import shutil
+
+from lab import lab as lab_module
+from tests.e2e.conftest import HOSTS, inventory_copy, lab_command
 
 GONE = "hdss7-22"
+NEW, NEW_ADDRESS = "hdss7-23", "10.4.7.23"
 ETCDCTL = ("ETCDCTL_API=3 etcdctl --endpoints=https://10.4.7.21:2379 --cacert /opt/etcd/certs/ca.pem "
            "--cert /opt/etcd/certs/client.pem --key /opt/etcd/certs/client-key.pem --command-timeout=5s")
 
@@ -28,7 +33,7 @@ def changed_by_stage(run) -> dict[str, set[str]]:
     return changed
 
 
-def test_remove_a_master_and_member_then_add_it_back(converged, runbook, tmp_path):
+def test_remove_a_master_and_member_add_a_new_one_then_put_the_first_back(converged, runbook, tmp_path, request):
     lab = converged
     before = serial(lab, "hdss7-11")
     refused = runbook(GONE, "--confirm", name="remove_host")
@@ -50,19 +55,52 @@ def test_remove_a_master_and_member_then_add_it_back(converged, runbook, tmp_pat
         assert serial(lab, server) > before
     for proxy in ("hdss7-11", "hdss7-12"):
         assert HOSTS[GONE] not in lab.ssh(proxy, "cat /etc/nginx/stream.d/kube-apiserver.conf")
-    outcomes = [c["outcome"] for c in removed.record["checks"]]
-    assert "failed" not in outcomes and "error" not in outcomes and outcomes.count("passed") > 50
+    assert_no_failed_check(removed)
 
-    added = runbook()  # the project's inventory: hdss7-22 is in it again
+    # A host never seen before joins master_compute and etcd: the operator adds it to the inventory and runs.
+    def grow(name, data):
+        if name == "hosts.yaml":
+            data.pop(GONE)
+            data[NEW] = {"hostname": NEW_ADDRESS, "groups": ["master_compute", "etcd"]}
+    (tmp_path / "grown").mkdir()
+    grown = inventory_copy(tmp_path / "grown", grow)
+
+    def retire_new_host() -> None:  # stopped and its disk removed: the next session's hdss7-23 is new again
+        lab_command("-i", grown, "stop", NEW)
+        shutil.rmtree(lab_module.LAB_DIR / "hosts" / NEW, ignore_errors=True)
+    retire_new_host()
+    request.addfinalizer(retire_new_host)
+    lab_command("-i", grown, "up")  # boots the new host from the base image; the running ones are left alone
+    added = runbook("-i", grown)
     assert added.rc == 0, added
+    assert members(lab) == ["etcd-server-7-12", "etcd-server-7-21", "etcd-server-7-23"]
+    assert sorted(nodes(lab)) == ["node/hdss7-21.host.com", "node/hdss7-23.host.com"]
+    for server in ("hdss7-11", "hdss7-12"):
+        assert lab.ssh("hdss7-21", f"dig +short {NEW}.host.com @{HOSTS[server]}").split() == [NEW_ADDRESS]
+    changed = changed_by_stage(added)
+    for stage in ("host_prep", "resolver", "docker", "etcd", "k8s_binaries", "k8s_control_plane", "k8s_node"):
+        assert NEW in changed[stage], stage
+    # On the other hosts only what names the new host changes: its records on the primary, the proxies'
+    # backends, the CA host's certificates (their SANs and its node's pair), the etcd members' cluster list, the
+    # other apiserver's etcd servers and its route to the new pod network. No VIP, registry, image or CA change.
+    assert {stage: hosts - {NEW} for stage, hosts in changed.items() if hosts - {NEW}} == {
+        "dns_primary": {"hdss7-11"}, "l4proxy": {"hdss7-11", "hdss7-12"}, "etcd_certs": {"hdss7-200"},
+        "k8s_certs": {"hdss7-200"}, "etcd": {"hdss7-12", "hdss7-21"}, "k8s_control_plane": {"hdss7-21"},
+        "pod_network": {"hdss7-21"}}
+    assert {c["outcome"] for c in added.record["checks"]} == {"passed"}
+
+    # Back to the lab's inventory: hdss7-23 goes with remove-host, and the same run adds hdss7-22 back.
+    back = runbook(NEW, "--confirm", name="remove_host")
+    assert back.rc == 0, back
     assert members(lab) == ["etcd-server-7-12", "etcd-server-7-21", "etcd-server-7-22"]
     assert sorted(nodes(lab)) == ["node/hdss7-21.host.com", "node/hdss7-22.host.com"]
     assert "etcd-server-7-22 was removed from the cluster: its old data kept aside, added again" in \
-        added.entry(GONE, "etcd")["notes"]
-    changed = changed_by_stage(added)
-    # What names it changes, and nothing else: its records, the proxies' backends, etcd's and the apiservers'
-    # certificates and members; the host's own stages; no host's preparation, docker or registry.
-    assert changed["dns_primary"] == {"hdss7-11"} and changed["l4proxy"] == {"hdss7-11", "hdss7-12"}
-    assert GONE in changed["etcd"] and GONE in changed["k8s_node"]
-    assert not {"host_prep", "docker", "registry", "vip", "ca"} & set(changed)
-    assert {c["outcome"] for c in added.record["checks"]} == {"passed"}
+        back.entry(GONE, "etcd")["notes"]
+    answer = lab.ssh("hdss7-21", f"dig +noall +comments {NEW}.host.com @{HOSTS['hdss7-11']}")
+    assert "status: NXDOMAIN" in answer
+    assert {c["outcome"] for c in back.record["checks"]} == {"passed"}
+
+
+def assert_no_failed_check(run) -> None:
+    outcomes = [c["outcome"] for c in run.record["checks"]]
+    assert "failed" not in outcomes and "error" not in outcomes and outcomes.count("passed") > 50

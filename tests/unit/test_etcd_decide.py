@@ -66,14 +66,30 @@ def test_a_converged_member_gets_no_change():
     assert "2 of 2 other member(s) healthy" in notes[0]
 
 
-def test_a_fresh_member_of_a_cluster_not_formed_yet_is_started_without_waiting_for_the_others():
+def test_a_fresh_member_joins_a_running_cluster_or_forms_one_as_its_host_finds_with_its_new_certificates():
+    """A host without certificates could not ask the others: the choice is made on the host once they are in."""
+    notes = []
     plan = decide(MEMBER, INVENTORY, facts(installed=False, files=False, running=False, healthy=False, data=False,
-                                           cluster=NO_CLUSTER), CERTS, [])
+                                           cluster=NO_CLUSTER), CERTS, notes)
     assert summaries(plan)[0] == "install etcd-server etcd-client"
-    assert summaries(plan)[-1] == "start etcd (the cluster forms once a quorum of members runs)"
+    assert summaries(plan)[-1] == "join the cluster when 2 of the other members answer, else form it with them"
     keys = [c for c in plan if getattr(c, "want", None) and c.want.sensitive]
     assert sorted(c.want.path.rsplit("/", 1)[1] for c in keys) == ["client-key.pem", "etcd-peer-key.pem"]
     assert all(c.want.mode == "600" and c.want.owner == "etcd" for c in keys) and "BEGIN" not in keys[0].diff
+    script = plan[-1].commands[0]
+    running, _, rest = script.partition("; then ")
+    join, _, form = rest.partition("; else ")
+    assert "-ge 2 ]" in running and "member list" in running and "grep -qF https://10.4.7.21:2380," in running
+    assert "member add etcd-server-7-21 --peer-urls=https://10.4.7.21:2380" in join
+    assert "ETCD_INITIAL_CLUSTER_STATE=existing" in join and "endpoint health" in join.split("restart", 1)[1]
+    assert "--no-block" in form and "member add" not in form  # a member of the forming cluster waits for no one
+    assert "has no certificates yet" in notes[-1]
+
+
+def test_a_fresh_member_with_its_certificates_in_starts_the_cluster_it_forms_without_waiting():
+    plan = decide(MEMBER, INVENTORY, facts(installed=False, running=False, healthy=False, data=False,
+                                           cluster=NO_CLUSTER), CERTS, [])
+    assert summaries(plan)[-1] == "start etcd (the cluster forms once a quorum of members runs)"
     assert "--no-block" in plan[-1].commands[0]
 
 

@@ -36,3 +36,19 @@ def test_the_lab_sizes_the_kernels_arp_table_for_its_hosts():
     # The kernel's defaults (128, 512, 1024) hold 5 hosts; 50 hosts reaching each other need 2,550 entries.
     assert neighbour_limits(5)["gc_thresh3"] <= 1024 and neighbour_limits(5)["gc_thresh1"] <= 128
     assert neighbour_limits(50)["gc_thresh1"] >= 50 * 50 + 50 and neighbour_limits(50)["gc_thresh3"] > 2 * 2550
+
+
+def test_the_lab_writes_known_hosts_for_its_hosts_and_keeps_the_lines_of_hosts_another_inventory_booted(
+        tmp_path, monkeypatch):
+    """A test that boots hdss7-23 from a copy of the inventory without hdss7-22 must not cost hdss7-22 its line."""
+    from ipaddress import IPv4Address
+
+    from lab import lab
+    monkeypatch.setattr(lab, "LAB_DIR", tmp_path)
+    (tmp_path / "ssh").mkdir()
+    lab.known_hosts().write_text("10.4.7.22 ssh-ed25519 KEY22\n10.4.7.23 ssh-ed25519 OLD23\n")
+    new = lab.LabHost("hdss7-23", IPv4Address("10.4.7.23"), 24)
+    (new.root / "etc/ssh").mkdir(parents=True)
+    (new.root / "etc/ssh/ssh_host_ed25519_key.pub").write_text("ssh-ed25519 NEW23 root@hdss7-23\n")
+    lab._write_known_hosts([new])
+    assert lab.known_hosts().read_text().splitlines() == ["10.4.7.22 ssh-ed25519 KEY22", "10.4.7.23 ssh-ed25519 NEW23"]
