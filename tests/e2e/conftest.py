@@ -92,8 +92,9 @@ def runbook(tmp_path):
 
 @pytest.fixture
 def converged(lab, runbook):
-    """Every host as the pipeline wants it, before the test changes something by hand."""
-    result = runbook()
+    """Every host as the pipeline wants it, before the test changes something by hand. The test's own runs
+    verify what it is about; this one's verification would only repeat theirs."""
+    result = runbook("--no-verify")
     assert result.rc == 0, result
     return lab
 
