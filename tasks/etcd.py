@@ -237,7 +237,7 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, certs: dict[str,
     plan += create_directories([parent], facts["paths"], owner=layout.user, summary=f"create {parent} for etcd")
     cluster = facts["cluster"]
     # The others hold a majority of the cluster without this member: it may restart, and must wait for them.
-    quorum = cluster["healthy_others"] >= (cluster["others"] + 1) // 2 + 1
+    quorum = cluster["healthy_others"] >= quorum_of_others(cluster["others"])
     wanted_certs = cert_files(host, certs, layout.user)
     if certs and quorum and not _peers_trust_the_ca(host, facts, certs, notes):
         # A CA roll's first step: this member trusts the new CA beside the old one before any member moves.
@@ -355,28 +355,32 @@ def _rejoin(host: HostModel, inventory: Inventory, member_id: str | None) -> Com
                                     "a member again, joining the existing cluster"))
 
 
+def quorum_of_others(others: int) -> int:
+    """How many of a member's `others` must be healthy for the cluster to hold its quorum without it."""
+    return (others + 1) // 2 + 1
+
+
 def _join_or_form(host: HostModel, inventory: Inventory, service: str, last: bool) -> CommandChange:
     """Decided on the host, with the certificates this plan installed: a quorum of the other members healthy
     and this member not in their list means a running cluster (a host added to the etcd group), which it joins
     (member add) before it starts and waits for the whole cluster. Otherwise it starts as one of the members
     the cluster was formed with (the others' list names it, started or not), or forms the cluster with them."""
     others = [client_url(m) for m in inventory.group_members("etcd") if m.name != host.name]
-    needed = (len(others) + 1) // 2 + 1
+    needed = quorum_of_others(len(others))
     ask = etcdctl(host, others)
     running = (f"[ \"$({ask} endpoint health 2>&1 | grep -c ' is healthy')\" -ge {needed} ] && "
                f"! {ask} member list 2>/dev/null | grep -qF {shlex.quote(peer_url(host) + ',')}")
-    join = [*_rejoin(host, inventory, None).commands, *_activation(host, inventory, service, True, rejoin=True).commands]
+    restart = _activation(host, inventory, service, True, rejoin=True)
+    join = [*_rejoin(host, inventory, None).commands, *restart.commands]
     form = _activation(host, inventory, service, wait_for_cluster=last).commands
     script = (f"if {running}; then {' && '.join(f'( {c} )' for c in join)}; "
               f"else {' && '.join(f'( {c} )' for c in form)}; fi")
-    unit = shlex.quote(service)
     return CommandChange(f"join the cluster when {needed} of the other members answer, else form it with them",
                          [script],
                          value_diff(f"member {member_name(host)}", "not running",
                                     "a member of the running cluster, or of the one forming"),
-                         undo_files_on_failure=True,
-                         recover=[f"systemctl is-active --quiet {unit} || systemctl restart {unit}"],
-                         timeout=WAIT_SECONDS + 60, pending=service)
+                         undo_files_on_failure=True, recover=restart.recover, timeout=WAIT_SECONDS + 60,
+                         pending=service)
 
 
 def _activation(host: HostModel, inventory: Inventory, service: str, wait_for_cluster: bool,
