@@ -1,7 +1,9 @@
 """Every certificate groundwork manages, on every host that holds one: the CA and what it issued on the ops host,
 etcd's copies on each member, Kubernetes' on each master and node. Each is listed with subject, SANs, issuer
 fingerprint, not-after and days left; it fails under FAIL_DAYS, when the CA does not verify it, or when it
-differs from the CA host's copy of the same name, and warns under WARN_DAYS (the run still exits 0).
+differs from the CA host's copy of the same name, and warns under WARN_DAYS (the run still exits 0). During a
+CA roll, a certificate of a CA still trusted (ca.extra_trusted_cas) warns where it would fail: the next run
+moves it.
 
 Only certificate blocks are read (sed between the PEM markers), never a key file, so no key enters the evidence."""
 
@@ -17,6 +19,7 @@ GROUPS = None
 FAIL_DAYS = 7
 WARN_DAYS = 30
 MARK = "@@cert "
+TRUSTED_MARK = "@@trusted "
 
 
 def cert_dirs(host, inventory) -> list[str]:
@@ -42,18 +45,25 @@ def certificate_files(host, session) -> str | None:
     if not dirs:
         return None
     globs = " ".join(f"{quote(d)}/*.pem" for d in dirs)
+    blocks = "sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p'"
+    # On the CA's host, the CAs trusted beside it during a roll too (ca.extra_trusted_cas), marked apart.
+    extra = "".join(f"; echo {quote(TRUSTED_MARK + path)}; {blocks} {quote(path)} 2>/dev/null"
+                    for path in (host.settings.ca.extra_trusted_cas if host.name == session.inventory.ops_host.name
+                                 else []))
     return (f"for f in {globs}; do case \"$f\" in *-key.pem) continue;; esac; [ -f \"$f\" ] || continue; "
-            f"echo \"{MARK}$f\"; sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' \"$f\"; done")
+            f"echo \"{MARK}$f\"; {blocks} \"$f\"; done{extra}")
 
 
-def parse_files(text: str) -> dict[str, bytes]:
-    """path -> its certificate blocks, from certificate_files' output."""
+def parse_files(text: str, mark: str = MARK) -> dict[str, bytes]:
+    """path -> its certificate blocks, from certificate_files' output (mark: TRUSTED_MARK for the CAs trusted
+    during a roll)."""
     files: dict[str, list[str]] = {}
     current = None
     for line in text.splitlines():
-        if line.startswith(MARK):
-            current = line[len(MARK):]
-            files[current] = []
+        if line.startswith("@@"):
+            current = line[len(mark):] if line.startswith(mark) else None
+            if current is not None:
+                files[current] = []
         elif current is not None:
             files[current].append(line)
     return {path: ("\n".join(lines) + "\n").encode() for path, lines in files.items()}
@@ -83,9 +93,11 @@ def table(rows: list[dict], issuers: dict[str, str]) -> str:
 
 
 def certificate_problems(host, files: dict[str, bytes], ca_files: dict[str, bytes], ca_dir: str,
-                         now: datetime) -> tuple[list[dict], dict[str, str], list[str], list[str]]:
+                         now: datetime, rolling: tuple[x509.Certificate, ...] = ()
+                         ) -> tuple[list[dict], dict[str, str], list[str], list[str]]:
     """(rows, path -> issuer fingerprint, what fails, what warns) for this host's certificate files, judged
-    against the CA host's files (ca_files, under ca_dir)."""
+    against the CA host's files (ca_files, under ca_dir). rolling: the CAs still trusted during a roll; a
+    certificate of theirs warns (run again to move it) where it would fail."""
     cas = certificates_in(ca_files.get(f"{ca_dir}/ca.pem"))
     rows, issuers, failures, warnings = [], {}, [], []
     for path, pem in sorted(files.items()):
@@ -104,12 +116,17 @@ def certificate_problems(host, files: dict[str, bytes], ca_files: dict[str, byte
             issuers[path] = fingerprint(cas[0]) if cas and cas[0] in certs else "not the CA host's"
         else:
             issuer = issued_by_one_of(pem, cas)
-            if issuer is None:
+            earlier = issued_by_one_of(pem, list(rolling)) if issuer is None else None
+            if earlier is not None:
+                issuers[path] = fingerprint(earlier)
+                warnings.append(f"{path} is from {fingerprint(earlier)}, a CA still trusted during a roll "
+                                "(ca.extra_trusted_cas): run again to move it to the CA's certificates")
+            elif issuer is None:
                 failures.append(f"{path} is not verified by the CA ({ca_dir}/ca.pem)")
             else:
                 issuers[path] = fingerprint(issuer)
             copy = certificates_in(ca_files.get(f"{ca_dir}/{name}"))
-            if copy and copy[0] != leaf:
+            if copy and copy[0] != leaf and earlier is None:
                 failures.append(f"{path} differs from the CA host's {ca_dir}/{name}")
         days = (leaf.not_valid_after_utc - now).days
         if days < FAIL_DAYS:
@@ -128,16 +145,19 @@ def test_every_certificate_here_is_the_cas_and_not_about_to_expire(host, probe, 
     command = certificate_files(host, session)
     if command is None:
         pytest.skip("no certificate groundwork manages on this host")
-    files = parse_files(probe.run(command).stdout)
+    output = probe.run(command).stdout
+    files = parse_files(output)
     ops = inventory.ops_host
     ca_dir = ops.settings.ca.dir
     if host.name == ops.name:
-        ca_files = files
+        ca_output = output
     elif ops in session.targets:  # gathered there by its own check
-        ca_files = parse_files(session.probe_for(ops, probe.evidence).run(certificate_files(ops, session)).stdout)
+        ca_output = session.probe_for(ops, probe.evidence).run(certificate_files(ops, session)).stdout
     else:
         pytest.skip(f"the CA host {ops.name} is not targeted, so nothing here can be compared with its copies")
-    rows, issuers, failures, warnings = certificate_problems(host, files, ca_files, ca_dir, datetime.now(timezone.utc))
+    rolling = tuple(c for pem in parse_files(ca_output, TRUSTED_MARK).values() for c in certificates_in(pem))
+    rows, issuers, failures, warnings = certificate_problems(host, files, parse_files(ca_output), ca_dir,
+                                                             datetime.now(timezone.utc), rolling)
     probe.show(f"certificates on {host.name}", table(rows, issuers))
     assert rows or failures, f"no certificate in {', '.join(cert_dirs(host, inventory))}"
     assert not failures, "; ".join(failures)

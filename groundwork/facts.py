@@ -162,6 +162,15 @@ class FileInfo:
     content: bytes | None = field(default=None, repr=False, compare=False)
 
 
+def content_on_host(files: dict[str, FileInfo | None], path: str, wanted: bytes | None) -> bytes | None:
+    """A file's content on the host, from a files() probe that read it unless it was what is wanted: what was
+    read, else what is wanted; None when the file is not there."""
+    info = files.get(path)
+    if info is None:
+        return None
+    return info.content if info.content is not None else wanted
+
+
 def _parse_files(paths: list[str]) -> Callable[[str], dict[str, FileInfo | None]]:
     def parse(text: str) -> dict[str, FileInfo | None]:
         attrs, digests, contents = {}, {}, {}

@@ -204,6 +204,13 @@ def load_pair(cert_pem: bytes, key_pem_bytes: bytes):
     return cert, key
 
 
+def _readable_key(pem: bytes | None):
+    try:
+        return serialization.load_pem_private_key(pem, password=None) if pem else None
+    except (ValueError, TypeError):
+        return None
+
+
 def pair_matches(cert: x509.Certificate, key) -> bool:
     def spki(public_key) -> bytes:
         return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -242,9 +249,10 @@ def ca_config_json(settings: Ca) -> bytes:
 
 def issue(ca_cert: x509.Certificate, ca_key, profile: str, cn: str, hosts: list[str], settings: Ca,
           profile_config: dict | None = None, now: datetime | None = None,
-          groups: list[str] | None = None) -> tuple[bytes, bytes]:
+          groups: list[str] | None = None, keep_key: bytes | None = None) -> tuple[bytes, bytes]:
     """A leaf certificate and its key, signed by the CA with a cfssl profile; hosts become SANs (IP or DNS);
-    groups, when given, are the subject's O in place of the CA's (Kubernetes' system:masters, system:nodes)."""
+    groups, when given, are the subject's O in place of the CA's (Kubernetes' system:masters, system:nodes);
+    keep_key: the PEM of a key to certify again in place of a new one (unreadable: a new one)."""
     config = profile_config or ca_config(settings)
     try:
         profile_spec = config["signing"]["profiles"][profile]
@@ -253,7 +261,7 @@ def issue(ca_cert: x509.Certificate, ca_key, profile: str, cn: str, hosts: list[
                        f"{', '.join(config['signing']['profiles'])})") from None
     now = now or datetime.now(timezone.utc)
     usages = profile_spec.get("usages", [])
-    key = new_key(settings)
+    key = _readable_key(keep_key) or new_key(settings)
     sans = [san(h) for h in hosts]
     name = subject(cn, settings.names)
     if groups is not None:

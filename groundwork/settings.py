@@ -170,9 +170,6 @@ class Etcd(Strict):
     cluster_token: Identifier = "etcd-cluster"
     backup_dir: AbsPath = "/data/backup/etcd"  # on the ops host
     backups_kept: Annotated[int, Field(ge=1, le=1000)] = 7
-    # During a CA roll: CA certificates on the ops host the members trust besides the CA (the replaced one,
-    # /opt/certs/replaced-<time>/ca.pem), so that members on the old CA and on the new one talk to each other.
-    extra_trusted_cas: list[AbsPath] = Field(default_factory=list)
 
 
 class Lb(Strict):
@@ -277,6 +274,9 @@ class Ca(Strict):
     # A folder on this machine with an existing cfssl ca-csr.json (and ca-config.json): read as they are, they
     # replace cn, names, key and expiry settings.
     cfssl_dir: str | None = None
+    # During a CA roll: CA certificates on the ops host that etcd and Kubernetes trust besides the CA (the
+    # replaced one, /opt/certs/replaced-<time>/ca.pem), so that hosts on the old CA and on the new one talk.
+    extra_trusted_cas: list[AbsPath] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _key_size_fits_the_algorithm(self) -> "Ca":

@@ -46,6 +46,26 @@ def paths(ca: Ca) -> dict[str, str]:
     return {name: f"{ca.dir}/{name}" for name in (CERT, KEY, CSR, CONFIG)}
 
 
+def extra_trusted(host: HostModel, found: dict[str, bytes | None]) -> list[bytes]:
+    """The CAs trusted beside this one during a roll (ca.extra_trusted_cas, files on the CA's host), each checked."""
+    for path in host.settings.ca.extra_trusted_cas:
+        if not pki.certificates_in(found.get(path)):
+            raise StageError(f"ca.extra_trusted_cas: {path} on {host.name} is missing or holds no certificate")
+    return [found[path] for path in host.settings.ca.extra_trusted_cas]
+
+
+def trust_bundle(ca_pem: bytes | None, extras: list[bytes]) -> bytes | None:
+    """What the hosts trust: the CA first (the issuer of every certificate handed over), then the CAs still
+    trusted during a roll."""
+    if not extras or not ca_pem:
+        return ca_pem
+    return ca_pem.rstrip(b"\n") + b"\n" + b"".join(p.rstrip(b"\n") + b"\n" for p in extras)
+
+
+def roll_note(host: HostModel, who: str) -> str:
+    return f"{who} also trust {', '.join(host.settings.ca.extra_trusted_cas)} (ca.extra_trusted_cas): a CA roll"
+
+
 def describe_new_ca(ca: Ca) -> str:
     """What a plan shows for a CA not made yet: its settings, not random bytes (so a plan's digest is stable)."""
     names = ", ".join(f"{k}={getattr(ca.names, k)}" for k in ("C", "ST", "L", "O", "OU")) + f", CN={ca.cn}"
@@ -155,12 +175,14 @@ def issue_stage(name: str, profile: str, cn: str, sans: list[str]) -> Stage:
 
 def decide_issue(host: HostModel, found: dict[str, bytes | None], name: str, profile: str, cn: str,
                  sans: list[str], notes: list[str], owner: bool = False,
-                 groups: list[str] | None = None, renewal: Renewal = Renewal()) -> list[Change]:
+                 groups: list[str] | None = None, renewal: Renewal = Renewal(), keep_key: bool = False) -> list[Change]:
     """Issue NAME.pem unless the one there is current (same CN, SANs and usages, signed by this CA, more days
     left than renewal.within_days, not named for renewal).
 
     owner: the caller owns NAME (the etcd stage its peer and client certificates) and issues it again when its
-    settings change; anyone else (issue_cert.py) is refused a NAME already issued with other settings."""
+    settings change; anyone else (issue_cert.py) is refused a NAME already issued with other settings.
+    keep_key: issued again, it certifies the key there (one whose signatures must stay good, such as the
+    service account key's) rather than a new one."""
     ca = host.settings.ca
     p = paths(ca)
     if lands_on_ca(name):
@@ -191,12 +213,14 @@ def decide_issue(host: HostModel, found: dict[str, bytes | None], name: str, pro
             "Choose another name, or remove its files first if it is yours to replace")
 
     def write(r: Remote) -> None:
-        leaf_pem, leaf_key_pem = pki.issue(cert, key, profile, cn, sans, ca, profile_config=config, groups=groups)
+        leaf_pem, leaf_key_pem = pki.issue(cert, key, profile, cn, sans, ca, profile_config=config, groups=groups,
+                                           keep_key=found.get(leaf_key) if keep_key else None)
         r.masker.add(leaf_key_pem.decode())
         r.write_file(leaf_key, leaf_key_pem, mode="0600", sensitive=True)
         r.write_file(leaf_cert, leaf_pem, mode="0644")
     diff = (value_diff(leaf_cert, "present" if found[leaf_cert] else None,
                        f"CN {cn}{', O ' + ', '.join(groups) if groups else ''}, SANs {', '.join(sans) or 'none'}, "
                        f"profile {profile}, signed by {ca.cn}")
-            + value_diff(leaf_key, None, "new key, root 0600 (content never shown)"))
+            + value_diff(leaf_key, None, "the same key, kept (content never shown)" if keep_key and found.get(leaf_key)
+                         else "new key, root 0600 (content never shown)"))
     return [ActionChange(f"issue {name}.pem ({profile})", diff, write)]

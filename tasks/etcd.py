@@ -112,21 +112,12 @@ def certs_wanted(host: HostModel) -> list[str]:
     """What the certificates' step reads on the ops host: the CA, what it issued for etcd, the extra CAs."""
     ca_paths = ca.paths(host.settings.ca)
     return [ca_paths[ca.CERT], ca_paths[ca.KEY], ca_paths[ca.CONFIG], *cert_paths(host).values(),
-            *host.settings.etcd.extra_trusted_cas]
-
-
-def extra_cas(host: HostModel, found: dict[str, bytes | None]) -> list[bytes]:
-    """The CAs the members trust beside groundwork's during a roll (etcd.extra_trusted_cas), each checked."""
-    for path in host.settings.etcd.extra_trusted_cas:
-        if not pki.certificates_in(found.get(path)):
-            raise StageError(f"etcd.extra_trusted_cas: {path} on {host.name} is missing or holds no certificate")
-    return [found[path] for path in host.settings.etcd.extra_trusted_cas]
+            *host.settings.ca.extra_trusted_cas]
 
 
 def decide_certs_step(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]) -> list[Change]:
-    if extra_cas(host, facts["contents"]):
-        notes.append(f"the members also trust {', '.join(host.settings.etcd.extra_trusted_cas)} "
-                     "(etcd.extra_trusted_cas): a CA roll")
+    if ca.extra_trusted(host, facts["contents"]):
+        notes.append(ca.roll_note(host, "the members"))
     return decide_certs(host, ctx.inventory, facts["contents"], notes, ctx.renewal)
 
 
@@ -136,10 +127,7 @@ def hand_certs(host: HostModel, before: Facts, after: Facts, ctx: RunContext) ->
     describe them the same way in both."""
     found = after["contents"]
     handed = {name: found.get(path) for name, path in cert_paths(host).items()}
-    extra = extra_cas(host, found)
-    if extra and handed["ca.pem"]:
-        # The CA first (the issuer of every certificate handed over), then the CAs still trusted during a roll.
-        handed["ca.pem"] = handed["ca.pem"].rstrip(b"\n") + b"\n" + b"".join(p.rstrip(b"\n") + b"\n" for p in extra)
+    handed["ca.pem"] = ca.trust_bundle(handed["ca.pem"], ca.extra_trusted(host, found))
     fresh = bool(decide_certs(host, ctx.inventory, before["contents"], [], ctx.renewal))
     return {HANDOFF: {**handed, "fresh": fresh}}
 
@@ -307,17 +295,18 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, certs: dict[str,
 def _peers_trust_the_ca(host: HostModel, facts: Facts, certs: dict[str, bytes | None], notes: list[str]) -> bool:
     """Whether this member may move to certificates of the CA now: its peers, which trust what this member
     trusts today, trust the CA. When not, but the CAs handed over still trust the member's current certificate
-    (etcd.extra_trusted_cas names the old CA), the member takes the new trust first (False). Otherwise the
+    (ca.extra_trusted_cas names the old CA), the member takes the new trust first (False). Otherwise the
     move would cut it off from its peers: refused, nothing changed."""
     e = host.settings.etcd
     wanted = pki.certificates_in(certs.get("ca.pem"))
-    trusted_now = pki.certificates_in(_on_host(facts, f"{e.cert_dir}/ca.pem", certs.get("ca.pem")))
+    trusted_now = pki.certificates_in(probes.content_on_host(facts["files"], f"{e.cert_dir}/ca.pem",
+                                                             certs.get("ca.pem")))
     if not wanted or not trusted_now:
         return True  # a new member, or nothing handed over
     the_ca = wanted[0]
     if pki.fingerprint(the_ca) in {pki.fingerprint(c) for c in trusted_now}:
         return True
-    current_leaf = _on_host(facts, f"{e.cert_dir}/{PEER}.pem", certs.get(f"{PEER}.pem"))
+    current_leaf = probes.content_on_host(facts["files"], f"{e.cert_dir}/{PEER}.pem", certs.get(f"{PEER}.pem"))
     if pki.issued_by_one_of(current_leaf, wanted) is not None:
         notes.append(f"CA roll: {member_name(host)} trusts the new CA {pki.fingerprint(the_ca)} beside the old one "
                      "first, keeping its certificates; run again to move it to the new CA's certificates")
@@ -325,17 +314,9 @@ def _peers_trust_the_ca(host: HostModel, facts: Facts, certs: dict[str, bytes | 
     raise StageError(
         f"{member_name(host)} would move to certificates of a CA its peers do not trust yet (they trust "
         f"{', '.join(pki.fingerprint(c) for c in trusted_now)}; the CA is now {pki.fingerprint(the_ca)}): nothing "
-        "was changed. Roll the CA: list the previous CA's certificate in etcd.extra_trusted_cas (replace_ca.py "
+        "was changed. Roll the CA: list the previous CA's certificate in ca.extra_trusted_cas (replace_ca.py "
         f"keeps it as {host.settings.ca.dir}/replaced-<time>/ca.pem), run twice, then remove it and run once "
-        "more (README: Rolling a new CA through etcd)")
-
-
-def _on_host(facts: Facts, path: str, wanted: bytes | None) -> bytes | None:
-    """A file's content on the host: read when it differs from what is wanted, else what is wanted."""
-    info = facts["files"].get(path)
-    if info is None:
-        return None
-    return info.content if info.content is not None else wanted
+        "more (README: Rolling a new CA)")
 
 
 def _rejoin(host: HostModel, inventory: Inventory, member_id: str | None) -> CommandChange:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from groundwork import facts as probes
 from groundwork import pki
-from groundwork.changes import Change, DesiredFile, StageError, create_directories
+from groundwork.changes import Change, DesiredFile, StageError, create_directories, file_changes
 from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel, Inventory
 from groundwork.platforms import candidate_packages, install_missing, platform_for
 from groundwork.stages import Stage
 from groundwork.tasks.kubernetes import (ADMIN, deliver, handed_pems, k8s_stage_applies, kubeconfig,
-                                         vip_server)
+                                         trust_first, vip_server)
 
 
 def desired(host: HostModel, inventory: Inventory, pems: dict[str, bytes]) -> DesiredFile:
@@ -23,7 +23,7 @@ def desired(host: HostModel, inventory: Inventory, pems: dict[str, bytes]) -> De
 
 
 def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, bytes] | None,
-           fresh: bool) -> list[Change]:
+           fresh: bool, notes: list[str]) -> list[Change]:
     k = host.settings.kubernetes
     platform = platform_for(facts["os"])
     plan: list[Change] = list(install_missing(platform, k.kubectl_packages.get(platform.family, []), facts["packages"]))
@@ -34,8 +34,11 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, 
         return plan
     folder = k.admin_kubeconfig.rsplit("/", 1)[0] or "/"
     plan += create_directories([folder], facts["paths"], summary=f"create {folder}")
-    plan += deliver([desired(host, inventory, pems)], fresh, facts["files"], "the admin kubeconfig")
-    return plan
+    wanted = desired(host, inventory, pems)
+    trusting = trust_first(host, facts, pems, [], [wanted], notes)
+    if trusting is not None:
+        return plan + file_changes(trusting, facts["files"])
+    return plan + deliver([wanted], fresh, facts["files"], "the admin kubeconfig")
 
 
 def stage_probes(host: HostModel, ctx: RunContext) -> list[probes.Probe]:
@@ -54,4 +57,4 @@ STAGE = Stage(name="k8s_admin", title="kubectl and the admin kubeconfig on the o
               handed_secrets=lambda host, ctx: pki.key_texts(handed(ctx)[0] or {}), probes=stage_probes,
               notes=lambda host, ctx: [f"kubectl --kubeconfig {host.settings.kubernetes.admin_kubeconfig} reaches "
                                        f"{vip_server(ctx.inventory)}"],
-              decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts, *handed(ctx)))
+              decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts, *handed(ctx), notes))

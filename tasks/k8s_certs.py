@@ -36,7 +36,8 @@ def decide(host: HostModel, inventory: Inventory, found: dict[str, bytes | None]
     issued = set()
     for c in all_certs(inventory):
         changes = ca.decide_issue(host, found, c.name, c.profile, c.cn, list(c.sans), notes, owner=True,
-                                  groups=list(c.groups) if c.groups is not None else None, renewal=renewal)
+                                  groups=list(c.groups) if c.groups is not None else None, renewal=renewal,
+                                  keep_key=c.keep_key)
         plan += changes
         issued |= {c.name} if changes else set()
     return plan, issued
@@ -44,20 +45,29 @@ def decide(host: HostModel, inventory: Inventory, found: dict[str, bytes | None]
 
 def wanted(host: HostModel, inventory: Inventory) -> list[str]:
     ca_paths = ca.paths(host.settings.ca)
-    return [ca_paths[ca.CERT], ca_paths[ca.KEY], ca_paths[ca.CONFIG], *files_of(host, inventory).values()]
+    return [ca_paths[ca.CERT], ca_paths[ca.KEY], ca_paths[ca.CONFIG], *files_of(host, inventory).values(),
+            *host.settings.ca.extra_trusted_cas]
 
 
 def hand_certs(host: HostModel, before: Facts, after: Facts, ctx: RunContext) -> dict:
     """The PEMs for the masters' and nodes' steps, read back after issuing (in memory, this run only), and the
-    names issued in this run (or, in a dry run, to be)."""
+    names issued in this run (or, in a dry run, to be). Their ca.pem holds the CAs trusted during a roll too."""
     _, issued = decide(host, ctx.inventory, before["contents"], [], ctx.renewal)
-    files = files_of(host, ctx.inventory)
-    return {HANDOFF: {"pems": {name: after["contents"].get(path) for name, path in files.items()}, "fresh": issued}}
+    found = after["contents"]
+    pems = {name: found.get(path) for name, path in files_of(host, ctx.inventory).items()}
+    pems["ca.pem"] = ca.trust_bundle(pems["ca.pem"], ca.extra_trusted(host, found))
+    return {HANDOFF: {"pems": pems, "fresh": issued}}
+
+
+def decide_step(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]) -> list[Change]:
+    if ca.extra_trusted(host, facts["contents"]):
+        notes.append(ca.roll_note(host, "the masters, nodes and admin kubeconfig"))
+    return decide(host, ctx.inventory, facts["contents"], notes, ctx.renewal)[0]
 
 
 STAGE = Stage(name="k8s_certs", title="Kubernetes' certificates from the CA", groups=("ops",),
               select=k8s_stage_applies, checks="test_kubernetes.py",
               probes=lambda host, ctx: [probes.contents(wanted(host, ctx.inventory), sensitive=True)],
               read_secrets=lambda host, facts, ctx: pki.key_texts(facts["contents"]),
-              decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts["contents"], notes, ctx.renewal)[0],
+              decide=decide_step,
               hand_off=hand_certs)

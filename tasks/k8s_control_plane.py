@@ -25,7 +25,7 @@ from groundwork.tasks import etcd
 from groundwork.tasks.lb import BACKEND_FAIL_TIMEOUT
 from groundwork.tasks.kubernetes import (ETCD_CLIENT, SA_ISSUER, cert_files, certificates_kept, control_plane_certs,
                                          deliver, handed_pems, k8s_stage_applies, kubeconfig, restarts,
-                                         service_probes, wait_for)
+                                         service_probes, trust_first, wait_for)
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 AUDIT_DIR = "/data/logs/kubernetes/kube-apiserver"
@@ -95,13 +95,21 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, 
     changed: set[str] = set()
     if pems is not None:
         # Everything made from a certificate: the certificates and the two kubeconfigs.
-        from_certs = [*files["certs"], files["kube-controller-manager"][0], files["kube-scheduler"][0]]
-        changes = deliver(from_certs, fresh, facts["files"], "the control plane's certificates and kubeconfigs")
+        kubeconfigs = [files["kube-controller-manager"][0], files["kube-scheduler"][0]]
+        trusting = trust_first(host, facts, pems, files["certs"], kubeconfigs, notes)
+        if trusting is not None:
+            changes = file_changes(trusting, facts["files"])
+        else:
+            changes = deliver([*files["certs"], *kubeconfigs], fresh, facts["files"],
+                              "the control plane's certificates and kubeconfigs")
         plan += changes
         touched = {getattr(getattr(c, "want", None), "path", None) for c in changes}
-        if fresh and changes:
+        if fresh and changes and trusting is None:
             changed |= set(COMPONENTS)
         changed |= {"kube-apiserver"} if touched & {w.path for w in files["certs"]} else set()
+        # The controller-manager reads the CA (--root-ca-file) and the service account key from cert_dir too.
+        changed |= {"kube-controller-manager"} if touched & {f"{k.cert_dir}/ca.pem",
+                                                             f"{k.cert_dir}/service-account-key.pem"} else set()
         changed |= {c for c in COMPONENTS[1:] if files[c][0].path in touched}
     for component in COMPONENTS:
         own = [w for w in files[component] if w.path.startswith("/etc/systemd/") or w.path.endswith("audit.yaml")]

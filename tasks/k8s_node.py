@@ -27,8 +27,8 @@ from groundwork.stages import Stage
 from groundwork.tasks.k8s_control_plane import pod_cidr
 from groundwork.tasks.kubernetes import (IMAGES_HANDOFF, as_kubelet, cert_files, certificates_kept, deliver, handed_pems,
                                          image_labels, k8s_stage_applies, kubeconfig, kubelet_cert,
-                                         node_name, node_ready, pause_image, restarts, service_probes, vip_server,
-                                         wait_for, workload_image)
+                                         node_name, node_ready, pause_image, restarts, service_probes, trust_first,
+                                         vip_server, wait_for, workload_image)
 
 SERVICES = ("kubelet", "kube-proxy")
 ROOT_DIR = "/data/kubelet"  # the tutorial's --root-dir
@@ -93,11 +93,15 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, 
                                             summary="create the node's folders")
     changed: set[str] = set()
     if pems is not None:
-        changes = deliver([*files["certs"], *files["kubeconfigs"]], fresh, facts["files"],
-                          "the node's certificate and kubeconfigs")
+        trusting = trust_first(host, facts, pems, files["certs"], files["kubeconfigs"], notes)
+        if trusting is not None:
+            changes = file_changes(trusting, facts["files"])
+        else:
+            changes = deliver([*files["certs"], *files["kubeconfigs"]], fresh, facts["files"],
+                              "the node's certificate and kubeconfigs")
         plan += changes
         touched = {getattr(getattr(c, "want", None), "path", None) for c in changes}
-        if fresh and changes:
+        if fresh and changes and trusting is None:
             changed |= set(SERVICES)
         changed |= {"kubelet"} if touched & {w.path for w in [*files["certs"], files["kubeconfigs"][0]]} else set()
         changed |= {"kube-proxy"} if files["kubeconfigs"][1].path in touched else set()

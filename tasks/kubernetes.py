@@ -8,7 +8,8 @@ The certificates (k8s_certs issues them on the ops host, beside the CA, as the t
     apiserver-kubelet-client client the apiservers towards the kubelets (logs, exec), group system:masters
     kube-controller-manager client system:kube-controller-manager
     kube-scheduler          client  system:kube-scheduler
-    service-account         client  its key signs and checks service account tokens (never the CA's key)
+    service-account         client  its key signs and checks service account tokens (never the CA's key);
+                                    issued again, it keeps its key
     kube-proxy-client       client  system:kube-proxy
     kubelet-NODE            peer    one per node: system:node:NODE in system:nodes (Node authorization), and
                                     the kubelet's serving certificate for the node's names
@@ -29,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from groundwork import facts as probes
+from groundwork import pki
 from groundwork.changes import (ActionChange, Change, DesiredFile, StageError, activate_service, file_changes,
                                 value_diff, wait_until, wanted_digests)
 from groundwork.inventory import HostModel, Inventory
@@ -47,6 +49,7 @@ class Cert:
     cn: str
     sans: tuple[str, ...] = ()
     groups: tuple[str, ...] | None = None
+    keep_key: bool = False  # issued again, it certifies the same key (ca.decide_issue)
 
 
 def node_name(host: HostModel) -> str:
@@ -90,7 +93,9 @@ def control_plane_certs(inventory: Inventory) -> list[Cert]:
             Cert("apiserver-kubelet-client", "client", "kube-apiserver-kubelet-client", (), ("system:masters",)),
             Cert("kube-controller-manager", "client", "system:kube-controller-manager"),
             Cert("kube-scheduler", "client", "system:kube-scheduler"),
-            Cert("service-account", "client", "service-accounts")]
+            # Its key signs the service account tokens: kept when it is issued again (a renewal, a CA roll), so
+            # that the tokens made before stay good, as kubeadm never rotates sa.key.
+            Cert("service-account", "client", "service-accounts", keep_key=True)]
 
 
 def kubelet_cert(host: HostModel) -> Cert:
@@ -193,6 +198,20 @@ def kubeconfig(server: str, user: str, ca_pem: bytes, cert_pem: bytes, key_pem: 
             + yaml.safe_dump(doc, sort_keys=False)).encode()
 
 
+def kubeconfig_parts(content: bytes | None) -> dict[str, str] | None:
+    """server, user, and the embedded PEMs (ca, cert, key) of a kubeconfig as kubeconfig() writes it; None when
+    it is not one."""
+    try:
+        doc = yaml.safe_load(content or b"")
+        cluster, user = doc["clusters"][0]["cluster"], doc["users"][0]
+        return {"server": cluster["server"], "user": user["name"],
+                "ca": base64.b64decode(cluster["certificate-authority-data"]),
+                "cert": base64.b64decode(user["user"]["client-certificate-data"]),
+                "key": base64.b64decode(user["user"]["client-key-data"])}
+    except (yaml.YAMLError, TypeError, KeyError, IndexError, ValueError):
+        return None
+
+
 def klog_errors(service: str) -> str:
     """A Kubernetes component's last error lines (klog's E and F), for a failed start's message."""
     return (f"journalctl -u {shlex.quote(service)} -n 300 --no-pager -q -o cat | grep -E '^[EF][0-9]{{4}} ' "
@@ -235,6 +254,44 @@ def cert_files(cert_dir: str, pems: dict[str, bytes], names: list[str]) -> list[
     return [DesiredFile(f"{cert_dir}/{f}", pems[f], mode="600" if f.endswith("-key.pem") else "644",
                         sensitive=f.endswith("-key.pem"))
             for f in ["ca.pem", *pem_files(names)]]
+
+
+def trust_first(host: HostModel, facts, pems: dict[str, bytes], certs: list[DesiredFile],
+                kubeconfigs: list[DesiredFile], notes: list[str]) -> list[DesiredFile] | None:
+    """A CA roll's first step on this host: when it does not trust the CA yet, the files that make it trust the
+    CAs handed over (ca.pem among certs, and each kubeconfig's certificate-authority-data) while it keeps its
+    certificates (the other certs, and the kubeconfigs' client pairs), so that every host trusts both CAs
+    before any moves to the new one. None when it trusts the CA already, or lacks a file (it takes
+    everything). StageError, nothing changed, when the CAs handed over do not list the CA its certificates are
+    from: moved anyway, it would be cut off from the hosts still on that CA."""
+    files = facts["files"]
+    ca_file = next((w for w in certs if w.path.endswith("/ca.pem")), None)
+    leaves = [w.path for w in certs if w is not ca_file and not w.sensitive]
+    wanted = pki.certificates_in(pems.get("ca.pem"))
+    kept = [kubeconfig_parts(probes.content_on_host(files, w.path, w.content)) for w in kubeconfigs]
+    current = {path: probes.content_on_host(files, path, pems.get(path.rsplit("/", 1)[1])) for path in leaves}
+    trust = probes.content_on_host(files, ca_file.path, ca_file.content) if ca_file is not None else b"-"
+    if not wanted or None in kept or None in current.values() or trust is None:
+        return None
+    # What each part of the host trusts: ca.pem (which a master's control plane may have made trust both
+    # already, earlier in this run) and every kubeconfig.
+    trusts = [pki.certificates_in(t) for t in ([trust] if ca_file is not None else []) + [p["ca"] for p in kept]]
+    if all(pki.fingerprint(wanted[0]) in {pki.fingerprint(c) for c in t} for t in trusts):
+        return None
+    current |= {f"{w.path} (its client certificate)": parts["cert"] for w, parts in zip(kubeconfigs, kept)}
+    strangers = [path for path, pem in current.items() if pki.issued_by_one_of(pem, wanted) is None]
+    if strangers:
+        raise StageError(
+            f"{host.name} would move to certificates of a CA the others do not trust yet ({', '.join(strangers)} "
+            f"not issued by any CA handed over; the CA is now {pki.fingerprint(wanted[0])}): nothing was changed. "
+            f"Roll the CA: list the previous CA's certificate in ca.extra_trusted_cas (replace_ca.py keeps it as "
+            f"{host.settings.ca.dir}/replaced-<time>/ca.pem), run twice, then remove it and run once more "
+            "(README: Rolling a new CA)")
+    notes.append(f"CA roll: {host.name} trusts the new CA {pki.fingerprint(wanted[0])} beside the old one first, "
+                 "keeping its certificates; run again to move it to the new CA's certificates")
+    retrusted = [DesiredFile(w.path, kubeconfig(p["server"], p["user"], pems["ca.pem"], p["cert"], p["key"]),
+                             mode=w.mode, sensitive=True) for w, p in zip(kubeconfigs, kept)]
+    return ([ca_file] if ca_file is not None else []) + retrusted
 
 
 def k8s_stage_applies(host: HostModel, inventory: Inventory) -> bool:

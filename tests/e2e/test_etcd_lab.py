@@ -188,53 +188,6 @@ def test_backup_and_restore_use_the_inventorys_client_port(converged, runbook, t
         assert back.rc == 0, back
 
 
-def test_a_new_ca_is_refused_to_a_live_cluster_and_rolled_through_it_with_both_cas_trusted(converged, runbook,
-                                                                                           tmp_path):
-    """replace_ca.py, then the README's roll: the plain rerun refuses the first member (nothing changed, the
-    cluster healthy); with the old CA in etcd.extra_trusted_cas every member trusts both, then takes the new
-    CA's certificates; without it, the members trust the new CA only. Then the same
-    roll back to the lab's own CA, which the rest of the session uses."""
-    from tests.e2e.conftest import inventory_copy
-
-    lab = converged
-    kubernetes_stopped(lab)
-
-    def with_trust(path: str):
-        def change(name: str, data: dict) -> None:
-            if name == "defaults.yaml":
-                data["data"].setdefault("etcd", {})["extra_trusted_cas"] = [path]
-        return change
-
-    def roll(replaced: str, label: str) -> None:
-        (tmp_path / label).mkdir()
-        trusting = inventory_copy(tmp_path / label, with_trust(f"{replaced}/ca.pem"))
-        refused = runbook(name="etcd")
-        assert refused.rc == 4, refused
-        assert "would move to certificates of a CA its peers do not trust yet" in refused.stdout, refused
-        assert lab.ssh("hdss7-21", f"{ETCDCTL} endpoint health 2>&1").count("is healthy") == 3
-        both = runbook("-i", trusting, name="etcd")
-        assert both.rc == 0, both
-        assert all("CA roll" in " ".join(both.entry(m, "etcd")["notes"]) for m in MEMBERS)
-        moved = runbook("-i", trusting, name="etcd")
-        assert moved.rc == 0 and set(moved.statuses("etcd").values()) == {"changed"}, moved
-        only_new = runbook(name="etcd")
-        assert only_new.rc == 0 and set(etcd_checks(only_new).values()) == {"passed"}, only_new
-        assert lab.ssh("hdss7-22", "grep -c 'BEGIN CERTIFICATE' /opt/etcd/certs/ca.pem").strip() == "1"
-
-    original = lab.ssh("hdss7-200", "sha256sum < /opt/certs/ca.pem").split()[0]
-    replaced = runbook("--confirm-replace-ca", name="replace_ca")
-    assert replaced.rc == 0, replaced
-    first = lab.ssh("hdss7-200", "ls -d /opt/certs/replaced-*").split()[-1]
-    roll(first, "forth")
-    assert lab.ssh("hdss7-200", "sha256sum < /opt/certs/ca.pem").split()[0] != original
-    # back to the lab's own CA: its pair put back by hand, the new one kept aside, and rolled the same way
-    back = "/opt/certs/replaced-back"
-    lab.ssh("hdss7-200", f"mkdir -p -m 700 {back} && mv /opt/certs/ca.pem /opt/certs/ca-key.pem /opt/certs/ca.csr "
-                         f"{back}/ && cp -p {first}/ca.pem {first}/ca-key.pem {first}/ca.csr /opt/certs/")
-    roll(back, "back")
-    assert lab.ssh("hdss7-200", "sha256sum < /opt/certs/ca.pem").split()[0] == original
-
-
 def test_certs_renew_issues_a_named_certificate_again_and_rolls_it_through_every_consumer(converged, runbook):
     """`certs renew --name client`: the dry run shows the plan and changes nothing; the run issues client.pem
     again on the ops host, delivers it to every etcd member and every master (the apiservers present it to

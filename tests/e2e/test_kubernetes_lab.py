@@ -1,11 +1,12 @@
 """Kubernetes v1.20 end to end on hdss7-21 and hdss7-22 with groundwork's own CA, etcd, registry and VIP: the
 cluster green and a rerun that changes nothing, what a stopped apiserver and a stopped kubelet fail (and only
-that), and an apiserver certificate issued again and rolled one master at a time with the API answering."""
+that), and a new CA rolled through etcd and Kubernetes one host at a time with the API answering."""
 
 import time
 from shlex import quote
 
 from tests.e2e.conftest import inventory_copy
+from tests.e2e.test_etcd_lab import ETCDCTL
 
 MASTERS = ("hdss7-21", "hdss7-22")
 VIP = "10.4.7.10:7443"
@@ -75,27 +76,60 @@ def test_a_stopped_apiserver_and_kubelet_fail_their_own_checks_and_a_rerun_resto
     assert not failing(fixed), failing(fixed)
 
 
-def test_an_apiserver_certificate_issued_again_is_rolled_one_master_at_a_time_with_the_api_answering(
-        converged, runbook):
+def test_a_new_ca_is_rolled_through_etcd_and_kubernetes_one_host_at_a_time_with_the_api_answering(converged,
+                                                                                                    runbook, tmp_path):
+    """replace_ca.py, then the README's roll with Kubernetes running: the plain rerun refuses the etcd members
+    (nothing changed, the cluster healthy); with the old CA in ca.extra_trusted_cas every etcd member, master,
+    node and the admin kubeconfig trusts both CAs keeping its certificates (the verification warns about
+    them), the next run moves each to the new CA's certificates one master at a time, and without the old CA
+    everything trusts the new one only and every check passes. The API through the VIP answers throughout.
+    The lab keeps the new CA."""
     lab = converged
-    before = lab.ssh("hdss7-21", "openssl x509 -noout -serial -in /opt/kubernetes/server/bin/cert/kube-apiserver.pem")
-    lab.ssh("hdss7-200", "rm /opt/certs/kube-apiserver.pem /opt/certs/kube-apiserver-key.pem")
-    # The API through the VIP, asked every 0.2 s from the ops host while the pipeline runs.
-    poll = ("end=$(($(date +%s) + 600)); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/gw-stop-poll ]; do "
-            f"curl -s -o /dev/null -w '%{{http_code}}\\n' --max-time 2 --cacert /opt/certs/ca.pem https://{VIP}/readyz;"
+    cert = "/opt/kubernetes/server/bin/cert"
+
+    def serial(host: str, path: str) -> str:
+        return lab.ssh(host, f"openssl x509 -noout -serial -in {path}").strip()
+    before = {h: serial(h, f"{cert}/kube-apiserver.pem") for h in MASTERS}
+    replaced = runbook("--confirm-replace-ca", name="replace_ca")
+    assert replaced.rc == 0, replaced
+    old = lab.ssh("hdss7-200", "ls -d /opt/certs/replaced-*").split()[-1]
+    trusting = inventory_copy(tmp_path, lambda name, data: data["data"].setdefault("ca", {}).update(
+        extra_trusted_cas=[f"{old}/ca.pem"]) if name == "defaults.yaml" else None)
+    # The API through the VIP, asked every 0.2 s from the ops host while the roll runs, trusting both CAs.
+    poll = ("end=$(($(date +%s) + 900)); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/gw-stop-poll ]; do "
+            f"curl -s -o /dev/null -w '%{{http_code}}\\n' --max-time 2 --cacert /tmp/gw-both-cas.pem https://{VIP}/readyz;"
             " sleep 0.2; done")
-    lab.ssh("hdss7-200", "rm -f /tmp/gw-stop-poll /tmp/gw-poll.log")
+    lab.ssh("hdss7-200", f"rm -f /tmp/gw-stop-poll /tmp/gw-poll.log; cat /opt/certs/ca.pem {old}/ca.pem > /tmp/gw-both-cas.pem")
     lab.ssh("hdss7-200", f"systemd-run --collect --unit=gw-poll-api sh -c {quote(poll + ' > /tmp/gw-poll.log')}")
     try:
-        rolled = runbook("--no-verify")
+        refused = runbook("--no-verify")
+        assert refused.rc == 4, refused
+        assert "would move to certificates of a CA its peers do not trust yet" in refused.stdout, refused
+        assert lab.ssh("hdss7-21", f"{ETCDCTL} endpoint health 2>&1").count("is healthy") == 3
+
+        both = runbook("-i", trusting)
+        assert both.rc == 0, both
+        for stage, hosts in (("etcd", ("hdss7-12", *MASTERS)), ("k8s_control_plane", MASTERS),
+                             ("k8s_node", MASTERS), ("k8s_admin", ("hdss7-200",))):
+            assert all("CA roll" in " ".join(both.entry(h, stage)["notes"]) for h in hosts), (stage, both)
+        assert {h: serial(h, f"{cert}/kube-apiserver.pem") for h in MASTERS} == before  # certificates kept
+        warned = {c["host"] for c in both.record["checks"] if c["outcome"] == "warned"}
+        assert {"hdss7-12", *MASTERS, "hdss7-200"} <= warned, both.record["checks"]
+        assert not [c for c in both.record["checks"] if c["outcome"] == "failed"], both
+
+        moved = runbook("-i", trusting, "--no-verify")
+        assert moved.rc == 0, moved
+        for stage in ("etcd", "k8s_control_plane", "k8s_node"):
+            assert set(moved.statuses(stage).values()) == {"changed"}, (stage, moved)
+        assert all(serial(h, f"{cert}/kube-apiserver.pem") != before[h] for h in MASTERS)
+
+        only_new = runbook()
+        assert only_new.rc == 0, only_new
+        assert {c["outcome"] for c in only_new.record["checks"]} <= {"passed", "skipped"}, only_new
     finally:
         lab.ssh("hdss7-200", "touch /tmp/gw-stop-poll; sleep 3")
-    answers = lab.ssh("hdss7-200", "cat /tmp/gw-poll.log").split()
-    assert rolled.rc == 0, rolled
-    assert rolled.statuses("k8s_certs")["hdss7-200"] == "changed"
-    assert set(rolled.statuses("k8s_control_plane").values()) == {"changed"}
-    after = lab.ssh("hdss7-21", "openssl x509 -noout -serial -in /opt/kubernetes/server/bin/cert/kube-apiserver.pem")
-    assert after != before
+    for host, path in (("hdss7-21", f"{cert}/ca.pem"), ("hdss7-22", "/opt/etcd/certs/ca.pem")):
+        assert lab.ssh(host, f"grep -c 'BEGIN CERTIFICATE' {path}").strip() == "1"
     # One master at a time: hdss7-22's apiserver restarted after hdss7-21's whole control plane had (the hosts
     # share this machine's monotonic clock).
     def started(host: str, unit: str) -> int:
@@ -105,11 +139,10 @@ def test_an_apiserver_certificate_issued_again_is_rolled_one_master_at_a_time_wi
     # and a request under way when one stops is cut, so a few of them fail (README: Faults), never more than
     # one in twenty (both masters out of the proxy at once cost 88 of 406 before the stage waited for the
     # proxy's fail_timeout between masters).
+    answers = lab.ssh("hdss7-200", "cat /tmp/gw-poll.log").split()
     failed = [a for a in answers if a != "200"]
     assert len(answers) > 20 and len(failed) <= len(answers) // 20 and answers[-1] == "200", (
         f"the API did not answer throughout: {len(failed)} of {len(answers)} failed: {failed}")
-    checked = runbook(name="verify")
-    assert checked.rc == 0, checked
 
 
 def test_the_lab_tarball_is_refused_when_its_checksum_does_not_match(converged, runbook, tmp_path):

@@ -29,8 +29,8 @@ def leaf(ca, days: int, cn: str = "k8s-etcd") -> bytes:
     return pki.issue(cert, key, "peer", cn, ["10.4.7.12"], short)[0]
 
 
-def judge(files: dict[str, bytes], ca_files: dict[str, bytes]):
-    return certs.certificate_problems(None, files, ca_files, CA_DIR, NOW)
+def judge(files: dict[str, bytes], ca_files: dict[str, bytes], rolling=()):
+    return certs.certificate_problems(None, files, ca_files, CA_DIR, NOW, rolling)
 
 
 def test_a_current_copy_of_the_cas_certificate_passes_and_is_listed(ca):
@@ -82,6 +82,22 @@ def test_a_trust_holding_a_second_ca_during_a_roll_passes(ca):
     assert failures == []
 
 
+def test_a_certificate_of_a_ca_still_trusted_during_a_roll_warns_and_fails_once_that_ca_is_dropped(ca):
+    _, ca_pem, _, _ = ca
+    old = pki.make_ca(Ca(key_algo="ecdsa", key_size=256))
+    old_cert = x509.load_pem_x509_certificate(old.cert_pem)
+    not_moved = pki.issue(old_cert, pki.load_ca_pair(old.cert_pem, old.key_pem)[1], "peer", "k8s-etcd", [], Ca())[0]
+    files = {f"{ETCD_DIR}/ca.pem": ca_pem + old.cert_pem, f"{ETCD_DIR}/etcd-peer.pem": not_moved}
+    ca_files = {f"{CA_DIR}/ca.pem": ca_pem, f"{CA_DIR}/etcd-peer.pem": leaf(ca, 365)}
+    _, issuers, failures, warnings = judge(files, ca_files, rolling=(old_cert,))
+    assert failures == [] and issuers[f"{ETCD_DIR}/etcd-peer.pem"] == pki.fingerprint(old_cert)
+    assert warnings == [f"{ETCD_DIR}/etcd-peer.pem is from {pki.fingerprint(old_cert)}, a CA still trusted during "
+                        "a roll (ca.extra_trusted_cas): run again to move it to the CA's certificates"]
+    _, _, failures, _ = judge(files, ca_files)
+    assert failures == [f"{ETCD_DIR}/etcd-peer.pem is not verified by the CA ({CA_DIR}/ca.pem)",
+                        f"{ETCD_DIR}/etcd-peer.pem differs from the CA host's {CA_DIR}/etcd-peer.pem"]
+
+
 def test_the_read_lists_certificate_blocks_and_never_a_key(ca, local_remote, tmp_path):
     from types import SimpleNamespace
 
@@ -93,11 +109,16 @@ def test_the_read_lists_certificate_blocks_and_never_a_key(ca, local_remote, tmp
     # a key kept in a file not named -key.pem: only its certificate blocks are printed
     (folder / "bundle.pem").write_text("-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n"
                                        + ca_pem.decode())
-    ops = SimpleNamespace(name="ops", groups=("ops",), settings=SimpleNamespace(ca=SimpleNamespace(dir=str(folder))))
+    # the CA replaced before a roll, trusted beside the CA: listed apart, from its own folder
+    (folder / "replaced").mkdir()
+    (folder / "replaced" / "ca.pem").write_bytes(ca_pem)
+    ops = SimpleNamespace(name="ops", groups=("ops",), settings=SimpleNamespace(ca=SimpleNamespace(
+        dir=str(folder), extra_trusted_cas=[f"{folder}/replaced/ca.pem"])))
     session = SimpleNamespace(inventory=SimpleNamespace(
         ops_host=ops, defaults=SimpleNamespace(kubernetes=SimpleNamespace(enabled=False))))
     output = local_remote.run(certs.certificate_files(ops, session)).stdout
     assert "SECRET" not in output
     assert certs.parse_files(output) == {f"{folder}/bundle.pem": ca_pem, f"{folder}/ca.pem": ca_pem}
+    assert certs.parse_files(output, certs.TRUSTED_MARK) == {f"{folder}/replaced/ca.pem": ca_pem}
     other = SimpleNamespace(name="proxy", groups=("proxy",))
     assert certs.certificate_files(other, session) is None  # nothing managed there: nothing read

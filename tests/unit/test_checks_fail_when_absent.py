@@ -207,6 +207,16 @@ def test_the_admin_kubeconfig_check_fails_when_it_is_readable_by_others_or_missi
     elsewhere = HostThatLacks({"stat -c %a": (0, "600\n"), "config view": (0, "https://10.4.7.21:6443")})
     with pytest.raises(AssertionError, match="points at https://10.4.7.21:6443, not the VIP"):
         check(inventory.ops_host, elsewhere, inventory)
+    fine = {"stat -c %a": (0, "600\n"), "config view": (0, "https://10.4.7.10:7443"), "get --raw": (0, "ok")}
+    with pytest.raises(AssertionError, match="https://10.4.7.10:7443 does not answer with a CA-signed certificate"):
+        check(inventory.ops_host, HostThatLacks(fine), inventory)
+    rolling = HostThatLacks({**fine, "for ca in": (0, "ok /opt/certs/replaced-1/ca.pem\n")})
+    rolling.warnings = []
+    rolling.warn = rolling.warnings.append
+    check(inventory.ops_host, rolling, inventory)  # an apiserver not moved yet during a CA roll: a warning
+    assert rolling.warnings and "a CA still trusted during a roll" in rolling.warnings[0]
+    moved = HostThatLacks({**fine, "for ca in": (0, "ok /opt/certs/ca.pem\n")})
+    check(inventory.ops_host, moved, inventory)  # no warn attribute: a warning would fail here
 
 
 def test_the_every_node_check_fails_when_a_node_is_missing_or_not_ready(inventory):

@@ -234,7 +234,7 @@ def on_the_old_ca() -> Facts:
 def test_moving_a_member_to_a_ca_its_peers_do_not_trust_is_refused_with_the_way_to_roll_it():
     with pytest.raises(StageError, match=r"etcd-server-7-21 would move to certificates of a CA its peers do not "
                                          r"trust yet .* nothing was changed. Roll the CA: list the previous CA's "
-                                         r"certificate in etcd.extra_trusted_cas"):
+                                         r"certificate in ca.extra_trusted_cas"):
         decide(MEMBER, INVENTORY, on_the_old_ca(), {**CERTS, "ca.pem": NEW_CA, "etcd-peer.pem": NEW_PEER}, [])
 
 

@@ -163,6 +163,25 @@ def test_a_certificate_with_other_groups_is_issued_again(ca_files):
     assert issued == {"admin"}
 
 
+def test_the_service_account_key_is_kept_when_its_certificate_is_issued_again_by_a_new_ca(ca_files):
+    """Its key signs the pods' tokens: certified again (a renewal, a CA roll) it stays the same key, so the
+    tokens made before stay good; the other certificates get new keys."""
+    found = issued_everything({path: None for path in k8s_certs.files_of(OPS, INVENTORY).values()} | ca_files)
+    d = OPS.settings.ca.dir
+    before = dict(found)
+    new_ca = pki.make_ca(Ca())
+    found |= {f"{d}/ca.pem": new_ca.cert_pem, f"{d}/ca-key.pem": new_ca.key_pem}
+    plan, issued = k8s_certs.decide(OPS, INVENTORY, found, [])
+    assert "service-account" in issued and "the same key, kept" in next(
+        c.diff for c in plan if "service-account" in c.summary)
+    found = issued_everything(found)
+    assert found[f"{d}/service-account-key.pem"] == before[f"{d}/service-account-key.pem"]
+    assert found[f"{d}/service-account.pem"] != before[f"{d}/service-account.pem"]
+    assert found[f"{d}/kube-apiserver-key.pem"] != before[f"{d}/kube-apiserver-key.pem"]
+    leaf = x509.load_pem_x509_certificate(found[f"{d}/service-account.pem"])
+    leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(new_ca.cert_pem))
+
+
 def test_no_kubernetes_certificates_without_the_etcd_client(ca_files):
     found = {path: None for path in k8s_certs.files_of(OPS, INVENTORY).values()} | ca_files
     found[f"{OPS.settings.ca.dir}/client.pem"] = None
