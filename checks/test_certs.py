@@ -120,7 +120,8 @@ def certificate_problems(host, files: dict[str, bytes], ca_files: dict[str, byte
             if earlier is not None:
                 issuers[path] = fingerprint(earlier)
                 warnings.append(f"{path} is from {fingerprint(earlier)}, a CA still trusted during a roll "
-                                "(ca.extra_trusted_cas): run again to move it to the CA's certificates")
+                                "(ca.extra_trusted_cas): the next run moves the stages' certificates; one of your own, issue it "
+                                "again (issue-cert)")
             elif issuer is None:
                 failures.append(f"{path} is not verified by the CA ({ca_dir}/ca.pem)")
             else:

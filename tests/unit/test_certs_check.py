@@ -92,7 +92,8 @@ def test_a_certificate_of_a_ca_still_trusted_during_a_roll_warns_and_fails_once_
     _, issuers, failures, warnings = judge(files, ca_files, rolling=(old_cert,))
     assert failures == [] and issuers[f"{ETCD_DIR}/etcd-peer.pem"] == pki.fingerprint(old_cert)
     assert warnings == [f"{ETCD_DIR}/etcd-peer.pem is from {pki.fingerprint(old_cert)}, a CA still trusted during "
-                        "a roll (ca.extra_trusted_cas): run again to move it to the CA's certificates"]
+                        "a roll (ca.extra_trusted_cas): the next run moves the stages' certificates; one of your own, "
+                        "issue it again (issue-cert)"]
     _, _, failures, _ = judge(files, ca_files)
     assert failures == [f"{ETCD_DIR}/etcd-peer.pem is not verified by the CA ({CA_DIR}/ca.pem)",
                         f"{ETCD_DIR}/etcd-peer.pem differs from the CA host's {CA_DIR}/etcd-peer.pem"]
