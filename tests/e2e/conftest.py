@@ -70,7 +70,13 @@ class Run:
         return next(e for e in self.record["entries"] if e["host"] == host and e["stage"] == stage)
 
     def __repr__(self) -> str:
-        return f"exit {self.rc}\n{self.stdout}\n{self.stderr}"
+        # What failed comes first: pytest cuts a long assertion message short, and CI shows only that.
+        record = self.record or {}
+        failed = [f"{e['host']} {e['stage']}: {e['error']}" for e in record.get("entries", [])
+                  if e["status"] == "failed"]
+        failed += [f"{c['host']} {c['title']}: {c['message'][:300]}" for c in record.get("checks") or []
+                   if c["outcome"] in ("failed", "error")]
+        return "\n".join([f"exit {self.rc}", *failed, self.stdout, self.stderr])
 
 
 @pytest.fixture(scope="session")
