@@ -34,13 +34,14 @@ from groundwork.context import Renewal
 from groundwork.backup_archive import ArchiveError, Member, seal, unseal, write_new
 from groundwork.inventory import Inventory, InventoryError, Problem
 from groundwork.stages import Stage
-from groundwork.tasks import backup, ca, dns, docker, etcd, etcd_backup, host_prep, lb, registry, remove_host
+from groundwork.tasks import (backup, ca, dns, docker, etcd, etcd_backup, host_prep, lb, registry, remove_host,
+                              time_sync)
 from groundwork.tasks.kubernetes import all_certs
 from groundwork.tasks.pipeline import KUBERNETES, PIPELINE
 
 # `groundwork run PART`: the parts a runbook of its own runs, by that runbook's name.
 PARTS: dict[str, list[Stage]] = {
-    "host_prep": [host_prep.STAGE], "dns": dns.STAGES, "ca": [ca.STAGE], "docker": [docker.STAGE],
+    "host_prep": [host_prep.STAGE], "time_sync": time_sync.STAGES, "dns": dns.STAGES, "ca": [ca.STAGE], "docker": [docker.STAGE],
     "registry": [registry.STAGE], "etcd": etcd.STAGES, "lb": lb.STAGES, "kubernetes": KUBERNETES,
 }
 

@@ -287,6 +287,21 @@ class Ca(Strict):
         return self
 
 
+class TimeSync(Strict):
+    """chrony on every host (seed 003: every node's time in sync): the ops host serves the others."""
+
+    enabled: bool = True
+    # The ops host's own sources; none: it serves its own clock at local_stratum (an air-gapped network).
+    upstream: list[DnsName | IPv4Address] = Field(default_factory=list)
+    local_stratum: Annotated[int, Field(ge=1, le=15)] = 10
+    max_offset_ms: Annotated[float, Field(gt=0, le=60000)] = 100.0  # the checks fail above this offset
+    # False: chronyd follows its source and measures its offset but never steps or slews the clock (the lab,
+    # whose hosts share the machine's clock and may not set it).
+    set_clock: bool = True
+    packages: dict[Literal["el", "debian"], list[PackageName]] = Field(
+        default_factory=lambda: {"el": ["chrony"], "debian": ["chrony"]})
+
+
 # Settings the whole platform shares, read from defaults.yaml only: a group's or host's value would have
 # one reader (its stage) disagree with another (the zones, the checks, the other hosts). Each is refused
 # outside defaults (inventory.load_inventory) with the reason below. Everything else may differ per host.
@@ -300,6 +315,7 @@ PLATFORM_WIDE = {
     "etcd": "every member of the one cluster must agree on its ports, certificates, token and backups",
     "lb": "the proxy hosts share one VIP, port, router id and backend list",
     "kubernetes": "one cluster: every master and node must agree on its release, service range, paths and images",
+    "time_sync": "the hosts follow the one time source and are checked against the one bound",
 }
 
 
@@ -316,6 +332,7 @@ class Settings(Strict):
     kubernetes: Kubernetes = Field(default_factory=Kubernetes)
     ca: Ca = Field(default_factory=Ca)
     host_prep: HostPrep = Field(default_factory=HostPrep)
+    time_sync: TimeSync = Field(default_factory=TimeSync)
 
     @property
     def insecure_registries(self) -> list[str]:

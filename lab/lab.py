@@ -37,7 +37,7 @@ BASE_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2"
 REPO_PACKAGES = sorted({*SEED_BASE_PACKAGES["debian"], "bind9", "bind9-utils", "bind9-dnsutils", "dnsmasq",
                         "docker.io", "nginx", "docker-registry", "apache2-utils", "curl", "openssl",
                         "etcd-server", "etcd-client", "libnginx-mod-stream", "keepalived",
-                        "kubernetes-client", "busybox-static", "conntrack",
+                        "kubernetes-client", "busybox-static", "conntrack", "chrony",
                         "socat"})  # socat: the L4 proxy test's stand-in apiserver (a test fixture)
 SUDO_USER = "gwadmin"  # a lab user with passwordless sudo, for running groundwork as a non-root user
 # A lab user whose sudo asks for its password (sudo_password()), as on hosts where operators log in with

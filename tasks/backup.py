@@ -3,8 +3,8 @@
 What goes in, per host: on the ops host the CA's folder (ca.pem, ca-key.pem, ca.csr, ca-config.json and every
 certificate issued beside them), the registry's htpasswd and an etcd snapshot from a healthy member; on the DNS
 primary its zone files, serials and all; and every host's managed configuration files (named's, nginx's,
-keepalived's, etcd's, docker's), kept as a record of the state at backup time. `backup` reads them in one round
-trip per host and the archive is written on the controller once every host gave its share.
+keepalived's, etcd's, docker's, chrony's), kept as a record of the state at backup time. `backup` reads them in
+one round trip per host and the archive is written on the controller once every host gave its share.
 
 What comes back (`restore`): the CA's folder, the zone files, the htpasswd and the etcd snapshot (into
 etcd.backup_dir on the ops host, for `etcd-restore`), each written only where it differs, and a zone file never
@@ -27,7 +27,7 @@ from groundwork.context import RunContext
 from groundwork.facts import Facts
 from groundwork.inventory import HostModel
 from groundwork.stages import Stage
-from groundwork.tasks import dns, docker, etcd, lb, registry
+from groundwork.tasks import dns, docker, etcd, lb, registry, time_sync
 from groundwork.tasks.etcd_backup import SNAPSHOT, backup_path
 
 ARCHIVE = "backup_members"  # RunContext.handoff key: host -> the members it gave
@@ -55,6 +55,8 @@ def wanted(host: HostModel, ctx: RunContext) -> tuple[list[tuple[str, str]], lis
         files += [(lb.STREAM_CONF, "config"), (lb.KEEPALIVED_CONF, "config")]
     if "etcd" in host.groups:
         files.append((etcd.ETCD[family].env_file, "config"))
+    if host.settings.time_sync.enabled:
+        files.append((time_sync.CHRONY[family].conf, "config"))
     return list(dict.fromkeys(files)), folders
 
 

@@ -5,10 +5,11 @@ runner needs no change. Steps run in this order; hosts of one step run in parall
 """
 
 from groundwork.tasks import (ca, dns, docker, etcd, host_prep, k8s_admin, k8s_binaries, k8s_certs, k8s_control_plane,
-                              k8s_images, k8s_node, lb, pod_network, registry)
+                              k8s_images, k8s_node, lb, pod_network, registry, time_sync)
 
 PIPELINE = [
     host_prep.STAGE,    # every host
+    *time_sync.STAGES,  # ops: chrony serving time; then every other host: chrony following it
     *dns.STAGES,        # proxy: the primary, then the secondaries; then every host's resolver
     ca.STAGE,           # ops: the certificate authority
     docker.STAGE,       # master_compute and ops: docker with the seeds' daemon.json

@@ -65,7 +65,8 @@ def test_full_run_writes_report_json_and_checksums(converged, runbook):
     assert {c["outcome"] for c in checks} == {"passed"}  # the VIP's pass-through included: apiservers answer
     assert {c["check"].split("::")[0] for c in checks} == {"test_host_prep.py", "test_dns.py", "test_ca.py",
                                                            "test_docker.py", "test_registry.py", "test_etcd.py",
-                                                           "test_lb.py", "test_kubernetes.py", "test_certs.py"}
+                                                           "test_lb.py", "test_kubernetes.py", "test_certs.py",
+                                                           "test_time_sync.py"}
     hostname_check = next(c for c in checks if c["host"] == "hdss7-22" and c["title"] == HOST_PREP_CHECKS[0])
     assert hostname_check["evidence"][0]["command"] == "hostname; cat /etc/hostname"
     assert hostname_check["evidence"][0]["stdout"] == "hdss7-22.host.com\nhdss7-22.host.com\n"

@@ -183,7 +183,7 @@ def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inv
                 except Exception as exc:  # noqa: BLE001 - said below
                     ran.append((stage.name, host.name, repr(exc)))
     # Every stage on every host it is for, and to its end (the plan made whole on the empty host).
-    assert [r for r in ran if len(r) > 2] == [] and len(ran) == 5 + 1 + 1 + 5 + 1 + 3 + 1 + 1 + 3 + 2 + 2
+    assert [r for r in ran if len(r) > 2] == [] and len(ran) == 5 + 1 + 4 + 1 + 1 + 5 + 1 + 3 + 1 + 1 + 3 + 2 + 2
 
     stage_calls = stub_calls(sandbox)
     checks_ran = run_every_check(sandbox, inventory, secrets, masker, remote_for, monkeypatch)
@@ -201,7 +201,7 @@ def test_no_value_escapes_its_quoting_in_any_stage_or_check(sandbox, hostile_inv
                     "/etc/default/etcd",
                     "/etc/modules-load.d/groundwork.conf", "/etc/apt/sources.list.d/groundwork-local.list"}
     allowed = ("/etc/bind/", "/var/lib/bind/", "/etc/nginx/", "/etc/keepalived/", "/etc/docker/",
-               "/etc/systemd/system/",
+               "/etc/systemd/system/", "/etc/chrony/",
                "/opt/c=rts,+@:x/", "/opt/et,cd=+@:x/", "/var/backups/groundwork/", str(sandbox))
     strays = sorted(p for p in written if p not in wanted_files and not p.startswith(allowed))
     assert strays == [], f"files written outside what the stages mean to write: {strays}"

@@ -7,7 +7,7 @@ from tests.conftest import copy_seed_inventory
 
 
 def test_stages_run_in_the_seeds_order():
-    assert [s.name for s in PIPELINE] == ["host_prep", "dns_primary", "dns_secondary", "dnsmasq", "resolver", "ca",
+    assert [s.name for s in PIPELINE] == ["host_prep", "time_server", "time_sync", "dns_primary", "dns_secondary", "dnsmasq", "resolver", "ca",
                                           "docker", "registry", "etcd_certs", "etcd", "l4proxy", "vip",
                                           "k8s_certs", "k8s_images", "k8s_binaries", "k8s_control_plane", "pod_network",
                                           "k8s_node", "k8s_admin"]
