@@ -33,6 +33,7 @@ from groundwork.pki import PROFILE_USAGES
 from groundwork.context import Renewal
 from groundwork.backup_archive import ArchiveError, Member, seal, unseal, write_new
 from groundwork.inventory import Inventory, InventoryError, Problem
+from groundwork.report_html import READINESS
 from groundwork.stages import Stage
 from groundwork.tasks import (backup, ca, dns, docker, etcd, etcd_backup, host_prep, lb, registry, remove_host,
                               time_sync)
@@ -330,6 +331,14 @@ VERBS: dict[str, Verb] = {
                   "plan.", lambda a: "certs_renew" if a.action == "renew" else "certs", _certs_stages,
                   _certs_arguments, extra_checks=lambda a: [CERTIFICATES], show_tables=True,
                   renewal=lambda a: Renewal(a.within, frozenset(a.name)), check_inventory=_certs_renew_names),
+    "readiness": Verb("whether each Kubernetes host is ready for kubeadm: its preflight's checks",
+                      "Check every master_compute host as kubeadm's preflight would (seed 003): swap off, the ports "
+                      "of its roles free or held by their own program and nothing else in the NodePort range, MAC "
+                      "address and product_uuid unique, docker's cgroup driver the kubelet's, br_netfilter and "
+                      "ip_forward, its name resolving to its address and back, time in sync, CPUs and memory. A "
+                      "verdict per host, \"ready for kubeadm\" or not, heads the report; what a check cannot decide "
+                      "on a host is listed as such, never passed. Changes nothing; exit 5 when a host is not ready.",
+                      "readiness", [], extra_checks=lambda a: [READINESS]),
     "etcd-restore": Verb("restore every etcd member from a kept snapshot (needs --confirm)",
                          "Restore every etcd member from a snapshot kept on the ops host (etcd-backup), after checking "
                          "its SHA-256: each member is stopped, its data directory kept aside as "

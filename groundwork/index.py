@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from groundwork.chain import write_atomic
-from groundwork.report_html import check_tally, duration_text
+from groundwork.report_html import check_tally, duration_text, readiness_verdicts
 
 
 INDEX_STYLE = ("body{font-family:sans-serif}td,th{padding:2px 10px;text-align:left;vertical-align:top}"
@@ -39,6 +39,10 @@ def write_index(reports_dir: Path) -> Path:
         counts = "".join(f'<td class="num">{tally[k] if tally else "–"}</td>'
                          for k in ("passed", "warned", "failed", "skipped"))
         targets = run.get("targets", [])
+        verdicts = readiness_verdicts(checks or [])
+        ready = sorted(h for h, v in verdicts.items() if v["ready"])
+        readiness = (f'<td class="num" title="ready: {html.escape(", ".join(ready) or "none")}">'
+                     f'{len(ready)}/{len(verdicts)}</td>' if verdicts else '<td class="num">–</td>')
         rows.append(f'<tr data-outcome="{html.escape(outcome)}"><td>{link}</td>'
                     f'<td>{html.escape(run.get("runbook", ""))}</td>'
                     f"<td>{html.escape(run.get('started') or '')}</td>"
@@ -49,7 +53,7 @@ def write_index(reports_dir: Path) -> Path:
                     f"<td>{'yes' if (run.get('signing') or {}).get('fingerprint') else 'no'}</td>"
                     f"<td>{'yes' if run.get('dry_run') else 'no'}</td>"
                     f'<td class="num" title="{html.escape(", ".join(targets))}">{len(targets)}</td>'
-                    f'<td class="{html.escape(outcome)}">{html.escape(outcome)}</td>{counts}</tr>')
+                    f'<td class="{html.escape(outcome)}">{html.escape(outcome)}</td>{counts}{readiness}</tr>')
     options = "".join(f'<option value="{html.escape(o)}">{html.escape(o)}</option>' for o in sorted(outcomes))
     page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>groundwork runs</title>"
             f"<style>{INDEX_STYLE}</style>{INDEX_FILTER}</head><body><h1>groundwork runs</h1>"
@@ -57,7 +61,8 @@ def write_index(reports_dir: Path) -> Path:
             f'{options}</select></label> ({len(rows)} runs; hover a host count for the hosts)</p>'
             '<table id="gw-runs"><tr><th>run</th><th>runbook</th><th>started (UTC)</th><th>duration</th>'
             "<th>change id</th><th>operator</th><th>approved by</th><th>signed</th><th>dry run</th><th>hosts</th>"
-            "<th>outcome</th><th>checks passed</th><th>warned</th><th>failed</th><th>skipped</th></tr>" + "".join(rows)
+            "<th>outcome</th><th>checks passed</th><th>warned</th><th>failed</th><th>skipped</th>"
+            "<th>ready for kubeadm</th></tr>" + "".join(rows)
             + "</table></body></html>\n")
     path = reports_dir / "index.html"
     write_atomic(path, page)

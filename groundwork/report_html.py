@@ -130,6 +130,42 @@ def glance_html(results: list[dict], hosts: list[str]) -> str:
             + (f'<h2>Warnings</h2><ol id="gw-warnings">{warning_items}</ol>' if warnings else ""))
 
 
+READINESS = "test_readiness.py"  # kubeadm's preflight, as groundwork readiness checks it
+
+
+def readiness_verdicts(results: list[dict]) -> dict[str, dict]:
+    """host -> its "ready for kubeadm" verdict: not ready when a readiness check failed, else ready; the checks
+    that could not decide there (skipped) and those that warned are listed beside it, never counted as passed."""
+    verdicts: dict[str, dict] = {}
+    for r in results:
+        if not r["host"] or not r["check"].startswith(READINESS + "::"):
+            continue
+        v = verdicts.setdefault(r["host"], {"ready": True, "failed": [], "undecided": [], "warned": []})
+        if r["outcome"] in ("failed", "error"):
+            v["ready"] = False
+            v["failed"].append(f"{r['title']}: {r['message']}")
+        elif r["outcome"] == "skipped":
+            v["undecided"].append(f"{r['title']}: {r['message']}")
+        elif r["outcome"] == "warned":
+            v["warned"].append(f"{r['title']}: {r['message']}")
+    return verdicts
+
+
+def readiness_html(results: list[dict]) -> str:
+    """The report's "Ready for kubeadm" heading: a verdict per host with its reasons; "" without readiness checks."""
+    verdicts = readiness_verdicts(results)
+    if not verdicts:
+        return ""
+    items = []
+    for host, v in verdicts.items():
+        reasons = "".join(f"<li>{kind}: {html.escape(text)}</li>" for kind in ("failed", "undecided", "warned")
+                          for text in v[kind])
+        word = "ready for kubeadm" if v["ready"] else "NOT ready for kubeadm"
+        items.append(f'<li class="gw-{"passed" if v["ready"] else "failed"}" data-host="{html.escape(host)}">'
+                     f'<b>{html.escape(host)}</b>: {word}{f"<ul>{reasons}</ul>" if reasons else ""}</li>')
+    return f'<h2>Ready for kubeadm</h2><ul id="gw-readiness">{"".join(items)}</ul>'
+
+
 def evidence_section_html(results: list[dict]) -> str:
     """Every check's evidence under an anchor the grid links to; failures open."""
     items = "".join(

@@ -302,6 +302,16 @@ class TimeSync(Strict):
         default_factory=lambda: {"el": ["chrony"], "debian": ["chrony"]})
 
 
+class Readiness(Strict):
+    """What kubeadm's preflight asks of a Kubernetes host (seed 003), checked by `groundwork readiness`."""
+
+    # True records kubeadm's --ignore-preflight-errors=Swap (and the kubelet's failSwapOn: false, which the
+    # tutorial's kubelet has): swap on then passes, said in the check's message.
+    allow_swap: bool = False
+    min_cpus: Annotated[int, Field(ge=1, le=1024)] = 2  # kubeadm's control-plane minimum
+    min_memory_mb: Annotated[int, Field(ge=128)] = 1700  # kubeadm's control-plane minimum
+
+
 # Settings the whole platform shares, read from defaults.yaml only: a group's or host's value would have
 # one reader (its stage) disagree with another (the zones, the checks, the other hosts). Each is refused
 # outside defaults (inventory.load_inventory) with the reason below. Everything else may differ per host.
@@ -333,6 +343,7 @@ class Settings(Strict):
     ca: Ca = Field(default_factory=Ca)
     host_prep: HostPrep = Field(default_factory=HostPrep)
     time_sync: TimeSync = Field(default_factory=TimeSync)
+    readiness: Readiness = Field(default_factory=Readiness)
 
     @property
     def insecure_registries(self) -> list[str]:

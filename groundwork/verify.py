@@ -21,7 +21,7 @@ from groundwork.facts import Probe, on_own_stdin
 from groundwork.inventory import HostModel
 from groundwork.remote import CommandResult, Masker, Remote
 from groundwork.report_html import (change_log_html, check_tally, evidence_html, evidence_section_html, glance_html,
-                                    host_verification, provenance_html)
+                                    host_verification, provenance_html, readiness_html)
 from groundwork.runner import describe_error
 
 
@@ -45,12 +45,22 @@ CHECKS_DIR = Path(__file__).parent / "checks"  # groundwork.checks, package data
 MAX_PARALLEL = 64  # hosts connected to and gathered from at once; each is a thread waiting on its SSH channel
 
 
+# Check modules a pass runs only when its verb names them: kubeadm's preflight (groundwork readiness).
+ON_DEMAND = ("test_readiness.py",)
+
+
+def in_pass(name: str, names: list[str] | None) -> bool:
+    """Whether a pass of these modules (None: every one but those run on demand) runs module `name`."""
+    return name not in ON_DEMAND if names is None else name in names
+
+
 def check_modules(names: list[str] | None) -> list:
-    """The check modules of a pass (None: every one), imported as pytest imports them (package groundwork.checks)."""
+    """The check modules of a pass (None: every one but those run on demand), imported as pytest imports them
+    (package groundwork.checks)."""
     import importlib
 
     files = sorted(CHECKS_DIR.glob("test_*.py"))
-    return [importlib.import_module(f"groundwork.checks.{f.stem}") for f in files if names is None or f.name in names]
+    return [importlib.import_module(f"groundwork.checks.{f.stem}") for f in files if in_pass(f.name, names)]
 
 
 SESSION_KEY: "pytest.StashKey[CheckSession]" = pytest.StashKey()
@@ -331,7 +341,7 @@ class CheckSession:
         config.stash[metadata_key].update(self.meta.as_table())
 
     def pytest_collection_modifyitems(self, config, items):
-        keep = [i for i in items if self.modules is None or i.path.name in self.modules]
+        keep = [i for i in items if in_pass(i.path.name, self.modules)]
         dropped = [i for i in items if i not in keep]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
@@ -352,6 +362,7 @@ class CheckSession:
         prefix.append(f"<p><b>{html.escape(verdict)}</b> Pipeline: {html.escape(self.record.outcome_line())}.</p>")
         prefix.append(provenance_html(self.meta))
         prefix.append(glance_html(results, [h.name for h in self.targets]))
+        prefix.append(readiness_html(results))
         postfix.append(evidence_section_html(results))
         postfix.append(change_log_html(self.record))
 

@@ -235,5 +235,6 @@ def test_the_index_shows_when_how_long_which_change_how_many_hosts_and_filters_b
     row = page[page.index('<tr data-outcome="verification-failed">'):]
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row[:row.index("</tr>")])
     assert cells[1:] == ["full", "2026-11-23T10:00:00+00:00", "1m 05s", "CHG-1", meta(r).operator, "", "no", "no",
-                         str(len(r.targets)), "verification-failed", "0", "0", "1", "0"]  # passed, warned, failed, skipped
+                         str(len(r.targets)), "verification-failed", "0", "0", "1", "0",  # passed, warned, failed, skipped
+                         "–"]  # ready for kubeadm: no readiness checks in this run
     assert '<option value="verification-failed">' in page and "gwFilter" in page
