@@ -12,7 +12,8 @@ def verdicts(run) -> dict[str, str]:
 
 
 def failed(run) -> list[tuple[str, str]]:
-    return [(c["host"], c["message"]) for c in run.record["checks"] if c["outcome"] in ("failed", "error")]
+    return [(c["host"], c["message"].removeprefix("AssertionError: ")) for c in run.record["checks"]
+            if c["outcome"] in ("failed", "error")]
 
 
 def test_the_masters_are_ready_for_kubeadm_and_what_the_lab_cannot_decide_is_said(converged, runbook):
