@@ -12,6 +12,7 @@ stage waits until it has selected its source.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from groundwork import facts as probes
@@ -112,7 +113,7 @@ def decide(host: HostModel, inventory: Inventory, facts) -> list[Change]:
 
 def remove_dropin(chrony: Chrony) -> Change:
     path = dropin_path(chrony)
-    return CommandChange(f"remove {path} (time_sync.set_clock is true again)", [f"rm -f {path}"],
+    return CommandChange(f"remove {path} (time_sync.set_clock is true again)", [f"rm -f {shlex.quote(path)}"],
                          value_diff(path, "chronyd -x: never sets the clock", None))
 
 
