@@ -21,7 +21,7 @@ from groundwork.facts import Probe, on_own_stdin
 from groundwork.inventory import HostModel
 from groundwork.remote import CommandResult, Masker, Remote
 from groundwork.report_html import (change_log_html, check_tally, evidence_html, evidence_section_html, glance_html,
-                                    host_verification, provenance_html, readiness_html)
+                                    host_verification, provenance_html, READINESS, readiness_html)
 from groundwork.runner import describe_error
 
 
@@ -46,7 +46,7 @@ MAX_PARALLEL = 64  # hosts connected to and gathered from at once; each is a thr
 
 
 # Check modules a pass runs only when its verb names them: kubeadm's preflight (groundwork readiness).
-ON_DEMAND = ("test_readiness.py",)
+ON_DEMAND = (READINESS,)
 
 
 def in_pass(name: str, names: list[str] | None) -> bool:
