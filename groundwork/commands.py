@@ -87,8 +87,9 @@ def _stages_named(args: argparse.Namespace) -> list[Stage]:
 
 
 def _checks_of_run(args: argparse.Namespace) -> list[str]:
-    """A run of every stage checks every certificate too; a run of some stages checks what they made."""
-    return [] if args.stage else [CERTIFICATES]
+    """A run of every stage checks every certificate and kubeadm's preflight too; a run of some stages checks
+    what they made."""
+    return [] if args.stage else [CERTIFICATES, READINESS]
 
 
 def _runbook_of_run(args: argparse.Namespace) -> str:

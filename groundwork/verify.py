@@ -21,7 +21,7 @@ from groundwork.facts import Probe, on_own_stdin
 from groundwork.inventory import HostModel
 from groundwork.remote import CommandResult, Masker, Remote
 from groundwork.report_html import (change_log_html, check_tally, evidence_html, evidence_section_html, glance_html,
-                                    host_verification, provenance_html, READINESS, readiness_html)
+                                    host_verification, provenance_html, readiness_html)
 from groundwork.runner import describe_error
 
 
@@ -45,18 +45,13 @@ CHECKS_DIR = Path(__file__).parent / "checks"  # groundwork.checks, package data
 MAX_PARALLEL = 64  # hosts connected to and gathered from at once; each is a thread waiting on its SSH channel
 
 
-# Check modules a pass runs only when its verb names them: kubeadm's preflight (groundwork readiness).
-ON_DEMAND = (READINESS,)
-
-
 def in_pass(name: str, names: list[str] | None) -> bool:
-    """Whether a pass of these modules (None: every one but those run on demand) runs module `name`."""
-    return name not in ON_DEMAND if names is None else name in names
+    """Whether a pass of these modules (None: every one) runs module `name`."""
+    return names is None or name in names
 
 
 def check_modules(names: list[str] | None) -> list:
-    """The check modules of a pass (None: every one but those run on demand), imported as pytest imports them
-    (package groundwork.checks)."""
+    """The check modules of a pass (None: every one), imported as pytest imports them (package groundwork.checks)."""
     import importlib
 
     files = sorted(CHECKS_DIR.glob("test_*.py"))

@@ -12,11 +12,14 @@ from tests.e2e.conftest import HOSTS, inventory_copy, kubernetes_stopped
 VIP, PORT = "10.4.7.10", 7443
 PROXIES = ("hdss7-11", "hdss7-12")
 BACKENDS = ("hdss7-21", "hdss7-22")
-# A stand-in apiserver, a test fixture and not product: answers any request with the name of its host.
+# A stand-in apiserver, a test fixture and not product: answers any request with the name of its host. It is
+# socat under the apiserver's program name, so the port it holds is held as kubeadm's preflight expects.
 STAND_IN = ("apt-get install -y -qq socat >/dev/null && printf '%s\\n' '#!/bin/sh' 'read request; read blank' "
             "'printf \"HTTP/1.0 200 OK\\r\\n\\r\\nstand-in apiserver on %s\\n\" \"$(hostname -s)\"' "
-            "> /usr/local/bin/gw-standin && chmod 755 /usr/local/bin/gw-standin && systemd-run --collect "
-            "--unit=gw-standin-apiserver socat TCP-LISTEN:6443,fork,reuseaddr EXEC:/usr/local/bin/gw-standin")
+            "> /usr/local/bin/gw-standin && chmod 755 /usr/local/bin/gw-standin && "
+            "install -D \"$(command -v socat)\" /usr/local/lib/gw-standin/kube-apiserver && systemd-run --collect "
+            "--unit=gw-standin-apiserver /usr/local/lib/gw-standin/kube-apiserver TCP-LISTEN:6443,fork,reuseaddr "
+            "EXEC:/usr/local/bin/gw-standin")
 
 
 def without_kubernetes(name: str, data: dict) -> None:

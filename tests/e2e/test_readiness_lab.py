@@ -1,7 +1,9 @@
-"""groundwork readiness on the lab: kubeadm's preflight checks on hdss7-21 and hdss7-22, a verdict per host, and a
-host with swap on or a taken port failing alone with the reason."""
+"""kubeadm's preflight on the lab: a verdict per host in the full run's report and in groundwork readiness's, and
+a host with swap on, a taken port or a cloned MAC failing alone (with its clone) with the reason."""
 
 import re
+
+from tests.e2e.conftest import HOSTS
 
 MASTERS = ["hdss7-21", "hdss7-22"]
 
@@ -14,6 +16,16 @@ def verdicts(run) -> dict[str, str]:
 def failed(run) -> list[tuple[str, str]]:
     return [(c["host"], c["message"].removeprefix("AssertionError: ")) for c in run.record["checks"]
             if c["outcome"] in ("failed", "error")]
+
+
+def test_a_full_run_shows_time_in_sync_everywhere_and_a_readiness_verdict_per_master(converged, runbook):
+    run = runbook()
+    assert run.rc == 0, run
+    assert verdicts(run) == {h: "ready for kubeadm" for h in MASTERS}
+    time_checks = {(c["host"], c["outcome"]) for c in run.record["checks"] if c["check"].startswith("test_time_sync.py")}
+    assert time_checks == {(h, "passed") for h in HOSTS}, time_checks
+    readiness = [c for c in run.record["checks"] if c["check"].startswith("test_readiness.py")]
+    assert {c["host"] for c in readiness} == set(MASTERS) and len(readiness) == 2 * 9, readiness
 
 
 def test_the_masters_are_ready_for_kubeadm_and_what_the_lab_cannot_decide_is_said(converged, runbook):
@@ -53,3 +65,25 @@ def test_swap_on_or_a_taken_port_fails_that_host_alone_with_the_reason(converged
 
     again = runbook(name="readiness")
     assert again.rc == 0 and verdicts(again) == {h: "ready for kubeadm" for h in MASTERS}, again
+
+
+def test_a_cloned_mac_address_fails_the_hosts_that_share_it_with_the_reason(converged, runbook):
+    lab = converged
+    # What the check reads, the MAC of the interface carrying the address, is made on hdss7-22 to show
+    # hdss7-21's, as on a cloned machine. The interface itself keeps its own: a real clone on the lab's bridge
+    # would cut both hosts off.
+    def address_file(address: str) -> str:
+        return f"/sys/class/net/$(ip -o -4 addr show to {address} | awk '{{print $2; exit}}')/address"
+
+    mac21 = lab.ssh("hdss7-21", f"cat {address_file('10.4.7.21')}").strip()
+    lab.ssh("hdss7-22", f"echo {mac21} > /run/gw-mac && mount --bind /run/gw-mac {address_file('10.4.7.22')}")
+    try:
+        run = runbook(name="readiness")
+    finally:
+        lab.ssh("hdss7-22", f"umount {address_file('10.4.7.22')}; rm -f /run/gw-mac")
+    assert run.rc == 5, run
+    assert verdicts(run) == {h: "NOT ready for kubeadm" for h in MASTERS}
+    clone = "(cloned machines: give each its own)"
+    assert sorted(failed(run)) == [("hdss7-21", f"MAC address {mac21} is also hdss7-22's {clone}"),
+                                   ("hdss7-22", f"MAC address {mac21} is also hdss7-21's {clone}")]
+    assert lab.ssh("hdss7-22", f"cat {address_file('10.4.7.22')}").strip() != mac21  # its own again
