@@ -77,16 +77,19 @@ def query(probe, name: str, server: str, rdtype: str = "A") -> list[str]:
 
 @pytest.mark.groups("proxy")
 def test_every_name_answers_on_this_dns_server(host, probe, inventory):
-    """every inventory FQDN and every od.com record answers with the expected address"""
+    """every inventory FQDN and every od.com record answers with the expected address, and every host's
+    address with its FQDN (PTR)"""
+    asked = [(f"{name.lower()}.{zone}", "A", str(address))
+             for zone, records in inventory.zones().items() for name, address in records.items()]
+    asked += [(f"{octet}.{zone}", "PTR", f"{fqdn}.")
+              for zone, pointers in inventory.reverse_zones().items() for octet, fqdn in pointers.items()]
     wrong = {}
-    for zone, records in inventory.zones().items():
-        for name, address in records.items():
-            fqdn = f"{name.lower()}.{zone}"
-            got = query(probe, fqdn, str(host.address))
-            if got != [str(address)]:
-                wrong[fqdn] = got
-            if probe.evidence[-1].rc != 0:  # the server does not answer: one timeout says it
-                assert False, f"{host.address} does not answer DNS queries ({probe.evidence[-1].stderr})"
+    for name, rdtype, wanted in asked:
+        got = query(probe, name, str(host.address), rdtype)
+        if [g.lower() for g in got] != [wanted.lower()]:
+            wrong[name] = got
+        if probe.evidence[-1].rc != 0:  # the server does not answer: one timeout says it
+            assert False, f"{host.address} does not answer DNS queries ({probe.evidence[-1].stderr})"
     assert not wrong, f"wrong or missing answers from {host.address}: {wrong}"
 
 
@@ -97,7 +100,7 @@ def test_zone_serials_equal_the_primary(host, probe, inventory):
         pytest.skip(f"zone serials are bind9's: the {inventory.defaults.dns.backend} backend serves every name "
                     "from each proxy host, with no primary to follow")
     primary = str(inventory.dns_primary.address)
-    for zone in inventory.zones():
+    for zone in inventory.zone_names():
         ours = query(probe, zone, str(host.address), "SOA")
         if host.name == inventory.dns_primary.name:
             assert ours, f"{host.name} does not answer for {zone}"

@@ -4,11 +4,12 @@ from shlex import quote
 
 import pytest
 
-from groundwork.facts import KEEPALIVED_STATE
+from groundwork.facts import KEEPALIVED_STATE, keyvalues
 from groundwork.tasks.lb import vip_pings
 from groundwork.verify import reads
 
 GROUPS = ("proxy",)
+LOG = "log| "  # keepalived's last words in vip_state's output, not a key of it
 REQUEST = "GET /healthz HTTP/1.0\\r\\n\\r\\n"  # an apiserver answers even plain HTTP on its TLS port (400)
 
 
@@ -26,7 +27,7 @@ def vip_state(host, session) -> str | None:
             f"ip -o -4 addr show | grep -q ' {vip}/' && echo holds=yes || echo holds=no; "
             f"{vip_pings(vip)} && echo answers=yes || echo answers=no; "
             # keepalived's last words, for whoever reads the evidence of a failure
-            "journalctl -u keepalived -n 4 --no-pager -q -o short-precise | sed 's/^/log| /'")
+            f"journalctl -u keepalived -n 4 --no-pager -q -o short-precise | sed 's/^/{LOG}/'")
 
 
 def entry_point(host, session) -> str:
@@ -54,10 +55,6 @@ def through_the_proxy(host, session) -> str:
             "| tr -dc '[:print:]')\"")
 
 
-def keyvalues(text: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("log|"))
-
-
 @reads(nginx_listens)
 def test_nginx_listens_on_the_proxy_port(host, probe, session):
     """nginx listens on the L4 proxy's port (7443)"""
@@ -71,7 +68,7 @@ def test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_
     """keepalived runs, is MASTER here exactly when this host holds the VIP, and exactly one proxy host holds it"""
     if not host.settings.lb.vrrp:
         pytest.skip("no VIP: lb.vrrp is false (the cloud's own load balancer is in front of the proxy hosts)")
-    mine = keyvalues(probe.run(vip_state(host, session)).stdout)
+    mine = keyvalues(probe.run(vip_state(host, session)).stdout, skip=LOG)
     assert mine.get("active") == "active", f"keepalived is {mine.get('active') or 'not installed'}"
     assert mine.get("state") != "FAULT", (f"keepalived is in FAULT: its check finds nothing listening on port "
                                           f"{host.settings.lb.port}, so this host cannot hold the VIP")
@@ -82,7 +79,7 @@ def test_keepalived_is_master_exactly_where_the_vip_is_and_one_proxy_host_holds_
     proxies = inventory.group_members("proxy")
     looked = [h for h in proxies if h in session.targets and h.settings.lb.vrrp]
     holders = [h.name for h in looked if keyvalues(session.probe_for(h, probe.evidence).run(
-        vip_state(h, session)).stdout).get("holds") == "yes"]
+        vip_state(h, session)).stdout, skip=LOG).get("holds") == "yes"]
     split = f": {', '.join(holders)} (split brain: they do not hear each other's VRRP)" if holders else ""
     if len(looked) == len(proxies):
         assert len(holders) == 1, f"{inventory.lb_vip} is held by {len(holders)} proxy hosts{split}"
@@ -105,7 +102,7 @@ def test_a_connection_to_the_vip_reaches_an_apiserver(host, probe, session):
     if not listening:
         pytest.skip(f"no backend listening yet: none of {', '.join(backends)} accepts a connection (the "
                     "apiservers are not installed yet); the proxy itself is checked above")
-    found = keyvalues(result.stdout)
+    found = keyvalues(result.stdout, skip=LOG)
     target = f"{entry_point(host, session)}:{lb.port}"
     assert found.get("through-rc") != "7", f"{target} refuses connections"
     assert found.get("through-reply"), (f"{target} accepted the connection but no backend answered "

@@ -30,6 +30,12 @@ class Facts(dict):
     """The parsed result of a gather: probe key -> value."""
 
 
+def keyvalues(text: str, skip: str | None = None) -> dict[str, str]:
+    """The KEY=VALUE lines of a command's output (split at the first =), but those starting with `skip`."""
+    return dict(line.split("=", 1) for line in text.splitlines()
+                if "=" in line and not (skip and line.startswith(skip)))
+
+
 def gather_script(probes: list[Probe]) -> str:
     # Each probe runs in a subshell so that one probe's failure or `exit` cannot hide the next one. A mark
     # starts on a line of its own even after output with no final newline (the parser drops that empty line).
@@ -115,7 +121,7 @@ class HostnameInfo:
 
 
 def _parse_hostname(text: str) -> HostnameInfo:
-    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    values = keyvalues(text)
     static = values.get("static")
     return HostnameInfo(static=None if static == "@absent" else static, running=values.get("running", ""))
 
@@ -261,8 +267,7 @@ def _parse_services(names: list[str]) -> Callable[[str], Services]:
     def parse(text: str) -> Services:
         # `systemctl show` prints one block of properties per unit, in the order asked, blank lines between.
         shown, _, pending = text.partition("@@pending\n")
-        blocks = [dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-                  for block in shown.strip().split("\n\n")] if shown.strip() else []
+        blocks = [keyvalues(block) for block in shown.strip().split("\n\n")] if shown.strip() else []
         owed = set(pending.split())
         result = Services()
         for i, name in enumerate(names):
@@ -287,12 +292,7 @@ def services(names: list[str]) -> Probe:
 # -- kernel settings --------------------------------------------------------------------------------
 
 def _parse_keyvalues(text: str) -> dict[str, str | None]:
-    result: dict[str, str | None] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            result[key] = None if value == "@absent" else value
-    return result
+    return {key: None if value == "@absent" else value for key, value in keyvalues(text).items()}
 
 
 def sysctl(keys: list[str]) -> Probe:

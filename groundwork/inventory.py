@@ -136,6 +136,19 @@ class Inventory:
         return {self.defaults.host_domain: self.host_zone_records(),
                 self.defaults.service_domain: self.service_zone_records()}
 
+    def reverse_zones(self) -> dict[str, dict[str, str]]:
+        """The reverse zone of each /24 the hosts' addresses are in (10.4.7.21: 7.4.10.in-addr.arpa) -> the
+        last octet of each host's address -> its FQDN: every address resolves back to its host's name."""
+        zones: dict[str, dict[str, str]] = {}
+        for h in self.hosts.values():
+            *network, last = str(h.address).split(".")
+            zones.setdefault(".".join(reversed(network)) + ".in-addr.arpa", {})[last] = h.fqdn
+        return zones
+
+    def zone_names(self) -> list[str]:
+        """Every zone the DNS servers serve: the host zone, the service zone, then the reverse zones."""
+        return [*self.zones(), *self.reverse_zones()]
+
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys; a duplicate host name must be an error instead."""

@@ -47,7 +47,7 @@ def wanted(host: HostModel, ctx: RunContext) -> tuple[list[tuple[str, str]], lis
                       (registry.vhost_path(host.settings.registry.name), "config")]
     if host.name == inventory.dns_primary.name and host.settings.dns.backend == "bind9":
         bind = dns.BIND[family]
-        files += [(f"{bind.zone_dir}/{zone}.zone", "zone") for zone in inventory.zones()]
+        files += [(f"{bind.zone_dir}/{zone}.zone", "zone") for zone in inventory.zone_names()]
     if "proxy" in host.groups and host.settings.dns.backend == "bind9":
         bind = dns.BIND[family]
         files += [(bind.options_conf, "config"), (bind.zones_conf, "config")]

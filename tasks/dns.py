@@ -1,7 +1,9 @@
 """DNS, the seeds' "bind9安装部署（DNS服务）": bind9 on the proxy hosts, resolvers on every host.
 
 The first proxy host is the primary of the zones host.com (every inventory host, as HDSS7-NN, and `dns`) and
-od.com (`dns`, the registry's name on the ops host, extra records from inventory); the other proxy hosts are
+od.com (`dns`, the registry's name on the ops host, extra records from inventory), and of the reverse zones
+of the hosts' addresses (each address back to its host's FQDN, as kubeadm's preflight would like names to
+resolve both ways; the seeds serve none); the other proxy hosts are
 secondaries that transfer the zones, so names keep resolving without the primary. Every host then resolves
 through those servers with search domain host.com.
 
@@ -58,9 +60,12 @@ BIND = {
 
 
 def render_zone(inventory: Inventory, zone: str, serial: int) -> bytes:
+    """A forward zone's A records, or a reverse zone's PTR records (its name server named in the host zone)."""
     dns = inventory.defaults.dns
+    forward = inventory.zones()
     return render("dns/zone.j2", zone=zone, serial=serial, ttl=dns.ttl, record_ttl=dns.record_ttl,
-                  records=inventory.zones()[zone])
+                  domain=zone if zone in forward else inventory.defaults.host_domain,
+                  records=forward.get(zone, {}), pointers=inventory.reverse_zones().get(zone, {}))
 
 
 def zone_serial(content: bytes | None) -> int | None:
@@ -99,13 +104,13 @@ def _server_probes(host: HostModel, inventory: Inventory, primary: bool,
     bind_packages = sorted({p for pl in platforms for p in BIND[pl.family].packages})
     conf_files = sorted({f for pl in platforms for f in (BIND[pl.family].options_conf, BIND[pl.family].zones_conf)})
     # Zone files are always read: their serial and content decide the next serial.
-    zone_files = [f"{BIND[pl.family].zone_dir}/{z}.zone" for pl in platforms for z in inventory.zones()]
+    zone_files = [f"{BIND[pl.family].zone_dir}/{z}.zone" for pl in platforms for z in inventory.zone_names()]
     named = wanted_digests(*(_named_conf_files(host, inventory, pl, primary) for pl in platforms))
     services = sorted({"named", *(d.service for d in dnsmasq.DNSMASQ.values())})
     return [probes.os_info(), probes.packages(bind_packages), probes.services(services),
             probes.files(conf_files + zone_files, read_unless=named),
-            soa_serials(list(inventory.zones()), str(host.address)),
-            soa_serials(list(inventory.zones()), str(inventory.dns_primary.address))]
+            soa_serials(inventory.zone_names(), str(host.address)),
+            soa_serials(inventory.zone_names(), str(inventory.dns_primary.address))]
 
 
 def _named_conf_files(host: HostModel, inventory: Inventory, platform: Platform, primary: bool) -> list[DesiredFile]:
@@ -113,7 +118,7 @@ def _named_conf_files(host: HostModel, inventory: Inventory, platform: Platform,
     listen = str(host.address)
     options = render("dns/options.conf.j2", listen=listen, directory=bind.directory, includes=bind.includes,
                      forwarders=[str(f) for f in host.settings.dns.forwarders], zones_conf=bind.zones_conf)
-    zone_conf = render("dns/zones.conf.j2", primary=primary, zones=list(inventory.zones()), zone_dir=bind.zone_dir,
+    zone_conf = render("dns/zones.conf.j2", primary=primary, zones=inventory.zone_names(), zone_dir=bind.zone_dir,
                        secondaries=[str(h.address) for h in inventory.dns_secondaries],
                        primary_address=str(inventory.dns_primary.address))
     return [DesiredFile(bind.options_conf, options, group=bind.group, validate="named-checkconf {path}"),
@@ -148,7 +153,7 @@ def primary_files(host: HostModel, inventory: Inventory, facts: Facts, platform:
     bind = BIND[platform.family]
     wanted = _named_conf_files(host, inventory, platform, primary=True)
     serials: dict[str, int] = {}
-    for zone in inventory.zones():
+    for zone in inventory.zone_names():
         path = f"{bind.zone_dir}/{zone}.zone"
         current = facts["files"].get(path) and facts["files"][path].content
         in_service = facts[f"soa@{host.address}"].get(zone)

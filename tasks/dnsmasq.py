@@ -1,7 +1,7 @@
 """DNS with dnsmasq on every proxy host, seed 002's "使用dnsmasq" in place of bind9 (`dns.backend: dnsmasq`).
 
 Every proxy host serves the same names on its own address: host.com (every inventory host and `dns`) and od.com
-(`dns`, the registry's name, extra records), from one generated file checked with `dnsmasq --test` before a
+(`dns`, the registry's name, extra records), every host's address back to its FQDN, from one generated file checked with `dnsmasq --test` before a
 restart, put back when dnsmasq does not come up on it. There are no zone transfers and no serials. A host that
 ran bind9 has named stopped and disabled first, so that the two never fight over port 53 (the bind9 stages do
 the same to dnsmasq when the backend goes back).
@@ -43,10 +43,17 @@ def records(inventory: Inventory) -> list[tuple[str, str]]:
             for name, address in named.items()]
 
 
+def pointers(inventory: Inventory) -> list[tuple[str, str]]:
+    """(reverse name, FQDN) for every host's address, as dnsmasq's ptr-record=NAME,TARGET lines take them."""
+    return [(f"{octet}.{zone}", fqdn) for zone, named in inventory.reverse_zones().items()
+            for octet, fqdn in named.items()]
+
+
 def render_conf(host: HostModel, inventory: Inventory) -> bytes:
     dns = inventory.defaults.dns
     return render("dns/dnsmasq.conf.j2", listen=str(host.address), record_ttl=dns.record_ttl,
-                  forwarders=[str(f) for f in dns.forwarders], zones=list(inventory.zones()), records=records(inventory))
+                  forwarders=[str(f) for f in dns.forwarders], zones=inventory.zone_names(), records=records(inventory),
+                  pointers=pointers(inventory))
 
 
 def desired_files(host: HostModel, inventory: Inventory, platform: Platform) -> list[DesiredFile]:

@@ -4,10 +4,10 @@ snapshots were wiped brings back the same CA and never a lower zone serial."""
 
 import re
 
-from tests.e2e.conftest import HOSTS
+from tests.e2e.conftest import HOSTS, decided_outcomes
 
 OPS, PRIMARY, SECONDARY = "hdss7-200", "hdss7-11", "hdss7-12"
-ZONES = ("host.com", "od.com")
+ZONES = ("host.com", "od.com", "7.4.10.in-addr.arpa")
 
 
 def ca_fingerprint(lab) -> str:
@@ -40,7 +40,7 @@ def test_backup_then_wipe_the_ca_the_zones_and_the_snapshots_and_restore_them(co
         assert not [p for p in folder.rglob("*") if p.is_file() and body.encode() in p.read_bytes()]
 
     lab.ssh(OPS, "rm -rf /opt/certs /data/backup/etcd")
-    lab.ssh(PRIMARY, "rm -f /var/lib/bind/host.com.zone /var/lib/bind/od.com.zone")
+    lab.ssh(PRIMARY, "rm -f " + " ".join(f"/var/lib/bind/{zone}.zone" for zone in ZONES))
 
     altered = tmp_path / "altered.age"
     altered.write_bytes(sealed[:-64] + bytes(b ^ 1 for b in sealed[-64:]))
@@ -61,7 +61,7 @@ def test_backup_then_wipe_the_ca_the_zones_and_the_snapshots_and_restore_them(co
     assert lab.ssh(OPS, "stat -c '%a %U' /opt/certs/ca-key.pem").split() == ["600", "root"]
     assert served_serials(lab, PRIMARY) == serials and served_serials(lab, SECONDARY) == serials
     assert "OK" in lab.ssh(OPS, "cd /data/backup/etcd && sha256sum -c snapshot-*.db.sha256")
-    assert {c["outcome"] for c in restored.record["checks"]} == {"passed"}
+    assert decided_outcomes(restored) == {"passed"}
 
     # A zone whose serial moved on since the backup is kept: a serial never goes back.
     lab.ssh(PRIMARY, "sed -i -E 's/^([[:space:]]*)[0-9]+([[:space:]]*; serial)$/\\1" f"{serials['od.com'] + 5}"

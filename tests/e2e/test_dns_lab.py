@@ -17,6 +17,8 @@ def test_names_answer_on_both_servers_and_hosts_ping_each_other(converged):
         assert dig(lab, "hdss7-21.host.com", server) == "10.4.7.21"
         assert dig(lab, "harbor.od.com", server) == "10.4.7.200"
         assert dig(lab, "dns.od.com", server) == "10.4.7.11"
+        assert dig(lab, "200.7.4.10.in-addr.arpa", server, "PTR") == "hdss7-200.host.com."
+    assert lab.ssh("hdss7-22", "getent hosts 10.4.7.21").split()[1] == "hdss7-21.host.com"
     assert "1 received" in lab.ssh("hdss7-21", "ping -c 1 hdss7-200")
     assert serial(lab, "host.com", "10.4.7.12") == serial(lab, "host.com", "10.4.7.11")
 
@@ -47,10 +49,12 @@ def test_a_host_added_to_the_inventory_raises_the_serial_one_step_and_resolves(c
         assert serial(lab, "host.com", "10.4.7.12") == before + 1
         for server in ("10.4.7.11", "10.4.7.12"):
             assert dig(lab, "hdss7-23.host.com", server) == "10.4.7.23"
+            assert dig(lab, "23.7.4.10.in-addr.arpa", server, "PTR") == "hdss7-23.host.com."
     finally:
         back = runbook("--group", "proxy")
         assert back.rc == 0, back
     assert serial(lab, "host.com") == before + 2 and dig(lab, "hdss7-23.host.com", "10.4.7.12") == ""
+    assert dig(lab, "23.7.4.10.in-addr.arpa", "10.4.7.12", "PTR") == ""
 
 
 def test_names_resolve_everywhere_while_the_primary_is_down(converged):

@@ -24,6 +24,7 @@ def test_switching_to_dnsmasq_and_back_stops_the_other_server_and_verifies_green
         assert dig(lab, "hdss7-22.host.com", server) == "10.4.7.22"
         assert dig(lab, "harbor.od.com", server) == "10.4.7.200"
         assert dig(lab, "nosuchhost.host.com", server) == ""  # local to dnsmasq: no answer, not forwarded
+        assert dig(lab, "22.7.4.10.in-addr.arpa", server, "PTR") == "hdss7-22.host.com."
     assert "1 received" in lab.ssh("hdss7-21", "ping -c 1 hdss7-200")
 
     again = runbook("-i", with_dnsmasq, name="dns")

@@ -13,6 +13,7 @@ from tests.unit.host_facts import on_host
 
 INVENTORY = load_inventory(copy_seed_inventory(Path(tempfile.mkdtemp(prefix="gw-test-"))))
 PRIMARY = INVENTORY.dns_primary
+REVERSE = "7.4.10.in-addr.arpa"  # the seeds' 10.4.7.0/24
 DEBIAN = PLATFORMS["debian"]
 
 
@@ -44,13 +45,32 @@ def test_host_zone_holds_every_inventory_host_as_in_the_seeds():
     assert INVENTORY.zones()["od.com"] == {"dns": PRIMARY.address, "harbor": INVENTORY.ops_host.address}
 
 
+def test_every_host_address_resolves_back_to_its_fqdn_from_the_reverse_zone_of_its_network():
+    assert INVENTORY.zone_names() == ["host.com", "od.com", REVERSE]
+    text = render_zone(INVENTORY, REVERSE, 2026112301).decode()
+    assert f"$ORIGIN {REVERSE}." in text and "IN SOA\tdns.host.com. dnsadmin.host.com. (" in text
+    assert "NS   dns.host.com." in text  # out of zone: named-checkzone wants no glue for it
+    for line in ("21                 PTR  hdss7-21.host.com.", "200                PTR  hdss7-200.host.com."):
+        assert line in text
+    assert " A " not in text
+
+
+def test_hosts_in_two_networks_get_a_reverse_zone_each(tmp_path):
+    inventory = copy_seed_inventory(tmp_path)
+    hosts = inventory / "hosts.yaml"
+    hosts.write_text(hosts.read_text().replace("10.4.7.200", "10.4.8.200"))
+    defaults = inventory / "defaults.yaml"
+    defaults.write_text(defaults.read_text().replace("network: 10.4.7.0/24", "network: 10.4.0.0/16"))
+    zones = load_inventory(inventory).reverse_zones()
+    assert zones["8.4.10.in-addr.arpa"] == {"200": "hdss7-200.host.com"} and "200" not in zones[REVERSE]
+
+
 def test_unchanged_zone_keeps_its_serial():
-    current = render_zone(INVENTORY, "host.com", 2026112004)
-    od = render_zone(INVENTORY, "od.com", 2026112004)
-    files = {"/var/lib/bind/host.com.zone": current, "/var/lib/bind/od.com.zone": od}
+    files = {f"/var/lib/bind/{z}.zone": render_zone(INVENTORY, z, 2026112004) for z in INVENTORY.zone_names()}
+    current = files["/var/lib/bind/host.com.zone"]
     wanted, serials = primary_files(PRIMARY, INVENTORY, primary_facts(files, {"host.com": 2026112004}), DEBIAN,
                                     "20261123")
-    assert serials == {"host.com": 2026112004, "od.com": 2026112004}
+    assert serials == {"host.com": 2026112004, "od.com": 2026112004, REVERSE: 2026112004}
     assert next(w for w in wanted if w.path.endswith("host.com.zone")).content == current
 
 
@@ -67,17 +87,18 @@ def test_changed_zone_gets_a_higher_serial_than_file_and_service():
 
 
 def test_a_primary_already_serving_its_zones_gets_no_change_and_says_its_serials():
-    files = {f"/var/lib/bind/{z}.zone": render_zone(INVENTORY, z, 2026112004) for z in ("host.com", "od.com")}
-    serving = {"host.com": 2026112004, "od.com": 2026112004}
+    files = {f"/var/lib/bind/{z}.zone": render_zone(INVENTORY, z, 2026112004) for z in INVENTORY.zone_names()}
+    serving = dict.fromkeys(INVENTORY.zone_names(), 2026112004)
     notes = []
     assert decide_primary(PRIMARY, INVENTORY, primary_facts(files, serving, named_files=True), "20261123", notes) == []
-    assert notes == ["primary of host.com (serial 2026112004), od.com (serial 2026112004)"]
+    assert notes == [f"primary of host.com (serial 2026112004), od.com (serial 2026112004), {REVERSE} (serial "
+                     "2026112004)"]
 
 
 def test_a_primary_with_a_changed_zone_writes_it_then_reloads_and_waits_for_the_new_serial():
-    files = {f"/var/lib/bind/{z}.zone": render_zone(INVENTORY, z, 2026112004) for z in ("host.com", "od.com")}
+    files = {f"/var/lib/bind/{z}.zone": render_zone(INVENTORY, z, 2026112004) for z in INVENTORY.zone_names()}
     files["/var/lib/bind/host.com.zone"] = files["/var/lib/bind/host.com.zone"].replace(b"10.4.7.22", b"10.4.7.99")
-    serving = {"host.com": 2026112004, "od.com": 2026112004}
+    serving = dict.fromkeys(INVENTORY.zone_names(), 2026112004)
     plan = decide_primary(PRIMARY, INVENTORY, primary_facts(files, serving, named_files=True), "20261123", [])
     assert [c.summary for c in plan] == ["update /var/lib/bind/host.com.zone",
                                          "check the configuration and reload named"]
