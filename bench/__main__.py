@@ -13,6 +13,8 @@ runbook processes the way an operator runs them:
   `certs renew` with nothing due (must change nothing), and `certs renew --name client` (one certificate
   issued again and rolled through every etcd member and master, each restarted in turn), `backup`, and
   `restore` of that backup on the same hosts (only its etcd snapshot is written back)
+  --graph adds cold and no-op runs with --order graph (each stage on a host as soon as what it needs has
+  ended), each cold run on hosts recreated the same way, and prints their ratio to pipeline order
 
 Each is repeated (--repeat; cold: --cold-repeat) and the median is reported, with the peak memory (RSS) of
 the runbook process and, from the run record, each stage's wall time (its slowest host). --workers adds no-op
@@ -140,12 +142,18 @@ def bench_hosts(hosts: int, args, work: Path) -> dict:
     print(f"\n== {hosts} hosts", flush=True)
     result: dict = {"hosts": hosts}
     if not args.skip_cold:
-        result["cold"] = measure("cold", "full", [], args.cold_repeat, reports, inventory,
-                                 before_each=lambda: lab("up", "--fresh", inventory=inventory))
+        fresh = lambda: lab("up", "--fresh", inventory=inventory)  # noqa: E731
+        result["cold"] = measure("cold", "full", [], args.cold_repeat, reports, inventory, before_each=fresh)
+        if args.graph:
+            result["cold graph"] = measure("cold graph", "full", ["--order", "graph"], args.cold_repeat, reports,
+                                           inventory, before_each=fresh)
     else:
         lab("up", inventory=inventory)
         timed_run("full", ["-i", str(inventory), "--no-verify"], reports)  # converge first
     result["noop"] = measure("noop", "full", ["--no-verify"], args.repeat, reports, inventory, expect_no_change=True)
+    if args.graph:
+        result["noop graph"] = measure("noop graph", "full", ["--no-verify", "--order", "graph"], args.repeat,
+                                       reports, inventory, expect_no_change=True)
     verify_repeat = args.verify_repeat or args.repeat
     result["noop+v"] = measure("noop+v", "full", [], verify_repeat, reports, inventory, expect_no_change=True)
     result["dry"] = measure("dry", "full", ["--dry-run"], args.repeat, reports, inventory, expect_no_change=True)
@@ -198,6 +206,16 @@ def table(results: list[dict]) -> str:
             got, limit = fifty["noop"]["median_s"], 2 * five["noop"]["median_s"]
             lines.append(f"  noop at 50 hosts {got:.2f}s  target < {limit:.2f}s (twice 5 hosts)  "
                          f"{'met' if got < limit else 'MISSED'}")
+    graphed = [r for r in results if "cold graph" in r or "noop graph" in r]
+    if graphed:
+        lines.append("\nstages as a graph (--order graph) against pipeline order, same lab, same run (target: cold at "
+                     "most 0.7x):")
+        for r in graphed:
+            for kind in ("cold", "noop"):
+                if f"{kind} graph" in r and kind in r:
+                    graph, strict = r[f"{kind} graph"]["median_s"], r[kind]["median_s"]
+                    lines.append(f"  {r['hosts']:>3} hosts, {kind}: graph {graph:.2f}s, pipeline order {strict:.2f}s: "
+                                 f"{graph / strict:.2f}x")
     verbs = [k for k in ("certs", "renew", "renew client", "backup", "restore") if any(k in r for r in results)]
     if verbs:
         lines.append("\nday-two verbs (median wall time):")
@@ -223,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                    "grow with the square of the hosts (each host resolves and pings every other)")
     p.add_argument("--skip-cold", action="store_true", help="no cold runs (hosts are not recreated)")
     p.add_argument("--workers", type=int, nargs="*", default=[], help="also time no-op runs at these num_workers")
+    p.add_argument("--graph", action="store_true", help="also time cold and no-op runs with --order graph, and "
+                   "print their ratio to pipeline order")
     p.add_argument("--profile", action="store_true", help="add a cProfile of one no-op run to the output")
     p.add_argument("--day-two", action="store_true", help="also time certs, certs renew (nothing due), "
                    "certs renew --name client, backup and restore (of that backup, on the same hosts)")

@@ -91,6 +91,9 @@ def parser(description: str, prog: str | None = None) -> argparse.ArgumentParser
     p.add_argument("--change-id", default="", metavar="ID",
                    help="the change ticket this run belongs to, shown in the report")
     p.add_argument("-w", "--workers", type=int, metavar="N", help="hosts worked on at once (default: from the config)")
+    p.add_argument("--order", choices=("pipeline", "graph"), default="pipeline",
+                   help="pipeline: each stage on every host before the next starts (the default); graph: each "
+                        "stage on a host as soon as the stages it needs have ended on every host")
     p.add_argument("--reports", type=Path, metavar="DIR",
                    help="where run folders are written (default: reports/ beside the config file)")
     return p

@@ -48,6 +48,7 @@ class Progress:
         self.heartbeat = heartbeat
         self.lock = threading.RLock()
         self.running: dict[str, Step] = {}  # host -> what it is doing now
+        self.with_stage = False  # name the stage in each host's line (stages overlap when run as a graph)
         self._live: Live | None = None
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
@@ -76,7 +77,8 @@ class Progress:
         report = entry.report
         what = entry.error or (", ".join(c.summary for c in report.changes) if report and report.changes
                                else "; ".join(report.notes if report else []) or "no change")
-        lines = [f"  {entry.host:<12} {self.paint(entry.status, entry.status):<8} {entry.duration:5.1f}s  {what}"]
+        stage = f"{entry.stage:<17} " if self.with_stage else ""
+        lines = [f"  {entry.host:<12} {stage}{self.paint(entry.status, entry.status):<8} {entry.duration:5.1f}s  {what}"]
         if report and report.changes and (self.show_diff or self.record.dry_run):
             lines += ["      " + line for c in report.changes for line in c.diff.rstrip("\n").splitlines()]
         self.say("\n".join(lines))

@@ -1,18 +1,22 @@
-"""Runs stages in pipeline order on Nornir's threaded runner, adding each host's stage to the run record.
+"""Runs stages on Nornir's threaded runner, adding each host's stage to the run record.
 
-Hosts of one stage run in parallel; a host that fails a stage is skipped by the stages after it, and the
-other hosts go on. Connections are opened once per host and reused by every stage of the run.
+In pipeline order (the default), hosts of one stage run in parallel and each stage waits for the one before it
+on every host. As a graph (--order graph), each host goes through its own stages as soon as what each needs
+has ended (groundwork/schedule.py), so independent work of different hosts overlaps. Either way a host that
+fails a stage is skipped by the stages after it, and the other hosts go on. Connections are opened once per
+host and reused by every stage of the run.
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 from nornir.core import Nornir
 from nornir.core.inventory import Host
 from nornir.core.task import Result, Task
-from nornir.plugins.runners import SerialRunner
+from nornir.plugins.runners import SerialRunner, ThreadedRunner
 
 from groundwork import hostkeys
 from groundwork.changes import PlanFailed, StageReport
@@ -22,6 +26,7 @@ from groundwork.inventory import KNOWN_GROUPS, HostModel
 from groundwork.progress import Progress
 from groundwork.record import HostStageRecord, RunRecord
 from groundwork.remote import Remote
+from groundwork.schedule import StageGraph
 from groundwork.stages import Stage
 
 
@@ -74,11 +79,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _stage_task(task: Task, stage: Stage, ctx: RunContext, recorder: "StageRecorder") -> Result:
+    return _stage_on_host(task, stage, ctx, recorder.progress, recorder.failed)
+
+
+def _stage_on_host(task: Task, stage: Stage, ctx: RunContext, progress: Progress, failed_before: list[str]) -> Result:
+    """One host's stage; failed_before: the hosts that failed this stage before this one's turn."""
     host = ctx.inventory.hosts[task.host.name]
-    if stage.serial and stage.stop_at_failure and recorder.failed:
+    if stage.serial and stage.stop_at_failure and failed_before:
         # One at a time means the next host's turn assumes the one before ended well (an etcd member restarted
         # while another is down would cost the cluster its quorum): the stage stops at its first failure.
-        report = StageReport(error=f"not run: {recorder.failed[0]} failed before it, and {stage.name} does its "
+        report = StageReport(error=f"not run: {failed_before[0]} failed before it, and {stage.name} does its "
                                    "hosts one at a time", skipped=True)
         return Result(host=task.host, result=report, transcript=report.transcript())
     remote = None
@@ -86,7 +96,7 @@ def _stage_task(task: Task, stage: Stage, ctx: RunContext, recorder: "StageRecor
         if ctx.host_locks is not None:
             ctx.host_locks.check(host.name)
         remote = Remote.for_task(task, ctx.masker)
-        remote.on_step = lambda what: recorder.progress.doing(host.name, what)
+        remote.on_step = lambda what: progress.doing(host.name, what)
         if (os := ctx.os_of(host.name)) is not None:
             remote.known["os"] = os
         report = stage.execute(remote, host, ctx.for_step(host.name, stage.name)).mask(ctx.masker)
@@ -103,6 +113,12 @@ def _stage_task(task: Task, stage: Stage, ctx: RunContext, recorder: "StageRecor
     report.commands = remote.log if remote else []
     return Result(host=task.host, failed=True, changed=report.changed, diff=report.diff, result=report,
                   exception=None, transcript=report.transcript())
+
+
+def _entry(stage: Stage, host: str, outcome: Result, duration: float) -> HostStageRecord:
+    report: StageReport = outcome.result
+    status = "failed" if outcome.failed else "skipped" if report.skipped else "changed" if report.changed else "ok"
+    return HostStageRecord(host, stage.name, status, duration, report=report, error=report.error)
 
 
 class StageRecorder:
@@ -125,14 +141,9 @@ class StageRecorder:
         self.progress.host_started(host.name, self.stage.name)
 
     def task_instance_completed(self, task: Task, host: Host, result) -> None:
-        outcome: Result = result[0]
-        report: StageReport = outcome.result
-        status = ("failed" if outcome.failed else "skipped" if report.skipped
-                  else "changed" if report.changed else "ok")
-        if status == "failed":
+        entry = _entry(self.stage, host.name, result[0], time.monotonic() - self._started[host.name])
+        if entry.status == "failed":
             self.failed.append(host.name)
-        entry = HostStageRecord(host.name, self.stage.name, status, time.monotonic() - self._started[host.name],
-                                report=report, error=report.error)
         self.record.add(entry)
         self.progress.host_done(entry)
 
@@ -144,12 +155,12 @@ class StageRecorder:
 
 
 def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[HostModel],
-               record: RunRecord, progress: Progress) -> None:
-    """Run each stage on the targeted hosts it applies to, in order, hosts of a stage in parallel. A host that
-    failed a stage is in Nornir's failed hosts, which the stages after it do not run on."""
+               record: RunRecord, progress: Progress, graph: bool = False) -> None:
+    """Run each stage on the targeted hosts it applies to: in pipeline order, hosts of a stage in parallel, or
+    as a graph. A host that failed a stage is in Nornir's failed hosts, which the stages after it do not run on."""
     progress.start()
     try:
-        _run_each(nr, stages, ctx, targets, record, progress)
+        (_run_graph if graph else _run_each)(nr, stages, ctx, targets, record, progress)
     finally:
         progress.stop()
 
@@ -180,3 +191,51 @@ def _run_each(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[Ho
                                                            recorder=recorder, name=stage.name)
         if progress.verbose:
             progress.nornir_results(results)
+
+
+def _run_graph(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[HostModel], record: RunRecord,
+               progress: Progress) -> None:
+    hosts = order_hosts(targets)
+    graph = StageGraph.of(stages, hosts, ctx.inventory)
+    names = [h.name for h in hosts if graph.pending[h.name]]
+    if not names:
+        return
+    # Every host has a thread of its own, which mostly waits (for what its next stage needs, or on SSH): a
+    # thread waiting for a worker would never come. The workers setting bounds the hosts working at once.
+    workers = threading.BoundedSemaphore(nr.runner.num_workers if isinstance(nr.runner, ThreadedRunner) else 1)
+    progress.say(f"\n== {len(stages)} stage(s) on {len(names)} host(s), each stage on a host as soon as what it "
+                 "needs has ended (--order graph)")
+    progress.with_stage = True
+    hosts_nr = nr.filter(filter_func=lambda h: h.name in names).with_runner(ThreadedRunner(num_workers=len(names)))
+    already_failed = set(nr.data.failed_hosts)
+    hosts_nr.run(task=_walk_host, graph=graph, ctx=ctx, record=record, progress=progress, workers=workers,
+                 already_failed=already_failed, name="stages")
+    for name in {e.host for e in record.entries if e.status == "failed"}:
+        nr.data.failed_hosts.add(name)
+    with record._lock:
+        record.entries.sort(key=graph.order_key([h.name for h in hosts]))
+
+
+def _walk_host(task: Task, graph: StageGraph, ctx: RunContext, record: RunRecord, progress: Progress,
+               workers: threading.BoundedSemaphore, already_failed: set[str]) -> Result:
+    """One host's stages, each when the graph lets it start; after a failure, the rest are skipped."""
+    name = task.host.name
+    failed = name in already_failed
+    while (stage := graph.take(name)) is not None:
+        failed_here = False
+        if ctx.stop.is_set():
+            record.add(HostStageRecord(name, stage.name, "skipped", 0.0, error="not run: the run was interrupted"))
+        elif failed:
+            record.add(entry := HostStageRecord(name, stage.name, "skipped", 0.0, error="failed in an earlier stage"))
+            progress.host_done(entry)
+        else:
+            with workers:
+                started = time.monotonic()
+                progress.host_started(name, stage.name)
+                outcome = _stage_on_host(task, stage, ctx, progress, graph.failed_before(stage, name))
+                entry = _entry(stage, name, outcome, time.monotonic() - started)
+            failed = failed_here = entry.status == "failed"
+            record.add(entry)
+            progress.host_done(entry)
+        graph.end(stage, name, failed=failed_here)
+    return Result(host=task.host)

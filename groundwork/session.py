@@ -142,7 +142,8 @@ class RunSession:
         self.ctx.stop.set()
 
     def execute(self) -> None:
-        run_stages(self.nr, self.stages, self.ctx, self.targets, self.record, self.progress)
+        run_stages(self.nr, self.stages, self.ctx, self.targets, self.record, self.progress,
+                   graph=getattr(self.args, "order", "pipeline") == "graph")
         conclude = getattr(self.args, "gw_conclude", None)
         if conclude is not None and not (self.args.dry_run or self.ctx.stop.is_set()):
             for line in conclude(self.args, self.ctx, self.record):

@@ -45,6 +45,10 @@ class Stage:
     # A serial stage stops at its first failing host (etcd: the next restart could cost the quorum); without,
     # the hosts after it still get their turn (keepalived: the next proxy host then takes the VIP).
     stop_at_failure: bool = True
+    # The stages that must have ended on every host they run on before this one starts on any (run with
+    # --order graph; each named stage comes before this one in the pipeline). None: every stage before it in
+    # the run, as in pipeline order.
+    needs: tuple[str, ...] | None = None
 
     def execute(self, remote: "Remote", host: "HostModel", ctx: RunContext) -> StageReport:
         """What the runner does for one host."""

@@ -150,6 +150,7 @@ def decide_replace(host: HostModel, facts: Facts, ctx: RunContext, notes: list[s
 
 
 STAGE = Stage(name="ca", title="certificate authority", groups=("ops",),
+              needs=("host_prep",),
               probes=lambda host, ctx: stage_probes(host.settings.ca),
               read_secrets=lambda host, facts, ctx: key_read(host.settings.ca, facts),
               decide=lambda host, facts, ctx, notes: decide(host, facts, notes))

@@ -262,15 +262,18 @@ def _is_secondary(host: HostModel, inventory: Inventory) -> bool:
 
 
 PRIMARY = Stage(name="dns_primary", title="bind9 primary", groups=("proxy",), select=_is_primary, checks="test_dns.py",
+                needs=("host_prep",),
                 probes=lambda host, ctx: _server_probes(host, ctx.inventory, True, ctx.family(host.name)),
                 # a zone's new serial takes the plan's date
                 decide=lambda host, facts, ctx, notes: decide_primary(host, ctx.inventory, facts,
                                                                       ctx.plan_time.strftime("%Y%m%d"), notes))
 SECONDARIES = Stage(name="dns_secondary", title="bind9 secondaries", groups=("proxy",), select=_is_secondary,
+                    needs=("host_prep", "dns_primary"),
                     checks="test_dns.py",
                     probes=lambda host, ctx: _server_probes(host, ctx.inventory, False, ctx.family(host.name)),
                     decide=lambda host, facts, ctx, notes: decide_secondary(host, ctx.inventory, facts, notes))
 RESOLVERS = Stage(name="resolver", title="resolvers through the DNS servers", groups=None, checks="test_dns.py",
+                  needs=("host_prep", "dns_primary", "dns_secondary", "dnsmasq"),
                   probes=lambda host, ctx: resolver_probes(dns_servers(ctx.inventory), host.settings.host_domain),
                   decide=lambda host, facts, ctx, notes: decide_resolver(host, dns_servers(ctx.inventory), facts),
                   notes=lambda host, ctx: [f"resolves through {', '.join(dns_servers(ctx.inventory))}, search "

@@ -97,6 +97,7 @@ def _backend_is_dnsmasq(host: HostModel, inventory: Inventory) -> bool:
 
 
 STAGE = Stage(name="dnsmasq", title="dnsmasq on every proxy host", groups=("proxy",),
+              needs=("host_prep",),
               select=_backend_is_dnsmasq, checks="test_dns.py",
               probes=lambda host, ctx: server_probes(host, ctx.inventory),
               decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts),

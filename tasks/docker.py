@@ -96,5 +96,6 @@ def notes(host: HostModel) -> list[str]:
 
 
 STAGE = Stage(name="docker", title="docker with the seeds' daemon.json", groups=("master_compute", "ops"),
+              needs=("host_prep",),
               probes=lambda host, ctx: stage_probes(host, ctx.family(host.name)),
               decide=lambda host, facts, ctx, said: decide(host, facts), notes=lambda host, ctx: notes(host))

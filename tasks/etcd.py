@@ -390,11 +390,13 @@ def _activation(host: HostModel, inventory: Inventory, service: str, wait_for_cl
 
 
 CERTS = Stage(name="etcd_certs", title="etcd's certificates from the CA", groups=("ops",), checks="test_etcd.py",
+              needs=("host_prep", "ca"),
               select=lambda host, inventory: bool(inventory.group_members("etcd")),
               probes=lambda host, ctx: [probes.contents(certs_wanted(host), sensitive=True)],
               read_secrets=lambda host, facts, ctx: pki.key_texts(facts["contents"]),
               decide=decide_certs_step, hand_off=hand_certs)
 MEMBERS = Stage(name="etcd", title="etcd cluster, one member at a time", groups=("etcd",), serial=True,
+                needs=("host_prep", "time_sync", "etcd_certs"),
                 handed_secrets=lambda host, ctx: pki.key_texts(ctx.handoff.get(HANDOFF) or {}),
                 probes=lambda host, ctx: stage_probes(host, ctx.inventory, ctx.handoff.get(HANDOFF) or {},
                                                       ctx.family(host.name)),

@@ -141,5 +141,6 @@ def kernel_changes(host: HostModel, facts: Facts) -> list[Change]:
 
 
 STAGE = Stage(name="host_prep", title="host preparation", groups=None,
+              needs=(),
               probes=lambda host, ctx: stage_probes(host, ctx.family(host.name)),
               decide=lambda host, facts, ctx, notes: decide(host, facts, notes))

@@ -148,5 +148,6 @@ def decide_step(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]
 
 
 STAGE = Stage(name="k8s_binaries", title="Kubernetes server binaries and kubectl", groups=("master_compute",),
+              needs=("host_prep",),
               select=k8s_stage_applies, checks="test_kubernetes.py",
               probes=lambda host, ctx: stage_probes(host, ctx.family(host.name)), decide=decide_step)

@@ -66,6 +66,7 @@ def decide_step(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]
 
 
 STAGE = Stage(name="k8s_certs", title="Kubernetes' certificates from the CA", groups=("ops",),
+              needs=("host_prep", "ca"),
               select=k8s_stage_applies, checks="test_kubernetes.py",
               probes=lambda host, ctx: [probes.contents(wanted(host, ctx.inventory), sensitive=True)],
               read_secrets=lambda host, facts, ctx: pki.key_texts(facts["contents"]),

@@ -133,6 +133,7 @@ def handed(ctx: RunContext) -> tuple[dict[str, bytes] | None, bool]:
 
 
 STAGE = Stage(name="k8s_control_plane", title="apiserver, controller-manager and scheduler, one master at a time",
+              needs=("host_prep", "etcd", "vip", "k8s_certs", "k8s_binaries"),
               groups=("master_compute",), select=k8s_stage_applies, serial=True, checks="test_kubernetes.py",
               handed_secrets=lambda host, ctx: pki.key_texts(handed(ctx)[0] or {}),
               probes=lambda host, ctx: stage_probes(host, ctx.inventory, handed(ctx)[0] or _EMPTY),

@@ -133,6 +133,8 @@ def handed(host: HostModel, ctx: RunContext) -> tuple[dict[str, bytes] | None, b
 
 
 STAGE = Stage(name="k8s_node", title="kubelet and kube-proxy on every node", groups=("master_compute",),
+              needs=("host_prep", "resolver", "docker", "k8s_certs", "k8s_images", "k8s_binaries", "vip",
+                     "k8s_control_plane", "pod_network"),
               select=k8s_stage_applies, secrets=frozenset({"registry_password"}), checks="test_kubernetes.py",
               handed_secrets=lambda host, ctx: pki.key_texts(handed(host, ctx)[0] or {}),
               probes=lambda host, ctx: stage_probes(host, ctx.inventory, handed(host, ctx)[0] or _EMPTY),

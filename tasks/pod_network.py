@@ -88,6 +88,7 @@ def stage_probes(host: HostModel, inventory: Inventory) -> list[probes.Probe]:
 
 
 STAGE = Stage(name="pod_network", title="routes between the nodes' pod subnets (host-gw)", groups=("master_compute",),
+              needs=("host_prep", "docker"),
               select=k8s_stage_applies, checks="test_kubernetes.py",
               probes=lambda host, ctx: stage_probes(host, ctx.inventory),
               decide=lambda host, facts, ctx, notes: decide(host, ctx.inventory, facts, notes),

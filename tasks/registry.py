@@ -268,6 +268,7 @@ def _harbor_yml_changes(host: HostModel, reg: Registry, facts: Facts, unpacked: 
 
 
 STAGE = Stage(name="registry", title="registry behind nginx at harbor.od.com", groups=("ops",),
+              needs=("host_prep", "docker", "resolver"),
               secrets=frozenset({"registry_password"}),
               probes=lambda host, ctx: stage_probes(host, ctx.secrets["registry_password"]),
               read_secrets=derived_secrets, notes=notes,

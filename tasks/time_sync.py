@@ -129,8 +129,8 @@ def notes(host: HostModel, inventory: Inventory) -> list[str]:
     return said
 
 
-def _stage(name: str, title: str, groups: tuple[str, ...] | None, select=None) -> Stage:
-    return Stage(name=name, title=title, groups=groups, checks="test_time_sync.py",
+def _stage(name: str, title: str, groups: tuple[str, ...] | None, needs: tuple[str, ...], select=None) -> Stage:
+    return Stage(name=name, title=title, groups=groups, checks="test_time_sync.py", needs=needs,
                  probes=lambda host, ctx: stage_probes(host, ctx.inventory, ctx.family(host.name)),
                  decide=lambda host, facts, ctx, said: decide(host, ctx.inventory, facts),
                  notes=lambda host, ctx: notes(host, ctx.inventory),
@@ -138,6 +138,6 @@ def _stage(name: str, title: str, groups: tuple[str, ...] | None, select=None) -
 
 
 # The server first: the others wait for it to answer when they restart.
-STAGES = [_stage("time_server", "chrony on the ops host, serving time to the platform", ("ops",)),
+STAGES = [_stage("time_server", "chrony on the ops host, serving time to the platform", ("ops",), ("host_prep",)),
           _stage("time_sync", "chrony on every other host, following the ops host", None,
-                 select=lambda host: not is_server(host))]
+                 ("host_prep", "time_server"), select=lambda host: not is_server(host))]
