@@ -5,6 +5,7 @@ hdss7-23, hdss7-24, ... on the same network), brings the lab to exactly those ho
 runbook processes the way an operator runs them:
 
   cold     runbooks/full.py on freshly recreated hosts (every package installed, every file written)
+  floor    bench/floor.py: Python and the imports of a runbook, one SSH login and one round trip per host
   noop     runbooks/full.py --no-verify on converged hosts; must report 0 hosts changed, else the bench fails
   noop+v   runbooks/full.py on converged hosts, verification pass included
   dry      runbooks/full.py --dry-run
@@ -125,6 +126,20 @@ def measure(name: str, runbook: str, args: list[str], repeat: int, reports: Path
             "failed_checks": [r["failed_checks"] for r in runs]}
 
 
+def measure_floor(inventory: Path, repeat: int) -> dict:
+    """The floor under a no-op (bench/floor.py): Python and the imports, one SSH login and one round trip per host."""
+    walls = []
+    for i in range(repeat):
+        started = time.perf_counter()
+        done = subprocess.run([PYTHON, "-m", "bench.floor", "-i", str(inventory)], cwd=PROJECT, capture_output=True,
+                              text=True)
+        walls.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            raise SystemExit(f"bench: the floor run {i + 1} exited {done.returncode}:\n{done.stderr[-3000:]}")
+        print(f"  {'floor':<8} run {i + 1}/{repeat}: {walls[-1]:.2f}s", flush=True)
+    return {"median_s": statistics.median(walls), "runs_s": [round(w, 3) for w in walls]}
+
+
 def profile_noop(inventory: Path, reports: Path, top: int = 18) -> str:
     """Where a no-op run's time goes: cProfile of runbooks/full.py --no-verify, by cumulative time."""
     out = reports / "noop.prof"
@@ -150,6 +165,7 @@ def bench_hosts(hosts: int, args, work: Path) -> dict:
     else:
         lab("up", inventory=inventory)
         timed_run("full", ["-i", str(inventory), "--no-verify"], reports)  # converge first
+    result["floor"] = measure_floor(inventory, args.repeat)
     result["noop"] = measure("noop", "full", ["--no-verify"], args.repeat, reports, inventory, expect_no_change=True)
     if args.graph:
         result["noop graph"] = measure("noop graph", "full", ["--no-verify", "--order", "graph"], args.repeat,
@@ -222,6 +238,13 @@ def table(results: list[dict]) -> str:
         for r in results:
             lines.append(f"  {r['hosts']:>3} hosts: " + ", ".join(f"{k} {r[k]['median_s']:.2f}s" for k in verbs
                                                                 if k in r))
+    lines.append("\nno-op against its floor (Python and imports, one SSH login and one round trip per host; "
+                 "target: within 0.5 s):")
+    for r in results:
+        if "floor" in r:
+            gap = r["noop"]["median_s"] - r["floor"]["median_s"]
+            lines.append(f"  {r['hosts']:>3} hosts: no-op {r['noop']['median_s']:.2f}s, floor {r['floor']['median_s']:.2f}s, "
+                         f"{gap:.2f}s above it")
     lines.append("\nno-op: CPU time of the runbook process itself (the rest is waiting on the hosts):")
     for r in results:
         lines.append(f"  {r['hosts']:>3} hosts: {r['noop'].get('cpu_s', 0):.2f}s CPU of {r['noop']['median_s']:.2f}s")

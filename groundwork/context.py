@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from groundwork.facts import OsInfo
+    from groundwork.facts import GatherCache, OsInfo
     from groundwork.hostlock import HostLocks
     from groundwork.inventory import Inventory
     from groundwork.remote import Masker
@@ -48,6 +48,8 @@ class RunContext:
     # The run's locks on its hosts (hostlock.HostLocks): no stage works on a host this run has not locked.
     host_locks: "HostLocks | None" = None
     renewal: Renewal = field(default_factory=Renewal)
+    # Every stage's facts, read on each host in one round trip at the run's start (runner.run_stages).
+    gather_cache: "GatherCache | None" = None
 
     def os_of(self, host: str) -> "OsInfo | None":
         """The host's OS, read with its lock before any stage; None when not known."""

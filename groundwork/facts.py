@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -53,7 +54,8 @@ def gather_input(probes: list[Probe]) -> bytes:
     return b"".join(p.input for p in probes)
 
 
-def parse_gathered(probes: list[Probe], output: str) -> Facts:
+def gathered_sections(output: str) -> dict[str, str]:
+    """What each probe of a gather printed: probe key -> its text."""
     sections: dict[str, str] = {}
     current = None
     lines: list[str] = []
@@ -64,12 +66,68 @@ def parse_gathered(probes: list[Probe], output: str) -> Facts:
             current, lines = line[len(MARK):], []
         else:
             lines.append(line)
+    return sections
+
+
+def parse_gathered(probes: list[Probe], output: str | dict[str, str]) -> Facts:
+    sections = gathered_sections(output) if isinstance(output, str) else output
     facts = Facts()
     for probe in probes:
         if probe.key not in sections:
             raise ValueError(f"probe {probe.key!r} printed nothing; output was cut short")
         facts[probe.key] = probe.parse(sections[probe.key])
     return facts
+
+
+class GatherCache:
+    """What each host's probes printed, read for every stage of a run in one round trip per host at its start.
+
+    A stage's gather takes from here what a probe identical in script and input printed, and runs only the
+    rest. As soon as any host runs anything but a gather (a change, a wait), every host's texts are forgotten:
+    a change may alter what another host's probe reads of it (a secondary asks the primary for its serials), so
+    from then on every stage gathers live, as without the cache. A no-op run or a dry run reads each host once.
+    """
+
+    def __init__(self) -> None:
+        self._texts: dict[str, dict[tuple[str, str, bytes], str]] = {}
+        self._lock = threading.Lock()
+        self.generation = 0  # how many times forgotten: a gather under way across a forget is not kept
+        self._first_log: dict[str, list] = {}
+
+    @staticmethod
+    def _identity(probe: Probe) -> tuple[str, str, bytes]:
+        return probe.key, probe.script, probe.input
+
+    def keep(self, host: str, probes: list[Probe], sections: dict[str, str], generation: int) -> None:
+        """Keep what a gather begun at `generation` read, unless a forget came since it began."""
+        with self._lock:
+            if generation != self.generation:
+                return
+            texts = self._texts.setdefault(host, {})
+            texts.update({self._identity(p): sections[p.key] for p in probes if p.key in sections})
+
+    def keep_first(self, host: str, texts: dict[tuple[str, str, bytes], str], log: list) -> None:
+        """The run's first gather on a host: each probe's text by its identity, and the command that read them
+        (the host's first stage carries it into the run record)."""
+        with self._lock:
+            self._texts.setdefault(host, {}).update(texts)
+            self._first_log[host] = log
+
+    def first_log(self, host: str) -> list:
+        """The command of the host's first gather, once: for the first stage to carry."""
+        with self._lock:
+            return self._first_log.pop(host, [])
+
+    def take(self, host: str, probes: list[Probe]) -> dict[str, str]:
+        """probe key -> its text, for the probes kept for this host."""
+        with self._lock:
+            texts = self._texts.get(host, {})
+            return {p.key: texts[self._identity(p)] for p in probes if self._identity(p) in texts}
+
+    def forget(self) -> None:
+        with self._lock:
+            self._texts.clear()
+            self.generation += 1
 
 
 def _q(values: list[str]) -> str:

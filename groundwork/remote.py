@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from nornir.core.inventory import Host
     from nornir.core.task import Task
 
-    from groundwork.facts import Facts, Probe
+    from groundwork.facts import Facts, GatherCache, Probe
 
 BACKUP_DIR = "/var/backups/groundwork"
 BACKUPS_KEPT = 10
@@ -174,6 +174,9 @@ class Remote:
     on_step: Callable[[str], None] | None = None
     # Facts the run knows already (the OS, read with the host's lock): a gather takes them from here.
     known: dict[str, Any] = field(default_factory=dict)
+    # The run's first gather, kept for every stage (facts.GatherCache), and this host's name in it.
+    cache: "GatherCache | None" = None
+    host_name: str = ""
 
     @classmethod
     def for_host(cls, host: "Host", config: "Config", masker: Masker | None = None) -> "Remote":
@@ -209,11 +212,14 @@ class Remote:
         return f"sudo -n -- sh -c {shlex.quote(script)}", None
 
     def run(self, command: str, *, stdin: bytes = b"", check: bool = True, timeout: float | None = None,
-            what: str = "", sensitive_output: bool = False) -> CommandResult:
+            what: str = "", sensitive_output: bool = False, reads_only: bool = False) -> CommandResult:
         """Run a shell command; with check, raise RemoteError unless it exits 0.
 
         sensitive_output: the output (a key being read) goes to the caller only, never into the log.
+        reads_only: a gather, which changes nothing; anything else makes the run's kept gather stale.
         """
+        if self.cache is not None and not reads_only:
+            self.cache.forget()
         wrapped, handshake = self._wrap(command)
         if self.on_step is not None:
             self.on_step(self.masker(what or command))
@@ -384,13 +390,20 @@ class Remote:
 
     def gather(self, probes: Iterable["Probe"], sensitive: bool = False) -> "Facts":
         """Run every probe in one round trip and parse what each printed."""
-        from groundwork.facts import gather_input, gather_script, parse_gathered
+        from groundwork.facts import gather_input, gather_script, gathered_sections, parse_gathered
 
         probes = list(probes)
         known = {p.key: self.known[p.key] for p in probes if p.key in self.known}
         probes = [p for p in probes if p.key not in known]
-        out = self.run(gather_script(probes), stdin=gather_input(probes), what="gathering facts",
-                       sensitive_output=sensitive or any(p.sensitive for p in probes)).stdout
-        facts = parse_gathered(probes, out)
+        sections = self.cache.take(self.host_name, probes) if self.cache is not None else {}
+        if missing := [p for p in probes if p.key not in sections]:
+            generation = self.cache.generation if self.cache is not None else 0
+            out = self.run(gather_script(missing), stdin=gather_input(missing), what="gathering facts",
+                           sensitive_output=sensitive or any(p.sensitive for p in missing), reads_only=True).stdout
+            read = gathered_sections(out)
+            if self.cache is not None:
+                self.cache.keep(self.host_name, missing, read, generation)
+            sections.update(read)
+        facts = parse_gathered(probes, sections)
         facts.update(known)
         return facts

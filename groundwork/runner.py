@@ -12,6 +12,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from nornir.core import Nornir
 from nornir.core.inventory import Host
@@ -21,6 +23,7 @@ from nornir.plugins.runners import SerialRunner, ThreadedRunner
 from groundwork import hostkeys
 from groundwork.changes import PlanFailed, StageReport
 from groundwork.context import RunContext
+from groundwork.facts import GatherCache, Probe, gather_input, gather_script, gathered_sections
 from groundwork.hostlock import NotLocked
 from groundwork.inventory import KNOWN_GROUPS, HostModel
 from groundwork.progress import Progress
@@ -96,6 +99,9 @@ def _stage_on_host(task: Task, stage: Stage, ctx: RunContext, progress: Progress
         if ctx.host_locks is not None:
             ctx.host_locks.check(host.name)
         remote = Remote.for_task(task, ctx.masker)
+        remote.cache, remote.host_name = ctx.gather_cache, host.name
+        if ctx.gather_cache is not None:
+            remote.log.extend(ctx.gather_cache.first_log(host.name))
         remote.on_step = lambda what: progress.doing(host.name, what)
         if (os := ctx.os_of(host.name)) is not None:
             remote.known["os"] = os
@@ -160,9 +166,46 @@ def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
     as a graph. A host that failed a stage is in Nornir's failed hosts, which the stages after it do not run on."""
     progress.start()
     try:
+        ctx = replace(ctx, gather_cache=GatherCache())
+        gather_first(nr, stages, ctx, targets)
         (_run_graph if graph else _run_each)(nr, stages, ctx, targets, record, progress)
     finally:
         progress.stop()
+
+
+def gather_first(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[HostModel]) -> None:
+    """Every stage's probes on every host in one round trip per host, kept in ctx.gather_cache for the stages'
+    own gathers (facts.GatherCache). Probes that depend on what an earlier stage hands over are read again by
+    their stage; a host that cannot be read now is left to its stages, which say why."""
+    def gather(host: HostModel) -> None:
+        wanted: dict[tuple[str, str, bytes], Probe] = {}
+        for stage in stages:
+            if stage.applies_to(host, ctx.inventory):
+                try:
+                    for probe in stage.probes(host, ctx.for_step(host.name, stage.name)):
+                        wanted.setdefault((probe.key, probe.script, probe.input), probe)
+                except Exception:  # noqa: BLE001 - its stage computes them again and fails there if it must
+                    continue
+        if not wanted:
+            return
+        # Two stages may name different probes alike ("files"): in this gather each has a key of its own.
+        renamed = [replace(p, key=f"p{i}") for i, p in enumerate(wanted.values())]
+        try:
+            if ctx.host_locks is not None:
+                ctx.host_locks.check(host.name)
+            remote = Remote.for_host(nr.inventory.hosts[host.name], nr.config, ctx.masker)
+            generation = ctx.gather_cache.generation
+            out = remote.run(gather_script(renamed), stdin=gather_input(renamed), what="gathering every stage's facts",
+                             sensitive_output=any(p.sensitive for p in renamed), reads_only=True).stdout
+        except Exception:  # noqa: BLE001 - not locked, unreachable: its stages say so
+            return
+        sections = gathered_sections(out)
+        if generation == ctx.gather_cache.generation:
+            ctx.gather_cache.keep_first(host.name, {identity: sections[p.key] for identity, p in zip(wanted, renamed)
+                                                    if p.key in sections}, remote.log)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(64, len(targets)))) as pool:
+        list(pool.map(gather, targets))
 
 
 def _run_each(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[HostModel], record: RunRecord,
