@@ -20,23 +20,30 @@ def mesh(host, session) -> str:
 
 
 def mesh_script(host, inventory) -> str:
-    """From this host, for every other host at once (one background job each, three programs in it: two
-    getent and one ping): its FQDN and short name resolved, and ping to the address the short name resolved to
-    (the inventory's address when it did not), each with one retry: one answer lost while every host of a
-    large inventory asks at once is load, not a fault. One line per peer:
-    `peer NAME fqdn=ADDRESS short=ADDRESS ping=ok|none`."""
-    jobs = []
-    for peer in (h for h in inventory.hosts.values() if h.name != host.name):
-        fqdn, name, address = quote(peer.fqdn), quote(peer.name), quote(str(peer.address))
-
-        def resolve(var: str, what: str) -> str:
-            lookup = LOOKUP.format(what)
-            return (f"{var}=$({lookup}); [ -n \"${var}\" ] || {{ sleep 1; {var}=$({lookup}); }}; "
-                    f"{var}=${{{var}%%[ \t]*}}; ")
-        jobs.append(f"( {resolve('f', fqdn)}{resolve('s', name)}t=${{s:-{address}}}; "
-                    "if ping -c 1 -W 2 \"$t\" >/dev/null 2>&1 || ping -c 1 -W 2 \"$t\" >/dev/null 2>&1; "
-                    f"then p=ok; else p=none; fi; echo \"peer {name} fqdn=$f short=$s ping=$p\" ) & ")
-    return "".join(jobs) + "wait"
+    """From this host, for every other host: its FQDN and short name resolved, and ping to its address, one
+    line per peer: `peer NAME fqdn=ADDRESS short=ADDRESS ping=ok|none`. Cheap on each host, since every host
+    runs it at once: one getent for all FQDNs and one for all short names (a name missing from either is
+    then looked up on its own, with one retry: an answer lost while every host of a large inventory asks at
+    once is load, not a fault), and a ping per peer in parallel, with one retry."""
+    peers = [h for h in inventory.hosts.values() if h.name != host.name]
+    if not peers:
+        return "true"
+    names, fqdns, addresses = ([str(value) for value in values] for values in
+                               zip(*((p.name, p.fqdn, p.address) for p in peers)))
+    args = lambda values: " ".join(map(quote, values))  # noqa: E731
+    # getent prints the canonical name on the first line of each name it found, and only there: one address
+    # per name, in the order asked, when it found them all.
+    resolve = ("resolve() { out=$(getent ahostsv4 \"$@\") && { printf '%s\\n' \"$out\" | awk 'NF == 3 {print $1}'; "
+               "return; }; for n in \"$@\"; do a=$(getent ahostsv4 \"$n\" || { sleep 1; getent ahostsv4 \"$n\"; }); "
+               "echo \"${a%%[ \t]*}\"; done; }; ")
+    ping = ("for a in " + args(addresses) + "; do { ping -c 1 -W 2 \"$a\" >/dev/null 2>&1 || ping -c 1 -W 2 \"$a\" "
+            ">/dev/null 2>&1; } && echo \"$a ok\" || echo \"$a none\" & done; wait")
+    join = ("awk -v f=\"$F\" -v s=\"$S\" -v p=\"$P\" -v names=" + quote(" ".join(names)) + " -v addresses=" + quote(" ".join(addresses))
+            + " 'BEGIN { split(f, F, \"\\n\"); split(s, S, \"\\n\"); n = split(names, N, \" \"); "
+            "split(addresses, A, \" \"); m = split(p, P, \"\\n\"); for (i = 1; i <= m; i++) { split(P[i], x, \" \"); "
+            "answer[x[1]] = x[2] }; for (i = 1; i <= n; i++) print \"peer\", N[i], \"fqdn=\" F[i], \"short=\" S[i], "
+            "\"ping=\" (A[i] in answer ? answer[A[i]] : \"none\") }'")
+    return f"{resolve}F=$(resolve {args(fqdns)}); S=$(resolve {args(names)}); P=$({ping}); {join}"
 
 
 def mesh_problems(host, inventory, output: str) -> list[str]:

@@ -233,3 +233,32 @@ def test_the_every_node_check_fails_when_a_node_is_missing_or_not_ready(inventor
         check(inventory.ops_host, HostThatLacks({"get nodes": (0, nodes(("hdss7-21.host.com", "True"),
                                                                          ("hdss7-22.host.com", "Unknown")))}),
               inventory)
+
+
+def test_the_mesh_script_itself_maps_each_peer_to_its_lookups_and_ping(inventory, tmp_path):
+    """The script as a host runs it, with stand-ins for getent (ahostsv4 as glibc prints it: the canonical name
+    on each name's first line only) and ping on its PATH: hdss7-22's FQDN is unknown, so every name is looked
+    up again on its own, and 10.4.7.200 does not answer."""
+    import os
+    import subprocess
+
+    from groundwork.checks.test_dns import mesh_problems, mesh_script
+    known = {h.fqdn: str(h.address) for h in inventory.hosts.values() if h.name != "hdss7-22"}
+    known.update({h.name: str(h.address) for h in inventory.hosts.values()})
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    table = " ".join(f"{name}={address}" for name, address in known.items())
+    (bin_dir / "getent").write_text(
+        "#!/bin/sh\nshift; rc=0; for n in \"$@\"; do found=; for kv in " + table + "; do "
+        "[ \"${kv%%=*}\" = \"$n\" ] && found=${kv#*=}; done; if [ -n \"$found\" ]; then "
+        "printf '%s STREAM %s\\n%s DGRAM\\n%s RAW\\n' \"$found\" \"$n\" \"$found\" \"$found\"; else rc=2; fi; done; exit $rc\n")
+    (bin_dir / "ping").write_text("#!/bin/sh\nfor a; do :; done; [ \"$a\" != 10.4.7.200 ]\n")
+    (bin_dir / "sleep").write_text("#!/bin/sh\n")
+    for tool in ("getent", "ping", "sleep"):
+        (bin_dir / tool).chmod(0o755)
+    host = inventory.hosts["hdss7-21"]
+    out = subprocess.run(["sh", "-c", mesh_script(host, inventory)], capture_output=True, text=True,
+                         env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}).stdout
+    assert "peer hdss7-11 fqdn=10.4.7.11 short=10.4.7.11 ping=ok" in out.splitlines()
+    assert mesh_problems(host, inventory, out) == ["hdss7-22.host.com resolves to nothing, not 10.4.7.22",
+                                                   "ping hdss7-200 (10.4.7.200) gets no answer"]
