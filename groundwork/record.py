@@ -45,6 +45,11 @@ class RunRecord:
                 with open(self.journal, "a") as journal:
                     journal.write(json.dumps(entry_dict(entry)) + "\n")
 
+    def sort(self, key) -> None:
+        """Put the entries in another order (a graph run's into pipeline order); the journal keeps its own."""
+        with self._lock:
+            self.entries.sort(key=key)
+
     def counts(self, host: str) -> dict[str, int]:
         counts = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
         for e in self.entries:

@@ -255,8 +255,7 @@ def _run_graph(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
                  already_failed=already_failed, name="stages")
     for name in {e.host for e in record.entries if e.status == "failed"}:
         nr.data.failed_hosts.add(name)
-    with record._lock:
-        record.entries.sort(key=graph.order_key([h.name for h in hosts]))
+    record.sort(graph.order_key([h.name for h in hosts]))
 
 
 def _walk_host(task: Task, graph: StageGraph, ctx: RunContext, record: RunRecord, progress: Progress,
