@@ -70,6 +70,12 @@ def test_remove_a_master_and_member_add_a_new_one_then_put_the_first_back(conver
         shutil.rmtree(lab_module.LAB_DIR / "hosts" / NEW, ignore_errors=True)
     retire_new_host()
     request.addfinalizer(retire_new_host)
+    put_back = []
+
+    def put_the_lab_back() -> None:  # a failure below must not leave hdss7-23 a member for the tests after this
+        if not put_back:
+            runbook(NEW, "--confirm", name="remove_host")
+    request.addfinalizer(put_the_lab_back)  # runs before retire_new_host: the member goes while it answers
     lab_command("-i", grown, "up")  # boots the new host from the base image; the running ones are left alone
     added = runbook("-i", grown)
     assert added.rc == 0, added
@@ -83,7 +89,11 @@ def test_remove_a_master_and_member_add_a_new_one_then_put_the_first_back(conver
     # On the other hosts only what names the new host changes: its records on the primary, the proxies'
     # backends, the CA host's certificates (their SANs and its node's pair), the etcd members' cluster list, the
     # other apiserver's etcd servers and its route to the new pod network. No VIP, registry, image or CA change.
-    assert {stage: hosts - {NEW} for stage, hosts in changed.items() if hosts - {NEW}} == {
+    # The secondary asks for a transfer itself when the primary's notify for both changed zones (host.com and
+    # the reverse zone) has not yet been acted on at its turn: a change of its own, or none.
+    others = {stage: hosts - {NEW} for stage, hosts in changed.items() if hosts - {NEW}}
+    assert others.pop("dns_secondary", {"hdss7-12"}) == {"hdss7-12"}
+    assert others == {
         "dns_primary": {"hdss7-11"}, "l4proxy": {"hdss7-11", "hdss7-12"}, "etcd_certs": {"hdss7-200"},
         "k8s_certs": {"hdss7-200"}, "etcd": {"hdss7-12", "hdss7-21"}, "k8s_control_plane": {"hdss7-21"},
         "pod_network": {"hdss7-21"}}
@@ -91,6 +101,7 @@ def test_remove_a_master_and_member_add_a_new_one_then_put_the_first_back(conver
 
     # Back to the lab's inventory: hdss7-23 goes with remove-host, and the same run adds hdss7-22 back.
     back = runbook(NEW, "--confirm", name="remove_host")
+    put_back.append(back)
     assert back.rc == 0, back
     assert members(lab) == ["etcd-server-7-12", "etcd-server-7-21", "etcd-server-7-22"]
     assert sorted(nodes(lab)) == ["node/hdss7-21.host.com", "node/hdss7-22.host.com"]
