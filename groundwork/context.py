@@ -50,6 +50,8 @@ class RunContext:
     renewal: Renewal = field(default_factory=Renewal)
     # Every stage's facts, read on each host in one round trip at the run's start (runner.run_stages).
     gather_cache: "GatherCache | None" = None
+    # Per host, by OS family, the packages host preparation installs for the stages after it (stages.packages_ahead).
+    packages_ahead: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def os_of(self, host: str) -> "OsInfo | None":
         """The host's OS, read with its lock before any stage; None when not known."""

@@ -30,7 +30,7 @@ from groundwork.progress import Progress
 from groundwork.record import HostStageRecord, RunRecord
 from groundwork.remote import Remote
 from groundwork.schedule import StageGraph
-from groundwork.stages import Stage
+from groundwork.stages import Stage, packages_ahead
 
 
 def order_hosts(hosts: list[HostModel]) -> list[HostModel]:
@@ -166,7 +166,8 @@ def run_stages(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list[H
     as a graph. A host that failed a stage is in Nornir's failed hosts, which the stages after it do not run on."""
     progress.start()
     try:
-        ctx = replace(ctx, gather_cache=GatherCache())
+        ctx = replace(ctx, gather_cache=GatherCache(),
+                      packages_ahead={h.name: packages_ahead(stages, h, ctx.inventory) for h in targets})
         gather_first(nr, stages, ctx, targets)
         (_run_graph if graph else _run_each)(nr, stages, ctx, targets, record, progress)
     finally:

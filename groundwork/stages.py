@@ -49,6 +49,13 @@ class Stage:
     # --order graph; each named stage comes before this one in the pipeline). None: every stage before it in
     # the run, as in pipeline order.
     needs: tuple[str, ...] | None = None
+    # The packages its plan installs, by OS family. Host preparation installs them with the base tools, in the
+    # run's one package transaction per host; the stage still reads its packages and installs any missing.
+    # None where a package must not start before the stage's own step (chrony would step the clock before its
+    # drop-in; bind9 and dnsmasq each need the other stopped first).
+    installs: Callable[["HostModel"], dict[str, list[str]]] | None = None
+    # The stage that takes the others' installs into its own transaction (host preparation).
+    installs_for_others: bool = False
 
     def execute(self, remote: "Remote", host: "HostModel", ctx: RunContext) -> StageReport:
         """What the runner does for one host."""
@@ -56,6 +63,8 @@ class Stage:
             remote.masker.add(handed)
         wanted = self.probes(host, ctx)
         facts = self._gather(remote, host, wanted, ctx)
+        if ctx.dry_run and not self.installs_for_others:
+            facts = planned_installs(facts, ctx.packages_ahead.get(host.name, {}))
         report = StageReport(notes=list(self.notes(host, ctx)) if self.notes else [])
         apply_plan(remote, self.decide(host, facts, ctx, report.notes), ctx, report)
         if self.settle is not None and not ctx.dry_run and (step := self.settle(host, facts, ctx)) is not None:
@@ -82,3 +91,32 @@ class Stage:
     def applies_to(self, host: "HostModel", inventory: "Inventory") -> bool:
         in_groups = self.groups is None or any(g in host.groups for g in self.groups)
         return in_groups and (self.select is None or self.select(host, inventory))
+
+
+def packages_ahead(stages: list[Stage], host: "HostModel", inventory: "Inventory") -> dict[str, list[str]]:
+    """By OS family, the packages the run's stages after the one that installs for the others will install on
+    the host; empty when the run has no such stage (--stage, day-two verbs)."""
+    runs = [s for s in stages if s.applies_to(host, inventory)]
+    first = next((i for i, s in enumerate(runs) if s.installs_for_others), None)
+    if first is None:
+        return {}
+    ahead: dict[str, list[str]] = {}
+    for stage in runs[first + 1:]:
+        for family, names in (stage.installs(host) if stage.installs else {}).items():
+            ahead.setdefault(family, [])
+            ahead[family] += [n for n in names if n not in ahead[family]]
+    return ahead
+
+
+def planned_installs(facts: "Facts", ahead: dict[str, list[str]]) -> "Facts":
+    """A dry run's facts for a stage after host preparation: the packages that preparation's plan installs count
+    as installed, so that the stage plans no second install (and an approved plan matches the real run's)."""
+    from groundwork.facts import Facts
+
+    os, packages = facts.get("os"), facts.get("packages")
+    names = ahead.get(os.family, []) if os is not None and packages is not None else []
+    planned = {n: PLANNED for n in names if packages.get(n) is None}
+    return Facts(facts, packages={**packages, **planned}) if planned else facts
+
+
+PLANNED = "(installed by host preparation in this run)"

@@ -30,6 +30,7 @@ from groundwork.settings import Ca
 from groundwork.stages import Stage
 
 CERT, KEY, CSR, CONFIG = "ca.pem", "ca-key.pem", "ca.csr", "ca-config.json"
+PACKAGES = ["openssl"]  # operators check the CA with openssl, as the checks do
 
 
 def leaf_files(name: str) -> tuple[str, str]:
@@ -87,7 +88,7 @@ def write_ca(remote: Remote, ca: Ca, files: pki.CaFiles) -> None:
 def stage_probes(ca: Ca) -> list[probes.Probe]:
     p = paths(ca)
     config = wanted_digests([DesiredFile(p[CONFIG], pki.ca_config_json(ca))])
-    return [probes.os_info(), probes.packages(["openssl"]), probes.files([p[CONFIG]], read_unless=config),
+    return [probes.os_info(), probes.packages(PACKAGES), probes.files([p[CONFIG]], read_unless=config),
             # An existing pair is adopted, so it is read whole; the key never reaches the log.
             probes.files([p[CERT], p[KEY], p[CSR]], read_unless={}, key="ca_files", sensitive=True)]
 
@@ -99,7 +100,7 @@ def decide(host: HostModel, facts: Facts, notes: list[str]) -> list[Change]:
     current = {**facts["files"], **facts["ca_files"]}
     present = {name: current.get(path) is not None for name, path in p.items()}
     # Operators check the CA with openssl, as the checks do.
-    plan: list[Change] = install_missing(platform_for(facts["os"]), ["openssl"], facts["packages"])
+    plan: list[Change] = install_missing(platform_for(facts["os"]), PACKAGES, facts["packages"])
 
     if not present[CERT] and not present[KEY]:
         plan.append(ActionChange(f"create the CA {ca.cn} in {ca.dir}", describe_new_ca(ca),
@@ -138,7 +139,7 @@ def decide_replace(host: HostModel, facts: Facts, ctx: RunContext, notes: list[s
     p = paths(ca)
     old = [name for name in (CERT, KEY, CSR) if facts["ca_files"].get(p[name]) is not None]
     keep = f"{ca.dir}/replaced-{ctx.plan_time.strftime('%Y%m%dT%H%M%SZ')}"
-    plan: list[Change] = install_missing(platform_for(facts["os"]), ["openssl"], facts["packages"])
+    plan: list[Change] = install_missing(platform_for(facts["os"]), PACKAGES, facts["packages"])
     if old:
         notes.append(f"old CA kept in {keep}")
         moves = " && ".join(f"mv {shlex.quote(p[n])} {shlex.quote(keep)}/" for n in old)
@@ -150,7 +151,7 @@ def decide_replace(host: HostModel, facts: Facts, ctx: RunContext, notes: list[s
 
 
 STAGE = Stage(name="ca", title="certificate authority", groups=("ops",),
-              needs=("host_prep",),
+              needs=("host_prep",), installs=lambda host: {"debian": PACKAGES, "el": PACKAGES},
               probes=lambda host, ctx: stage_probes(host.settings.ca),
               read_secrets=lambda host, facts, ctx: key_read(host.settings.ca, facts),
               decide=lambda host, facts, ctx, notes: decide(host, facts, notes))

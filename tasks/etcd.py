@@ -396,7 +396,7 @@ CERTS = Stage(name="etcd_certs", title="etcd's certificates from the CA", groups
               read_secrets=lambda host, facts, ctx: pki.key_texts(facts["contents"]),
               decide=decide_certs_step, hand_off=hand_certs)
 MEMBERS = Stage(name="etcd", title="etcd cluster, one member at a time", groups=("etcd",), serial=True,
-                needs=("host_prep", "time_sync", "etcd_certs"),
+                needs=("host_prep", "time_sync", "etcd_certs"), installs=lambda host: host.settings.etcd.packages,
                 handed_secrets=lambda host, ctx: pki.key_texts(ctx.handoff.get(HANDOFF) or {}),
                 probes=lambda host, ctx: stage_probes(host, ctx.inventory, ctx.handoff.get(HANDOFF) or {},
                                                       ctx.family(host.name)),

@@ -27,9 +27,17 @@ def module_marker(module: str) -> str:
     return MODULE_PRESENT_WHEN.get(module, f"/sys/module/{module}")
 
 
-def stage_probes(host: HostModel, family: str | None = None) -> list[probes.Probe]:
+def wanted_packages(host: HostModel, ahead: dict[str, list[str]]) -> dict[str, list[str]]:
+    """By OS family: the base tools, then what the run's later stages install (one transaction per host)."""
+    base = host.settings.host_prep.base_packages
+    return {f: [*base.get(f, []), *(p for p in ahead.get(f, []) if p not in base.get(f, []))]
+            for f in {*base, *ahead}}
+
+
+def stage_probes(host: HostModel, family: str | None = None,
+                 ahead: dict[str, list[str]] | None = None) -> list[probes.Probe]:
     prep = host.settings.host_prep
-    packages = candidate_packages(prep.base_packages, family)
+    packages = candidate_packages(wanted_packages(host, ahead or {}), family)
     files = [prep.sysctl_file, MODULES_LOAD_FILE]
     if prep.package_repo:
         files += [p.repo_file.format(name=prep.package_repo.name) for p in candidate_platforms(family)]
@@ -61,10 +69,11 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def decide(host: HostModel, facts: Facts, notes: list[str]) -> list[Change]:
+def decide(host: HostModel, facts: Facts, notes: list[str], ahead: dict[str, list[str]] | None = None) -> list[Change]:
     """The changes that bring this host to the wanted state, in the order they must happen.
 
     notes: gets a line for each concern already as wanted.
+    ahead: by OS family, the packages the run's later stages install, installed here with the base tools.
     """
     prep = host.settings.host_prep
     platform = platform_for(facts["os"])
@@ -78,7 +87,7 @@ def decide(host: HostModel, facts: Facts, notes: list[str]) -> list[Change]:
         plan += selinux_changes(facts["selinux"])
     if prep.disable_firewalld:
         plan += stop_and_disable(facts["services"], "firewalld")
-    plan += package_changes(host, facts, platform, changes)
+    plan += package_changes(host, facts, platform, changes, ahead or {})
     plan += kernel_changes(host, facts)
     if not plan:
         notes.append("kernel settings, packages and files already as wanted")
@@ -111,12 +120,14 @@ def selinux_changes(selinux: dict) -> list[Change]:
     return [CommandChange("disable SELinux", commands, diff)] if commands else []
 
 
-def package_changes(host: HostModel, facts: Facts, platform: Platform, changes: list) -> list[Change]:
-    """The package repository first (and the index refreshed from it), the base tools, then the other files."""
+def package_changes(host: HostModel, facts: Facts, platform: Platform, changes: list,
+                    ahead: dict[str, list[str]]) -> list[Change]:
+    """The package repository first (and the index refreshed from it), then in one transaction the base tools
+    and what the run's later stages install, then the other files."""
     prep = host.settings.host_prep
     repo_file = platform.repo_file.format(name=prep.package_repo.name) if prep.package_repo else None
     repo = [c for c in changes if c.want.path == repo_file]
-    install = install_missing(platform, prep.base_packages.get(platform.family, []), facts["packages"])
+    install = install_missing(platform, wanted_packages(host, ahead).get(platform.family, []), facts["packages"])
     refresh = [CommandChange("refresh the package index", [platform.refresh_index],
                              value_diff("package index", None, "refreshed from the changed repository"))] \
         if repo and not install else []
@@ -141,6 +152,6 @@ def kernel_changes(host: HostModel, facts: Facts) -> list[Change]:
 
 
 STAGE = Stage(name="host_prep", title="host preparation", groups=None,
-              needs=(),
-              probes=lambda host, ctx: stage_probes(host, ctx.family(host.name)),
-              decide=lambda host, facts, ctx, notes: decide(host, facts, notes))
+              needs=(), installs_for_others=True,
+              probes=lambda host, ctx: stage_probes(host, ctx.family(host.name), ctx.packages_ahead.get(host.name)),
+              decide=lambda host, facts, ctx, notes: decide(host, facts, notes, ctx.packages_ahead.get(host.name)))

@@ -54,6 +54,7 @@ def handed(ctx: RunContext) -> tuple[dict[str, bytes] | None, bool]:
 
 STAGE = Stage(name="k8s_admin", title="kubectl and the admin kubeconfig on the ops host", groups=("ops",),
               needs=("host_prep", "k8s_certs", "vip", "k8s_control_plane"),
+              installs=lambda host: host.settings.kubernetes.kubectl_packages,
               select=k8s_stage_applies, checks="test_kubernetes.py",
               handed_secrets=lambda host, ctx: pki.key_texts(handed(ctx)[0] or {}), probes=stage_probes,
               notes=lambda host, ctx: [f"kubectl --kubeconfig {host.settings.kubernetes.admin_kubeconfig} reaches "

@@ -119,11 +119,16 @@ def install_script(bin_dir: str, sha256: str, binaries: list[str]) -> str:
             f"mkdir -p {d} && {moves} && {{ {note}; }}")
 
 
+def node_installs(k) -> dict[str, list[str]]:
+    """By OS family: kubectl and the packages the nodes need."""
+    return {f: [*k.kubectl_packages.get(f, []), *k.node_packages.get(f, [])]
+            for f in {*k.kubectl_packages, *k.node_packages}}
+
+
 def decide(host: HostModel, facts: Facts, wanted: dict[str, str], tarball: str, sha256: str) -> list[Change]:
     k = host.settings.kubernetes
-    family = platform_for(facts["os"]).family
-    plan: list[Change] = list(install_missing(platform_for(facts["os"]), [
-        *k.kubectl_packages.get(family, []), *k.node_packages.get(family, [])], facts["packages"]))
+    platform = platform_for(facts["os"])
+    plan: list[Change] = list(install_missing(platform, node_installs(k).get(platform.family, []), facts["packages"]))
     found = {b: facts["binaries"].get(b, (None, False)) for b in SERVER_BINARIES}
     stale = [b for b in SERVER_BINARIES if found[b][0] != wanted[b]]
     if not stale and not all(known for _, known in found.values()):
@@ -148,6 +153,6 @@ def decide_step(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]
 
 
 STAGE = Stage(name="k8s_binaries", title="Kubernetes server binaries and kubectl", groups=("master_compute",),
-              needs=("host_prep",),
+              needs=("host_prep",), installs=lambda host: node_installs(host.settings.kubernetes),
               select=k8s_stage_applies, checks="test_kubernetes.py",
               probes=lambda host, ctx: stage_probes(host, ctx.family(host.name)), decide=decide_step)

@@ -98,7 +98,7 @@ def hand_images(host: HostModel, before: Facts, after: Facts, ctx: RunContext) -
 
 
 STAGE = Stage(name="k8s_images", title="the kubelets' images, pushed to the registry", groups=("ops",),
-              needs=("host_prep", "registry"),
+              needs=("host_prep", "registry"), installs=lambda host: WORKLOAD_PACKAGES,
               select=k8s_stage_applies, secrets=frozenset({"registry_password"}), checks="test_kubernetes.py",
               probes=lambda host, ctx: stage_probes(ctx.inventory, ctx.secrets["registry_password"],
                                                     ctx.family(host.name)),

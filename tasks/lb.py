@@ -180,12 +180,12 @@ def leave_fault(host: HostModel, facts: Facts, ctx: RunContext) -> tuple[str, st
 
 
 PROXY = Stage(name="l4proxy", title="nginx stream proxy to the apiservers", groups=("proxy",), checks="test_lb.py",
-              needs=("host_prep",),
+              needs=("host_prep",), installs=lambda host: host.settings.lb.nginx_packages,
               probes=lambda host, ctx: proxy_probes(host, ctx.inventory, ctx.family(host.name)),
               decide=lambda host, facts, ctx, notes: decide_proxy(host, facts, ctx.inventory),
               notes=lambda host, ctx: proxy_notes(ctx.inventory))
 VIP = Stage(name="vip", title="keepalived VIP in front of the L4 proxy", groups=("proxy",), checks="test_lb.py",
-            needs=("host_prep", "l4proxy"),
+            needs=("host_prep", "l4proxy"), installs=lambda host: host.settings.lb.keepalived_packages,
             secrets=frozenset({"vrrp_password"}),
             probes=lambda host, ctx: vip_probes(host, ctx.inventory, ctx.family(host.name)),
             notes=lambda host, ctx: [f"VIP {ctx.inventory.lb_vip}, router id {ctx.inventory.defaults.lb.router_id}, "

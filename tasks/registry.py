@@ -102,12 +102,18 @@ def stage_probes(host: HostModel, password: str) -> list[probes.Probe]:
                     probes.password_checks(sorted({r.htpasswd for r in layouts}), ADMIN, password)]
 
 
+def installs(reg) -> dict[str, list[str]]:
+    """By OS family: the backend's packages (Harbor's installer's, or the registry's) and nginx in front."""
+    return {family: [*(layout.compose_packages if reg.backend == "harbor" else layout.packages),
+                     *layout.front_packages] for family, layout in REGISTRY.items()}
+
+
 def decide(host: HostModel, facts: Facts, password: str) -> list[Change]:
     """Install what is missing, the backend, then nginx in front of it, reloaded only when it changed."""
     reg = host.settings.registry
     platform = platform_for(facts["os"])
     layout = REGISTRY[platform.family]
-    wanted = [*(layout.compose_packages if reg.backend == "harbor" else layout.packages), *layout.front_packages]
+    wanted = installs(reg)[platform.family]
     missing = [p for p in wanted if facts["packages"].get(p) is None]
     plan: list[Change] = install_missing(platform, missing, facts["packages"])
     vhost, *backend_files = desired_files(reg, layout)
@@ -268,7 +274,7 @@ def _harbor_yml_changes(host: HostModel, reg: Registry, facts: Facts, unpacked: 
 
 
 STAGE = Stage(name="registry", title="registry behind nginx at harbor.od.com", groups=("ops",),
-              needs=("host_prep", "docker", "resolver"),
+              needs=("host_prep", "docker", "resolver"), installs=lambda host: installs(host.settings.registry),
               secrets=frozenset({"registry_password"}),
               probes=lambda host, ctx: stage_probes(host, ctx.secrets["registry_password"]),
               read_secrets=derived_secrets, notes=notes,

@@ -130,6 +130,7 @@ def notes(host: HostModel, inventory: Inventory) -> list[str]:
 
 
 def _stage(name: str, title: str, groups: tuple[str, ...] | None, needs: tuple[str, ...], select=None) -> Stage:
+    # No installs=: chrony is installed here, after the drop-in, never ahead by host preparation.
     return Stage(name=name, title=title, groups=groups, checks="test_time_sync.py", needs=needs,
                  probes=lambda host, ctx: stage_probes(host, ctx.inventory, ctx.family(host.name)),
                  decide=lambda host, facts, ctx, said: decide(host, ctx.inventory, facts),
