@@ -25,6 +25,9 @@ class Probe:
     input: bytes = b""
     # Its output holds a secret (a key, a password file): the gather's output is then kept out of the log.
     sensitive: bool = False
+    # A files() probe's paths and the digests it skips reading (None: reads no content): another files()
+    # probe's text answers it when that text has these paths and every content this one needs (GatherCache).
+    reads: tuple[frozenset[str], dict[str, str] | None] | None = field(default=None, compare=False)
 
 
 class Facts(dict):
@@ -90,6 +93,8 @@ class GatherCache:
 
     def __init__(self) -> None:
         self._texts: dict[str, dict[tuple[str, str, bytes], str]] = {}
+        # Per host, what each files() probe read: (its paths, its text), for a probe asking less of them.
+        self._files: dict[str, list[tuple[frozenset[str], str]]] = {}
         self._lock = threading.Lock()
         self.generation = 0  # how many times forgotten: a gather under way across a forget is not kept
         self._first_log: dict[str, list] = {}
@@ -103,15 +108,18 @@ class GatherCache:
         with self._lock:
             if generation != self.generation:
                 return
-            texts = self._texts.setdefault(host, {})
-            texts.update({self._identity(p): sections[p.key] for p in probes if p.key in sections})
+            self._kept(host, [(p, sections[p.key]) for p in probes if p.key in sections])
 
-    def keep_first(self, host: str, texts: dict[tuple[str, str, bytes], str], log: list) -> None:
-        """The run's first gather on a host: each probe's text by its identity, and the command that read them
-        (the host's first stage carries it into the run record)."""
+    def keep_first(self, host: str, read: list[tuple[Probe, str]], log: list) -> None:
+        """The run's first gather on a host: each probe with its text, and the command that read them (the
+        host's first stage carries it into the run record)."""
         with self._lock:
-            self._texts.setdefault(host, {}).update(texts)
+            self._kept(host, read)
             self._first_log[host] = log
+
+    def _kept(self, host: str, read: list[tuple[Probe, str]]) -> None:
+        self._texts.setdefault(host, {}).update({self._identity(p): text for p, text in read})
+        self._files.setdefault(host, []).extend((p.reads[0], text) for p, text in read if p.reads is not None)
 
     def first_log(self, host: str) -> list:
         """The command of the host's first gather, once: for the first stage to carry."""
@@ -121,13 +129,37 @@ class GatherCache:
     def take(self, host: str, probes: list[Probe]) -> dict[str, str]:
         """probe key -> its text, for the probes kept for this host."""
         with self._lock:
-            texts = self._texts.get(host, {})
-            return {p.key: texts[self._identity(p)] for p in probes if self._identity(p) in texts}
+            texts, files = self._texts.get(host, {}), self._files.get(host, [])
+            taken = {p.key: texts[self._identity(p)] for p in probes if self._identity(p) in texts}
+            for p in (p for p in probes if p.key not in taken and p.reads is not None):
+                # The first gather's files probes were built before an earlier stage handed over what they
+                # compare with (certificates): a text that read every content this probe needs answers it.
+                text = next((t for paths, t in files if p.reads[0] <= paths and _files_text_answers(p, t)), None)
+                if text is not None:
+                    taken[p.key] = text
+            return taken
 
     def forget(self) -> None:
         with self._lock:
             self._texts.clear()
+            self._files.clear()
             self.generation += 1
+
+
+def _files_text_answers(probe: Probe, text: str) -> bool:
+    """Whether a files() text has the content of every file whose digest is not the one this probe wants."""
+    paths, wanted = probe.reads
+    if wanted is None:
+        return True
+    digests, read = {}, set()
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "@@h":
+            digest, _, path = rest.partition(" ")
+            digests[path] = digest
+        elif kind == "@@c":
+            read.add(rest.partition("\t")[0])
+    return all(p in read or wanted.get(p) == d for p, d in digests.items() if p in paths)
 
 
 def _q(values: list[str]) -> str:
@@ -264,8 +296,9 @@ def files(paths: list[str], read_unless: dict[str, str] | None = None, key: str 
     One stat and one sha256sum for all the files, whatever their number.
     """
     paths = list(dict.fromkeys(paths))
+    reads = (frozenset(paths), None if read_unless is None else {p: d for p, d in read_unless.items() if p in paths})
     if not paths:
-        return Probe(key, "true", _parse_files(paths), sensitive=sensitive)
+        return Probe(key, "true", _parse_files(paths), sensitive=sensitive, reads=reads)
     if read_unless is not None:
         known = "".join(f"{shlex.quote(p)}) w={shlex.quote(d)};; " for p, d in read_unless.items() if p in paths)
         read = (f" | while read -r s p; do echo \"@@h $s $p\"; w=; case \"$p\" in {known}esac; "
@@ -274,7 +307,7 @@ def files(paths: list[str], read_unless: dict[str, str] | None = None, key: str 
         read = " | while read -r s p; do echo \"@@h $s $p\"; done"
     script = (f"set --; for p in {_q(paths)}; do [ -f \"$p\" ] && set -- \"$@\" \"$p\"; done; [ $# -gt 0 ] || exit 0; "
               "stat -c '@@s %n\t%a\t%U\t%G' -- \"$@\"; sha256sum -- \"$@\"" + read)
-    return Probe(key, script, _parse_files(paths), sensitive=sensitive)
+    return Probe(key, script, _parse_files(paths), sensitive=sensitive, reads=reads)
 
 
 # -- services ---------------------------------------------------------------------------------------

@@ -202,8 +202,8 @@ def gather_first(nr: Nornir, stages: list[Stage], ctx: RunContext, targets: list
             return
         sections = gathered_sections(out)
         if generation == ctx.gather_cache.generation:
-            ctx.gather_cache.keep_first(host.name, {identity: sections[p.key] for identity, p in zip(wanted, renamed)
-                                                    if p.key in sections}, remote.log)
+            ctx.gather_cache.keep_first(host.name, [(p, sections[r.key]) for p, r in zip(wanted.values(), renamed)
+                                                    if r.key in sections], remote.log)
 
     with ThreadPoolExecutor(max_workers=max(1, min(64, len(targets)))) as pool:
         list(pool.map(gather, targets))
