@@ -96,6 +96,6 @@ def notes(host: HostModel) -> list[str]:
 
 
 STAGE = Stage(name="docker", title="docker with the seeds' daemon.json", groups=("master_compute", "ops"),
-              needs=("host_prep",), installs=lambda host: host.settings.docker.packages,
+              needs=("host_prep", "resolver"), installs=lambda host: host.settings.docker.packages,
               probes=lambda host, ctx: stage_probes(host, ctx.family(host.name)),
               decide=lambda host, facts, ctx, said: decide(host, facts), notes=lambda host, ctx: notes(host))
