@@ -151,15 +151,8 @@ def _files_text_answers(probe: Probe, text: str) -> bool:
     paths, wanted = probe.reads
     if wanted is None:
         return True
-    digests, read = {}, set()
-    for line in text.splitlines():
-        kind, _, rest = line.partition(" ")
-        if kind == "@@h":
-            digest, _, path = rest.partition(" ")
-            digests[path] = digest
-        elif kind == "@@c":
-            read.add(rest.partition("\t")[0])
-    return all(p in read or wanted.get(p) == d for p, d in digests.items() if p in paths)
+    found = _parse_files(list(paths))(text)
+    return all(info is None or info.content is not None or wanted.get(p) == info.sha256 for p, info in found.items())
 
 
 def _q(values: list[str]) -> str:
