@@ -25,7 +25,7 @@ from groundwork.inventory import HostModel
 from groundwork.platforms import candidate_packages, install_missing, platform_for
 from groundwork.remote import Remote
 from groundwork.stages import Stage
-from groundwork.tasks.kubernetes import k8s_stage_applies, verified_file
+from groundwork.tasks.kubernetes import expected_sha256, k8s_stage_applies, verified_file
 
 SERVER_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 MEMBER = "kubernetes/server/bin/{}"
@@ -35,17 +35,27 @@ UPLOAD_SECONDS = 300
 _DIGESTS_LOCK = threading.Lock()  # the hosts' threads ask at once: one of them reads the tarball
 
 
+def _digests_cache(sha256: str) -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "groundwork" / f"server-{sha256}.json"
+
+
+def known_digests(sha256: str) -> dict[str, str] | None:
+    """Binary -> SHA-256 as tarball_digests() noted them for a tarball with this digest; None when not noted."""
+    try:
+        found = json.loads(_digests_cache(sha256).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and sorted(found) == sorted(SERVER_BINARIES) else None
+
+
 def tarball_digests(path: str, sha256: str) -> dict[str, str]:
     """Binary -> the SHA-256 of its member in the tarball whose own SHA-256 is sha256 (checked by the caller).
     Unpacking 100 MB takes seconds, so the answer is kept, by that digest, in this user's cache folder."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "groundwork" / f"server-{sha256}.json"
+    cache = _digests_cache(sha256)
     with _DIGESTS_LOCK:
-        try:
-            found = json.loads(cache.read_text())
-            if sorted(found) == sorted(SERVER_BINARIES):
-                return found
-        except (OSError, ValueError):
-            pass
+        found = known_digests(sha256)
+        if found is not None:
+            return found
         found = _member_digests(path)
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -125,12 +135,17 @@ def node_installs(k) -> dict[str, list[str]]:
             for f in {*k.kubectl_packages, *k.node_packages}}
 
 
+def stale_binaries(facts: Facts, wanted: dict[str, str]) -> list[str]:
+    """The server binaries whose digest on the host is not the tarball's."""
+    return [b for b in SERVER_BINARIES if facts["binaries"].get(b, (None, False))[0] != wanted[b]]
+
+
 def decide(host: HostModel, facts: Facts, wanted: dict[str, str], tarball: str, sha256: str) -> list[Change]:
     k = host.settings.kubernetes
     platform = platform_for(facts["os"])
     plan: list[Change] = list(install_missing(platform, node_installs(k).get(platform.family, []), facts["packages"]))
     found = {b: facts["binaries"].get(b, (None, False)) for b in SERVER_BINARIES}
-    stale = [b for b in SERVER_BINARIES if found[b][0] != wanted[b]]
+    stale = stale_binaries(facts, wanted)
     if not stale and not all(known for _, known in found.values()):
         plan.append(CommandChange(f"note the binaries' digests in {_ledger(k.bin_dir)}", [note_script(k.bin_dir)],
                                   value_diff(_ledger(k.bin_dir), None, "every binary's SHA-256, size and mtime")))
@@ -146,10 +161,17 @@ def decide(host: HostModel, facts: Facts, wanted: dict[str, str], tarball: str, 
 
 
 def decide_step(host: HostModel, facts: Facts, ctx: RunContext, notes: list[str]) -> list[Change]:
-    """The tarball is checked on this machine first: nothing of a damaged or different one is delivered."""
-    tarball, sha256 = verified_file(ctx.inventory.defaults.kubernetes, "server_tarball")
-    notes.append(f"server binaries from {tarball} (sha256:{sha256[:16]}...)")
-    return decide(host, facts, tarball_digests(str(tarball), sha256), str(tarball), sha256)
+    """The tarball is checked on this machine before it is unpacked or anything of it is delivered: nothing of a
+    damaged or different one is sent. A host whose binaries have the digests noted for the inventory's tarball
+    digest needs nothing of it, and the 100 MB are not read (a no-op run's largest piece of work here)."""
+    k = ctx.inventory.defaults.kubernetes
+    sha256 = expected_sha256(k.server_tarball_sha256, "server_tarball_sha256")
+    wanted = known_digests(sha256)
+    if wanted is None or stale_binaries(facts, wanted):
+        tarball, sha256 = verified_file(k, "server_tarball")
+        wanted = tarball_digests(str(tarball), sha256)
+    notes.append(f"server binaries from {k.server_tarball} (sha256:{sha256[:16]}...)")
+    return decide(host, facts, wanted, k.server_tarball, sha256)
 
 
 STAGE = Stage(name="k8s_binaries", title="Kubernetes server binaries and kubectl", groups=("master_compute",),

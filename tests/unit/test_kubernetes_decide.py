@@ -7,6 +7,7 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cryptography import x509
@@ -15,9 +16,11 @@ from pydantic import ValidationError
 
 from groundwork import pki
 from groundwork.changes import StageError
+from groundwork.facts import Facts
 from groundwork.inventory import load_inventory
 from groundwork.settings import Ca, Kubernetes
 from groundwork.tasks import k8s_certs
+from groundwork.tasks import k8s_binaries
 from groundwork.tasks.k8s_binaries import SERVER_BINARIES, install_script, tarball_digests
 from groundwork.registry_client import curl_credentials
 from groundwork.tasks.kubernetes import expected_sha256, verified_file
@@ -77,6 +80,26 @@ def test_a_tarball_without_the_server_binaries_is_refused(tmp_path):
     path, sha = server_tarball(tmp_path, binaries=("kubelet",))
     with pytest.raises(StageError, match="lacks kubernetes/server/bin/kube-apiserver"):
         tarball_digests(str(path), sha)
+
+
+def test_the_tarball_is_read_only_when_a_host_needs_something_of_it(tmp_path, monkeypatch):
+    """A no-op does not hash 100 MB: a host whose binaries have the digests noted for the inventory's tarball
+    digest needs nothing of the tarball. A host that needs a binary gets nothing of a damaged tarball."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path, sha = server_tarball(tmp_path)
+    digests = tarball_digests(str(path), sha)  # noted, as a first run notes them
+    k = Kubernetes(server_tarball=str(path), server_tarball_sha256=sha, pause_binary=str(path),
+                   pause_binary_sha256=sha)
+    ctx = SimpleNamespace(inventory=SimpleNamespace(defaults=SimpleNamespace(kubernetes=k)))
+    decided = []
+    monkeypatch.setattr(k8s_binaries, "decide", lambda host, facts, wanted, tarball, sha256: decided.append(wanted) or [])
+    path.write_bytes(path.read_bytes() + b"damage")
+    current = Facts(binaries={b: (d, True) for b, d in digests.items()})
+    assert k8s_binaries.decide_step(OPS, current, ctx, []) == [] and decided == [digests]
+    stale = Facts(binaries={**current["binaries"], "kubelet": ("0" * 64, True)})
+    with pytest.raises(StageError, match=f"kubernetes.server_tarball: {path} has SHA-256"):
+        k8s_binaries.decide_step(OPS, stale, ctx, [])
+    assert len(decided) == 1
 
 
 # -- delivery on the host --------------------------------------------------------------------------------
