@@ -76,11 +76,26 @@ def health(host: HostModel, component: str) -> str:
     return f"curl -sf --max-time 3 http://127.0.0.1:{port}/healthz >/dev/null"
 
 
+def later_masters(host: HostModel, inventory: Inventory) -> list[str]:
+    """The apiservers after this one in the L4 proxy's backends: the masters whose turn comes after this one's."""
+    backends = [str(b) for b in inventory.lb_backends]
+    return backends[backends.index(str(host.address)) + 1:] if str(host.address) in backends else []
+
+
+def later_answering(host: HostModel, inventory: Inventory) -> probes.Probe:
+    """Which of the later masters' apiservers answer now, seen from this master (-k: the question is whether
+    anything serves there, which a master without the CA yet must be able to ask)."""
+    port = host.settings.lb.backend_port
+    script = "".join(f"[ \"$(curl -sk -o /dev/null --max-time 2 -w '%{{http_code}}' https://{a}:{port}/readyz)\" "
+                     f"= 200 ] && echo {a}; " for a in later_masters(host, inventory)) + "true"
+    return probes.Probe("later_answering", script, lambda text: set(text.split()))
+
+
 def stage_probes(host: HostModel, inventory: Inventory, pems: dict[str, bytes]) -> list[probes.Probe]:
     k = host.settings.kubernetes
     files = [w for group in desired(host, inventory, pems).values() for w in group]
-    return service_probes(COMPONENTS, files, [k.cert_dir, k.conf_dir, AUDIT_DIR],
-                          {c: health(host, c) for c in COMPONENTS})
+    return [*service_probes(COMPONENTS, files, [k.cert_dir, k.conf_dir, AUDIT_DIR],
+                            {c: health(host, c) for c in COMPONENTS}), later_answering(host, inventory)]
 
 
 def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, bytes] | None, fresh: bool,
@@ -121,9 +136,10 @@ def decide(host: HostModel, inventory: Inventory, facts: Facts, pems: dict[str, 
     # and come back through systemd: those answering before answer again before the next master's turn.
     waits["kube-apiserver"] += [wait_for(c, health(host, c), f"{c} did not come back after the apiserver's restart")
                                 for c in COMPONENTS[1:] if c in facts["answering"] and c not in changed]
-    if len(inventory.lb_backends) > 1 and host.address != inventory.lb_backends[-1]:
+    if facts["later_answering"]:
         # The L4 proxy leaves out for BACKEND_FAIL_TIMEOUT a backend that refused connections while it
-        # restarted: the next master restarts only once this one is taken again, never with both left out.
+        # restarted: a later master that serves now restarts only once this one is taken again, never with both
+        # left out. Where none serves (a cold start), its start takes nothing out and there is nothing to wait for.
         waits["kube-apiserver"].append(f"sleep {BACKEND_FAIL_TIMEOUT}")
     return plan + restarts(COMPONENTS, changed, facts, waits, notes)
 

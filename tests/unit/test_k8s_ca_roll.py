@@ -64,7 +64,7 @@ def facts_of(files: dict[str, bytes], stage_services: tuple[str, ...]) -> dict:
     dirs = {p.rsplit("/", 1)[0] for p in files} | {k8s_control_plane.AUDIT_DIR, k8s_node.ROOT_DIR}
     return {"files": _Files(infos), "paths": dirs, "answering": set(stage_services),
             "services": Services({s: ServiceInfo(True, "active", "enabled") for s in stage_services}),
-            "os": DEBIAN, "packages": {}, "node": "registered", "images": {}}
+            "os": DEBIAN, "packages": {}, "node": "registered", "images": {}, "later_answering": set()}
 
 
 class _Files(dict):
