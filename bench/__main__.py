@@ -76,21 +76,31 @@ def lab(*args: str, inventory: Path) -> None:
         raise SystemExit(f"bench: python -m lab {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
 
 
+def machine_busy_cpu_s() -> float:
+    """CPU seconds this machine has been busy since it booted, all CPUs together: the runbook's and the lab
+    hosts' (they run on this machine) alike (/proc/stat: everything but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def timed_run(runbook: str, args: list[str], reports: Path) -> dict:
-    """One runbook process: wall time, exit code, peak RSS and its run record."""
+    """One runbook process: wall time, exit code, peak RSS, the machine's busy CPU seconds while it ran, and its
+    run record."""
     reports.mkdir(parents=True, exist_ok=True)
     before = set(reports.iterdir())
+    busy_before = machine_busy_cpu_s()
     started = time.perf_counter()
     proc = subprocess.Popen([PYTHON, str(PROJECT / "runbooks" / f"{runbook}.py"), *args, "--reports", str(reports)],
                             cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
+    busy = machine_busy_cpu_s() - busy_before
     proc.returncode = os.waitstatus_to_exitcode(status)
     new = sorted(set(reports.iterdir()) - before - {reports / "index.html"})
     record = json.loads((new[-1] / "run.json").read_text()) if new and (new[-1] / "run.json").exists() else {}
     return {"wall": wall, "rc": proc.returncode, "rss_mb": usage.ru_maxrss / 1024,
-            "cpu": usage.ru_utime + usage.ru_stime, "record": record,
+            "cpu": usage.ru_utime + usage.ru_stime, "machine_busy_cpu_s": busy, "record": record,
             "output": output.decode(errors="replace")}
 
 
@@ -128,6 +138,7 @@ def measure(name: str, runbook: str, args: list[str], repeat: int, reports: Path
               for s in stage_walls(runs[0]["record"])}
     return {"median_s": statistics.median(r["wall"] for r in runs), "runs_s": [round(r["wall"], 3) for r in runs],
             "peak_rss_mb": max(r["rss_mb"] for r in runs), "cpu_s": round(statistics.median(r["cpu"] for r in runs), 3),
+            "machine_busy_cpu_s": round(statistics.median(r["machine_busy_cpu_s"] for r in runs), 2),
             "stages_s": {k: round(v, 3) for k, v in stages.items()},
             "changed_hosts": len(changed_hosts(runs[-1]["record"])),
             "failed_checks": [r["failed_checks"] for r in runs]}
@@ -173,6 +184,9 @@ def bench_hosts(hosts: int, args, work: Path) -> dict:
     else:
         lab("up", inventory=inventory)
         timed_run("full", ["-i", str(inventory), "--no-verify"], reports)  # converge first
+    before, started = machine_busy_cpu_s(), time.perf_counter()
+    time.sleep(5)  # the converged lab at rest: its control planes and etcd use CPU with no run at all
+    result["rest_busy_cpu_per_s"] = round((machine_busy_cpu_s() - before) / (time.perf_counter() - started), 2)
     result["floor"] = measure_floor(inventory, args.repeat)
     result["noop"] = measure("noop", "full", ["--no-verify"], args.repeat, reports, inventory, expect_no_change=True)
     if args.graph:
@@ -241,6 +255,17 @@ def table(results: list[dict]) -> str:
                     graph, strict = r[f"{kind} graph"]["median_s"], r[kind]["median_s"]
                     lines.append(f"  {r['hosts']:>3} hosts, {kind}: graph {graph:.2f}s, pipeline order {strict:.2f}s: "
                                  f"{graph / strict:.2f}x")
+    lines.append(f"\nthe machine's busy CPU (runbook and lab hosts together, {os.cpu_count()} CPUs): no order of the "
+                 "work can finish sooner than busy CPU seconds / CPUs")
+    for r in results:
+        if "rest_busy_cpu_per_s" in r:
+            lines.append(f"  {r['hosts']:>3} hosts, at rest    : {r['rest_busy_cpu_per_s']:.2f} CPU-s each second, "
+                         "with no run")
+        for kind in ("cold", "cold graph", "noop", "noop graph", "verify"):
+            if kind in r and "machine_busy_cpu_s" in r[kind]:
+                busy, wall = r[kind]["machine_busy_cpu_s"], r[kind]["median_s"]
+                lines.append(f"  {r['hosts']:>3} hosts, {kind:<10}: {busy:7.1f} CPU-s in {wall:6.1f}s "
+                             f"({busy / (wall * os.cpu_count()):4.0%} busy), bound {busy / os.cpu_count():6.1f}s")
     verbs = [k for k in ("certs", "renew", "renew client", "backup", "restore") if any(k in r for r in results)]
     if verbs:
         lines.append("\nday-two verbs (median wall time):")
