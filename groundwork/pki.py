@@ -10,8 +10,8 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from ipaddress import ip_address
 
 from cryptography import x509

@@ -191,6 +191,7 @@ def verified_file(k: Kubernetes, field: str) -> tuple[Path, str]:
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+
 def kubeconfig(server: str, user: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> bytes:
     """A kubeconfig with everything embedded (as `kubectl config set-cluster --embed-certs` makes it)."""
     def b64(data: bytes) -> str:
